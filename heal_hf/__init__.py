@@ -1,0 +1,27 @@
+"""heal-hf: HEAL (hybrid-domain entropy dynamics alignment) for few-shot RLVR on Hugging Face.
+
+The math core is importable from here and needs only torch and numpy:
+`token_entropy`, `EntropyProfile`, `EDAReference`, `EDAReward`, `HybridSelector`.
+Ecosystem adapters live in submodules (`heal_hf.trl`, `heal_hf.pool`, ...).
+"""
+
+from . import verifiers
+from .eda import EDAReference, EDAReward, EDAScores
+from .entropy import token_entropy
+from .profiles import EntropyProfile
+from .selection import HybridSelector, Selection, response_criteria
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EDAReference",
+    "EDAReward",
+    "EDAScores",
+    "EntropyProfile",
+    "HybridSelector",
+    "Selection",
+    "response_criteria",
+    "token_entropy",
+    "verifiers",
+    "__version__",
+]

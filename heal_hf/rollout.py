@@ -1,0 +1,167 @@
+"""Sample responses from a Hugging Face causal LM and keep their token entropies.
+
+The entropies are taken during generation by a logits processor: transformers runs
+custom processors after its own (repetition penalty, min length...) and before the
+sampling warpers (temperature, top-k, top-p), so each step's entropy is that of
+softmax(logits / temperature) over the full vocabulary, before truncation (HEAL.md),
+with no extra forward pass and no stored logits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
+
+from .entropy import token_entropy
+
+
+class EntropyRecorder(LogitsProcessor):
+    """Records each generation step's token entropies (B,) and leaves the scores unchanged."""
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        self.temperature = temperature
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.steps.append(token_entropy(scores, temperature=self.temperature).cpu())
+        return scores
+
+
+@dataclass
+class Rollouts:
+    """k sampled responses for each of P prompts.
+
+    `texts[p][j]` is response j of prompt p; `token_ids`, `tokens` (decoded pieces)
+    and `entropies` (nats per generated token, EOS included when produced) are
+    aligned lists of the same nesting. `settings` records how they were sampled.
+    """
+
+    prompts: list[str]
+    texts: list[list[str]]
+    token_ids: list[list[list[int]]]
+    tokens: list[list[list[str]]]
+    entropies: list[list[list[float]]]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def flat_entropies(self) -> list[list[float]]:
+        """All P * k entropy sequences, prompt-major."""
+        return [e for per_prompt in self.entropies for e in per_prompt]
+
+
+def completion_lengths(ids: torch.Tensor, eos_token_ids: Sequence[int]) -> torch.Tensor:
+    """(B,) generated lengths: up to and including the first EOS, else the full width."""
+    if ids.shape[1] == 0:
+        return torch.zeros(ids.shape[0], dtype=torch.long)
+    is_eos = torch.isin(ids, torch.as_tensor(list(eos_token_ids), dtype=ids.dtype))
+    first = torch.where(is_eos.any(1), is_eos.float().argmax(1) + 1, torch.full_like(ids[:, 0], ids.shape[1]))
+    return first.long()
+
+
+def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    eos = model.generation_config.eos_token_id
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    if eos is None:
+        return []
+    return list(eos) if isinstance(eos, (list, tuple)) else [int(eos)]
+
+
+@torch.no_grad()
+def sample_with_entropies(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    num_samples: int = 8,
+    max_new_tokens: int = 128,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    seed: int = 0,
+    batch_size: int = 64,
+    chat_template: bool = False,
+    progress: Any = None,
+) -> Rollouts:
+    """Sample `num_samples` responses per prompt and record per-token entropies.
+
+    Args:
+        model, tokenizer: a causal LM and its tokenizer (left padding is used).
+        prompts: P prompt strings (wrapped in the chat template when `chat_template`).
+        num_samples: k responses per prompt.
+        max_new_tokens: generation cap per response.
+        temperature, top_p, top_k: sampling settings; entropies use `temperature`
+            over the full vocabulary (top-k/top-p do not change them).
+        seed: seeds torch's RNG once before the first batch, so the same call gives
+            the same responses.
+        batch_size: sequences per `generate` call (prompts per call = batch_size // k).
+        progress: optional callable taking the number of prompts just finished
+            (e.g. a tqdm bar's `update`).
+    """
+    if not prompts:
+        raise ValueError("prompts: expected at least one prompt")
+    if num_samples < 1 or max_new_tokens < 1 or batch_size < 1:
+        raise ValueError(
+            f"num_samples, max_new_tokens, batch_size: expected positive integers, "
+            f"got {num_samples}, {max_new_tokens}, {batch_size}"
+        )
+    if not temperature > 0:
+        raise ValueError(f"temperature: expected > 0, got {temperature}")
+    eos_ids = _eos_ids(model, tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids or [0])[0]
+    texts_in = [
+        tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
+        if chat_template
+        else p
+        for p in prompts
+    ]
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    was_training = model.training
+    model.eval()
+    torch.manual_seed(seed)
+    per_call = max(1, batch_size // num_samples)
+    out = Rollouts(list(prompts), [], [], [], [])
+    out.settings = {
+        "num_samples": num_samples,
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "top_k": top_k,
+        "seed": seed,
+    }
+    try:
+        for start in range(0, len(texts_in), per_call):
+            chunk = texts_in[start : start + per_call]
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=not chat_template)
+            enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+            recorder = EntropyRecorder(temperature)
+            generated = model.generate(
+                **enc,
+                do_sample=True,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=top_k,
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=num_samples,
+                logits_processor=LogitsProcessorList([recorder]),
+                pad_token_id=pad_id,
+                eos_token_id=eos_ids or None,
+            )
+            new_ids = generated[:, enc["input_ids"].shape[1] :].cpu()
+            ent = torch.stack(recorder.steps, 1) if recorder.steps else torch.zeros(len(new_ids), 0)
+            lengths = completion_lengths(new_ids, eos_ids)
+            for p in range(len(chunk)):
+                rows = range(p * num_samples, (p + 1) * num_samples)
+                ids = [new_ids[r, : lengths[r]].tolist() for r in rows]
+                out.token_ids.append(ids)
+                out.entropies.append([ent[r, : lengths[r]].tolist() for r in rows])
+                out.texts.append(tokenizer.batch_decode(ids, skip_special_tokens=True))
+                out.tokens.append([tokenizer.convert_ids_to_tokens(i) for i in ids])
+            if progress is not None:
+                progress(len(chunk))
+    finally:
+        tokenizer.padding_side = padding_side
+        model.train(was_training)
+    return out

@@ -1,0 +1,94 @@
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from heal_hf.verifiers import (
+    exact_match,
+    extract_answer,
+    get_verifier,
+    math_match,
+    numeric_match,
+    parse_number,
+    verifier_reward,
+)
+
+
+@pytest.mark.parametrize("completion, answer, want", [
+    ("step 1\nAnswer: Paris.", "paris", 1.0),
+    ("step 1\nAnswer: Lyon", "paris", 0.0),
+    ("#### yes", "Yes", 1.0),
+    ("\\boxed{b}", "b", 1.0),
+    ([{"role": "assistant", "content": "Answer: 7"}], 7, 1.0),
+    ("", "x", 0.0),
+])
+def test_exact(completion, answer, want):
+    assert exact_match(completion, answer) == want
+
+
+@pytest.mark.parametrize("completion, answer, want", [
+    ("so 1,234 apples\n#### 1,234", 1234, 1.0),
+    ("Answer: 3/4", "0.75", 1.0),
+    ("Answer: -2.5e1", "-25", 1.0),
+    ("Answer: 12", "13", 0.0),
+    ("Answer: twelve", "12", 0.0),
+    ("Answer: 0.3334", "1/3", 0.0),
+])
+def test_numeric(completion, answer, want):
+    assert numeric_match(completion, answer) == want
+    assert numeric_match("Answer: 0.33333334", "1/3", rel_tol=1e-6) == 1.0
+
+
+@pytest.mark.parametrize("completion, answer, want", [
+    ("The result is \\boxed{\\frac{1}{2}}", "0.5", 1.0),
+    ("Answer: 2x+1", "1+2*x", 1.0),
+    ("so x = $\\sqrt{4}$", "2", 1.0),
+    ("Answer: 3", "4", 0.0),
+    ("garbage {{{ \\frac", "3", 0.0),
+])
+def test_math(completion, answer, want):
+    assert math_match(completion, answer) == want
+
+
+def test_math_off_the_main_thread():
+    out = []
+    t = threading.Thread(target=lambda: out.append(math_match("\\boxed{3}", "3")))
+    t.start()
+    t.join()
+    assert out == [1.0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.none(), st.integers(), st.lists(st.text(max_size=5), max_size=3),
+                 st.lists(st.dictionaries(st.sampled_from(["role", "content"]), st.text(max_size=20)), max_size=2)))
+def test_never_raise_on_malformed_model_output(completion):
+    for check in (exact_match, numeric_match):
+        assert check(completion, "42") in (0.0, 1.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.text(alphabet="\\{}$^_0123456789+-*/=()abcx ", max_size=60))
+def test_math_never_raises_on_latex_noise(completion):
+    assert math_match(completion, "3") in (0.0, 1.0)
+
+
+def test_missing_gold_is_a_data_error():
+    for check in (exact_match, numeric_match, math_match):
+        with pytest.raises(ValueError, match="answer"):
+            check("Answer: 1", None)
+    with pytest.raises(ValueError, match="no number"):
+        numeric_match("Answer: 1", "abc")
+
+
+def test_helpers_and_registry():
+    assert extract_answer("a\n\\boxed{x{y}z}\nmore") == "x{y}z"
+    assert extract_answer("line1\n\nlast line\n") == "last line"
+    assert parse_number("no digits") is None and parse_number("1/0") is None
+    assert get_verifier("numeric") is numeric_match
+    with pytest.raises(ValueError, match="verifier"):
+        get_verifier("fuzzy")
+    reward = verifier_reward("numeric")
+    assert reward(["p", "p"], ["Answer: 4", "Answer: 5"], answer=["4", "4"]) == [1.0, 0.0]
+    with pytest.raises(ValueError, match="answer_column|column"):
+        reward(["p"], ["Answer: 4"], solution=["4"])
