@@ -1,0 +1,10 @@
+"""evaluate modules shipped with heal-hf, each laid out exactly as its Hub Space.
+
+`evaluate.load(EDA_METRIC_PATH)` works offline; `evaluate.load("heal/eda")` loads
+the same files from the Hub.
+"""
+
+from pathlib import Path
+
+METRICS_DIR = Path(__file__).parent
+EDA_METRIC_PATH = str(METRICS_DIR / "eda")

@@ -1,0 +1,58 @@
+import datasets
+import pytest
+import torch
+
+from heal_hf.eda import EDAReference
+from heal_hf.pool import POOL_FEATURES, load_pool, pool_reference, pool_rows, tokenizer_fingerprint, with_pool_scores
+from heal_hf.rollout import sample_with_entropies
+from heal_hf.toy.tiny import char_tokenizer, tiny_causal_lm
+from heal_hf.verifiers import numeric_match
+
+
+@pytest.fixture(scope="module")
+def small_pool():
+    model, tok = tiny_causal_lm(seed=0)
+    prompts = [f"Q: {i} + {i} = ?\nA:" for i in range(5)]
+    answers = [str(2 * i) for i in range(5)]
+    out = sample_with_entropies(model, tok, prompts, num_samples=3, max_new_tokens=16, seed=0)
+    passed = [[numeric_match(c, a) for c in cs] for cs, a in zip(out.texts, answers)]
+    rows = pool_rows(prompts, answers, ["add"] * 5, out.texts, out.entropies, passed, "tiny",
+                     tokenizer_fingerprint(tok), out.settings, bins=8)
+    return with_pool_scores(datasets.Dataset.from_list(rows, features=POOL_FEATURES)), out
+
+
+def test_reference_from_stored_profiles_equals_from_entropies(small_pool):
+    pool, out = small_pool
+    a, b = pool_reference(pool), EDAReference.from_entropies(out.flat_entropies(), bins=8)
+    assert a.magnitude_mean == pytest.approx(b.magnitude_mean, rel=1e-6)
+    assert torch.allclose(a.diff_std, b.diff_std, atol=1e-6) and a.forking_threshold == pytest.approx(b.forking_threshold)
+    assert a.count == 15
+
+
+def test_scores_are_pool_ranks(small_pool):
+    pool, _ = small_pool
+    for col in ("uncertainty_score", "diversity_score"):
+        values = pool[col]
+        assert all(0.0 <= v <= 1.0 for v in values) and max(values) > min(values)
+
+
+def test_load_from_a_folder_validates(small_pool, tmp_path):
+    pool, _ = small_pool
+    (tmp_path / "data").mkdir()
+    pool.to_parquet(str(tmp_path / "data" / "shard-00000.parquet"))
+    assert len(load_pool(tmp_path, bins=8)) == 5
+    with pytest.raises(ValueError, match="bins=8 but bins=16"):
+        load_pool(tmp_path, bins=16)
+    with pytest.raises(ValueError, match="tokenizer"):
+        load_pool(tmp_path, tokenizer_hash="0" * 16)
+    with pytest.raises(ValueError, match="schema version"):
+        load_pool(pool.map(lambda r: {"schema_version": "0"}))
+    with pytest.raises(ValueError, match="missing columns"):
+        load_pool(pool.remove_columns(["token_entropies"]))
+
+
+def test_tokenizer_fingerprint_is_stable_and_discriminating():
+    assert tokenizer_fingerprint(char_tokenizer()) == tokenizer_fingerprint(char_tokenizer())
+    other = char_tokenizer()
+    other.add_tokens(["<extra>"])
+    assert tokenizer_fingerprint(other) != tokenizer_fingerprint(char_tokenizer())
