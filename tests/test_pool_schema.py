@@ -56,3 +56,21 @@ def test_tokenizer_fingerprint_is_stable_and_discriminating():
     other = char_tokenizer()
     other.add_tokens(["<extra>"])
     assert tokenizer_fingerprint(other) != tokenizer_fingerprint(char_tokenizer())
+
+
+def test_hybrid_selection_mixes_target_and_picks(small_pool):
+    from heal_hf.processors import get_processor
+
+    pool, _ = small_pool
+    target = datasets.Dataset.from_dict({"question": ["Q: a?", "Q: b?"], "solution": ["1", "2"]})
+    mix = get_processor("hybrid_selection", pool=pool, n_general=3, prompt_column="question",
+                        answer_column="solution", target_source="toy")(target)
+    assert mix["domain"] == ["target"] * 2 + ["general"] * 3
+    assert mix["source"][:2] == ["toy", "toy"] and set(mix["source"][2:]) == {"add"}
+    assert len(set(mix["prompt"][2:])) == 3 and set(mix["prompt"][2:]) <= set(pool["prompt"])
+    default = get_processor("hybrid_selection", pool=pool, prompt_column="question", answer_column="solution")(target)
+    assert default["domain"].count("general") == 5  # 3 x 2 = 6, capped at the pool's 5 rows
+    with pytest.raises(ValueError, match="prompt_column"):
+        get_processor("hybrid_selection", pool=pool)(target)
+    with pytest.raises(ValueError, match="processor"):
+        get_processor("nope")
