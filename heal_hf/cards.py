@@ -87,6 +87,13 @@ reference = pool_reference(pool)                # EDA reference statistics
 
 Token entropy H_t = -sum_v p(v) log p(v) with p = softmax(logits_t / temperature) over
 the full vocabulary, before top-k/top-p truncation, recorded during generation.
+{% if command -%}
+The command that built it:
+
+```bash
+{{ command }}
+```
+{%- else -%}
 The equivalent command (the same rows on the same hardware and library versions):
 
 ```bash
@@ -99,6 +106,7 @@ heal-hf build-pool --model {{ model_id }} --dataset {{ dataset_id }} --out DIR \
     --verifier {{ config.verifier }} --seed {{ config.seed }} \\
     --shard-size {{ config.shard_size }} --batch-size {{ config.batch_size }}{% if config.chat_template %} --chat-template{% endif %}
 ```
+{%- endif %}
 
 ## Columns
 
@@ -195,6 +203,7 @@ def pool_dataset_card(manifest: dict, stats: dict, repo_id: str, license: str = 
         config=config,
         num_shards=num_shards,
         schema_version=manifest["schema_version"],
+        command=manifest.get("command"),
         heal_hf_version=manifest["heal_hf_version"],
         columns=columns,
         stats=stats,

@@ -76,14 +76,11 @@ def _build_pool(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    import torch
-    from accelerate import PartialState
-
-    from .pool import PoolBuildConfig, build_pool, load_causal_lm, load_prompt_dataset
+    from .pool import PoolBuildConfig, build_pool, load_causal_lm, load_prompt_dataset, process_layout
 
     # Under `accelerate launch` each process builds its share of the shards (see build_pool).
-    state = PartialState(cpu=not torch.cuda.is_available())
-    device = args.device or (str(state.device) if state.device.type != "cpu" else "cpu")
+    process_index, num_processes, process_device = process_layout()
+    device = args.device or process_device
     config = PoolBuildConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PoolBuildConfig)})
     config.validate()
     dataset = load_prompt_dataset(args.dataset, split=args.split, config_name=args.dataset_config)
@@ -96,13 +93,13 @@ def _build_pool(args: argparse.Namespace) -> int:
         model, tokenizer, dataset, args.out, config,
         model_id=args.model_id or (Path(args.model).name if Path(args.model).exists() else args.model),
         dataset_id=dataset_id,
-        process_index=state.process_index,
-        num_processes=state.num_processes,
+        process_index=process_index,
+        num_processes=num_processes,
         progress=not args.no_progress,
         repo_id=args.repo_id,
         license=args.license,
     )
-    if state.process_index == 0:
+    if process_index == 0:
         print(f"pool: {out} ({len(dataset)} prompts); load it with datasets.load_dataset({str(out)!r})")
     return 0
 

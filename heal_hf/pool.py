@@ -284,7 +284,7 @@ def pool_reference(pool: datasets.Dataset, max_tokens_for_threshold: int = 1_000
 
 MANIFEST_NAME = "pool_build.json"
 DATA_DIR = "data"
-_IDENTITY_EXEMPT = ("heal_hf_version",)  # manifest keys a resumed build may differ in
+_IDENTITY_EXEMPT = ("heal_hf_version", "command")  # manifest keys a resumed build may differ in
 
 POOL_COLUMN_DOCS: dict[str, str] = {
     "prompt": "the general-domain problem, as given to the model",
@@ -412,6 +412,18 @@ def load_causal_lm(
     tokenizer = AutoTokenizer.from_pretrained(str(model_id), trust_remote_code=False)
     check_causal_lm(model)
     return model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval(), tokenizer
+
+
+def process_layout() -> tuple[int, int, str]:
+    """(process index, process count, device) of this process under `accelerate launch` (0, 1, ... alone).
+
+    On machines without CUDA each process runs on the CPU (accelerate's multi-CPU mode).
+    """
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    device = str(state.device) if state.device.type != "cpu" else "cpu"
+    return state.process_index, state.num_processes, device
 
 
 def load_prompt_dataset(source: str | Path, split: str = "train", config_name: str | None = None) -> datasets.Dataset:
@@ -588,6 +600,7 @@ def build_pool(
     finalize: bool = True,
     repo_id: str = POOL_REPO_ID,
     license: str | None = None,
+    command: str | None = None,
     poll_seconds: float = 2.0,
 ) -> Path:
     """Build (or resume) a general-entropy pool in `out_dir` and return the folder.
@@ -611,6 +624,8 @@ def build_pool(
         model_id: recorded in every row (default: `model.name_or_path`).
         dataset_id: recorded in the card, and the default `source` of every row.
         repo_id, license: the dataset card's repo id and license (see `write_pool_card`).
+        command: how to rebuild the pool, shown on the card (default: the equivalent
+            `heal-hf build-pool` command).
     """
     config = (config or PoolBuildConfig()).validate()
     check_causal_lm(model)
@@ -644,6 +659,7 @@ def build_pool(
                     "fingerprint": _dataset_fingerprint(prompts, answers, sources)},
         "config": asdict(config),
         "num_shards": num_shards,
+        "command": command,
     }
     out = Path(out_dir)
     _claim_out_dir(out, manifest)
