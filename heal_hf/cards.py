@@ -78,7 +78,7 @@ reference = pool_reference(pool)                # EDA reference statistics
 | curve bins (K) | {{ bins }} |
 | max new tokens | {{ config.max_new_tokens }} |
 | temperature / top-p / top-k | {{ config.temperature }} / {{ config.top_p }} / {{ config.top_k }} |
-| verifier | `{{ config.verifier }}` |
+| verifier | {% if config.verifier_column %}per row, from column `{{ config.verifier_column }}`{% else %}`{{ config.verifier }}`{% endif %} |
 | chat template | {{ config.chat_template }} |
 | seed | {{ config.seed }} (shard i samples with `heal_hf.pool.shard_seed(seed, i)`) |
 | shards | {{ num_shards }} of {{ config.shard_size }} prompts, {{ config.batch_size }} sequences per generate call |
@@ -103,7 +103,7 @@ heal-hf build-pool --model {{ model_id }} --dataset {{ dataset_id }} --out DIR \
 {%- if config.source %} --source {{ config.source }}{% endif %} \\
     --samples-per-prompt {{ k }} --bins {{ bins }} --max-new-tokens {{ config.max_new_tokens }} \\
     --temperature {{ config.temperature }} --top-p {{ config.top_p }} --top-k {{ config.top_k }} \\
-    --verifier {{ config.verifier }} --seed {{ config.seed }} \\
+    --verifier {{ config.verifier }}{% if config.verifier_column %} --verifier-column {{ config.verifier_column }}{% endif %} --seed {{ config.seed }} \\
     --shard-size {{ config.shard_size }} --batch-size {{ config.batch_size }}{% if config.chat_template %} --chat-template{% endif %}
 ```
 {%- endif %}

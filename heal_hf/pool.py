@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from tqdm.auto import tqdm
 
 from .eda import EDAReference
 from .profiles import FORKING_QUANTILE, EntropyProfile
@@ -328,6 +329,9 @@ class PoolBuildConfig:
     top_k: int = field(default=0, metadata={"help": "top-k sampling, 0 = off; does not change the entropies"})
     seed: int = field(default=0, metadata={"help": "build seed; shard i samples with shard_seed(seed, i)"})
     verifier: str = field(default="numeric", metadata={"help": "answer check: exact | numeric | math"})
+    verifier_column: str | None = field(
+        default=None, metadata={"help": "a column naming each row's verifier (exact | numeric | math); overrides verifier"}
+    )
     prompt_column: str = field(default="prompt", metadata={"help": "the dataset's prompt column"})
     answer_column: str = field(default="answer", metadata={"help": "the dataset's reference-answer column"})
     source_column: str | None = field(default=None, metadata={"help": "a column naming each row's source"})
@@ -349,6 +353,8 @@ class PoolBuildConfig:
             raise ValueError(f"top_p: expected a number in (0, 1], got {self.top_p!r}")
         if not isinstance(self.top_k, int) or self.top_k < 0:
             raise ValueError(f"top_k: expected an integer >= 0 (0 = off), got {self.top_k!r}")
+        if not isinstance(self.verifier, str):  # the name is recorded in the build manifest and card
+            raise ValueError(f"verifier: expected a name (exact, numeric, math), got {self.verifier!r}")
         get_verifier(self.verifier)
         return self
 
@@ -453,17 +459,19 @@ def sample_pool_rows(
     model_id: str,
     tokenizer_hash: str | None = None,
     progress: Any = None,
+    verifiers: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Sample k responses per prompt, verify them and profile them: pool rows (scores left NaN).
 
-    `seed` seeds this call's sampling; rows record `config.seed`. A reference answer
-    the verifier cannot use (missing, or no number for `numeric`) raises ValueError
+    `seed` seeds this call's sampling; rows record `config.seed`. `verifiers` names
+    each prompt's verifier (default `config.verifier` for all). A reference answer a
+    verifier cannot use (missing, or no number for `numeric`) raises ValueError
     before any sampling.
     """
     from .rollout import sample_with_entropies
 
-    check = get_verifier(config.verifier)
-    for answer in answers:
+    checks = [get_verifier(name) for name in (verifiers or [config.verifier] * len(prompts))]
+    for check, answer in zip(checks, answers):
         check("", answer)  # a data error in the answers surfaces here, not after minutes of sampling
     out = sample_with_entropies(
         model,
@@ -479,7 +487,7 @@ def sample_pool_rows(
         chat_template=config.chat_template,
         progress=progress,
     )
-    passed = [[check(text, answer) for text in texts] for texts, answer in zip(out.texts, answers)]
+    passed = [[check(text, answer) for text in texts] for texts, answer, check in zip(out.texts, answers, checks)]
     return pool_rows(
         prompts,
         answers,
@@ -494,9 +502,11 @@ def sample_pool_rows(
     )
 
 
-def _dataset_fingerprint(prompts: Sequence[str], answers: Sequence[str], sources: Sequence[str]) -> str:
+def _dataset_fingerprint(
+    prompts: Sequence[str], answers: Sequence[str], sources: Sequence[str], verifiers: Sequence[str] | None
+) -> str:
     digest = hashlib.sha256()
-    for row in zip(prompts, answers, sources):
+    for row in zip(prompts, answers, sources, verifiers or [None] * len(prompts)):
         digest.update(json.dumps(row, ensure_ascii=False).encode() + b"\n")
     return digest.hexdigest()[:16]
 
@@ -632,7 +642,7 @@ def build_pool(
     if not 0 <= process_index < num_processes:
         raise ValueError(f"process_index: expected 0 <= {process_index} < num_processes = {num_processes}")
     for role, column in (("prompt_column", config.prompt_column), ("answer_column", config.answer_column),
-                         ("source_column", config.source_column)):
+                         ("source_column", config.source_column), ("verifier_column", config.verifier_column)):
         if column is not None and column not in dataset.column_names:
             raise ValueError(
                 f"dataset: no {column!r} column (columns: {dataset.column_names}); "
@@ -648,6 +658,10 @@ def build_pool(
         sources = [str(s) for s in dataset[config.source_column]]
     else:
         sources = [config.source or dataset_id] * len(prompts)
+    verifiers = [str(v) for v in dataset[config.verifier_column]] if config.verifier_column else None
+    checks = {name: get_verifier(name) for name in set(verifiers or [config.verifier])}
+    for name, answer in zip(verifiers or [config.verifier] * len(answers), answers):
+        checks[name]("", answer)  # bad reference answers: an error before the folder is touched
     num_shards = -(-len(prompts) // config.shard_size)
     tokenizer_hash = tokenizer_fingerprint(tokenizer)
     manifest = {
@@ -656,7 +670,7 @@ def build_pool(
         "model_id": model_id,
         "tokenizer_hash": tokenizer_hash,
         "dataset": {"id": dataset_id, "num_prompts": len(prompts),
-                    "fingerprint": _dataset_fingerprint(prompts, answers, sources)},
+                    "fingerprint": _dataset_fingerprint(prompts, answers, sources, verifiers)},
         "config": asdict(config),
         "num_shards": num_shards,
         "command": command,
@@ -679,8 +693,6 @@ def build_pool(
             _check_shard(path, len(rows_of(i)))
         else:
             todo.append(i)
-    from tqdm.auto import tqdm
-
     total = sum(len(rows_of(i)) for i in mine)
     bar = tqdm(total=total, initial=total - sum(len(rows_of(i)) for i in todo), unit="prompt",
                desc=f"build-pool [{process_index + 1}/{num_processes}]", position=process_index,
@@ -691,7 +703,7 @@ def build_pool(
             rows = sample_pool_rows(
                 model, tokenizer, prompts[span.start : span.stop], answers[span.start : span.stop],
                 sources[span.start : span.stop], config, shard_seed(config.seed, i), model_id, tokenizer_hash,
-                progress=bar.update,
+                progress=bar.update, verifiers=verifiers[span.start : span.stop] if verifiers else None,
             )
             table = datasets.Dataset.from_list(rows, features=POOL_FEATURES).data.table
             _atomic_write_table(table, data / shard_name(i, num_shards))

@@ -131,6 +131,7 @@ class EntropyProfiler:
         settings: any `heal_hf.pool.PoolBuildConfig` field: samples_per_prompt,
             bins, max_new_tokens, temperature, top_p, top_k, seed, verifier,
             prompt_column, answer_column, source_column, source (default "general"),
+            verifier_column,
             batch_size (sequences per generate call), chat_template.
     """
 
@@ -150,7 +151,7 @@ class EntropyProfiler:
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         c = self.config
         for role, column in (("prompt_column", c.prompt_column), ("answer_column", c.answer_column),
-                             ("source_column", c.source_column)):
+                             ("source_column", c.source_column), ("verifier_column", c.verifier_column)):
             if column is not None and column not in batch:
                 raise ValueError(
                     f"batch: no {column!r} column (columns: {sorted(batch)}); set {role} to the column that holds it"
@@ -159,8 +160,10 @@ class EntropyProfiler:
         answers = [str(a) for a in batch[c.answer_column]]
         sources = [str(s) for s in batch[c.source_column]] if c.source_column else [c.source] * len(prompts)
         key = hashlib.sha256(json.dumps(prompts, ensure_ascii=False).encode()).hexdigest()
+        verifiers = [str(v) for v in batch[c.verifier_column]] if c.verifier_column else None
         rows = sample_pool_rows(
-            self.model, self.tokenizer, prompts, answers, sources, c, shard_seed(c.seed, key), self.model_id
+            self.model, self.tokenizer, prompts, answers, sources, c, shard_seed(c.seed, key), self.model_id,
+            verifiers=verifiers,
         )
         return {name: [row[name] for row in rows] for name in POOL_FEATURES}
 

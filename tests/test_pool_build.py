@@ -155,6 +155,16 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(built_pool, tiny_model_d
     T5Config(d_model=16, num_layers=1, num_heads=2, d_ff=32, vocab_size=100).save_pretrained(tmp_path / "t5")
     with pytest.raises(ValueError, match="'t5' model, not a causal language model"):
         load_causal_lm(tmp_path / "t5")
+    # Per-row verifiers: a non-numeric answer is fine for `exact`, an unknown name is not.
+    mixed = datasets.Dataset.from_dict({"prompt": ["Q: 1 + 1 = ?\nA:", "Q: reverse ab\nA:"], "answer": ["2", "ba"],
+                                        "check": ["numeric", "exact"]})
+    small = PoolBuildConfig(samples_per_prompt=2, bins=4, max_new_tokens=4, verifier_column="check")
+    assert len(load_pool(build_pool(model, tokenizer, mixed, tmp_path / "m", small, progress=False))) == 2
+    with pytest.raises(ValueError, match="holds no number"):
+        build_pool(model, tokenizer, mixed, tmp_path / "n", PoolBuildConfig(max_new_tokens=4), progress=False)
+    assert not (tmp_path / "n").exists()
+    with pytest.raises(ValueError, match="unknown name 'regex'"):
+        build_pool(model, tokenizer, mixed.map(lambda r: {"check": "regex"}), tmp_path / "o", small, progress=False)
     # A folder holding something else.
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "notes.txt").write_text("mine")
