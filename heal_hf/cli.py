@@ -47,6 +47,7 @@ def _build_pool_args(p: argparse.ArgumentParser) -> None:
     import dataclasses
 
     from .pool import POOL_REPO_ID, PoolBuildConfig
+    from .verifiers import VERIFIERS
 
     p.add_argument("--model", required=True, help="a causal LM: local folder or Hub id")
     p.add_argument("--dataset", required=True, help="prompts: a .json/.jsonl/.csv/.parquet file, a folder or a Hub id")
@@ -56,12 +57,15 @@ def _build_pool_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first N prompts")
     for f in dataclasses.fields(PoolBuildConfig):
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata['help']} (default {f.default})"
+        help_text = f.metadata["help"]
+        if "default" not in help_text:
+            help_text += f" (default {f.default})"
         if isinstance(f.default, bool):
             p.add_argument(flag, action="store_true", help=help_text)
         else:
             kind = type(f.default) if f.default is not None else str
-            p.add_argument(flag, type=kind, default=f.default, help=help_text)
+            choices = sorted(VERIFIERS) if f.name == "verifier" else None
+            p.add_argument(flag, type=kind, default=f.default, choices=choices, help=help_text)
     p.add_argument("--model-id", default=None,
                    help="the model name recorded in the rows and card (default: --model, a folder's name)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: the process's accelerator, else cpu)")

@@ -116,7 +116,8 @@ def test_unrelated_or_edited_files_stop_staging_and_nothing_changes(built_pool, 
     readme = out / "datasets/heal/general-entropy-pool/README.md"
     readme.write_text(readme.read_text() + "\nmy edit\n")
     before = _tree(out)
-    with pytest.raises(ValueError, match=r"(?s)README.md: changed since stage-hub wrote it.*secrets.env: not written by stage-hub"):
+    expected = r"(?s)README.md: changed since stage-hub wrote it.*secrets.env: not written by stage-hub"
+    with pytest.raises(ValueError, match=expected):
         stage_hub(out, pool_dir=built_pool)
     assert _tree(out) == before
     blocked = tmp_path / "blocked"
