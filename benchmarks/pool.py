@@ -1,7 +1,7 @@
 """General-entropy pool building throughput: heal-hf's batched builder vs a one-prompt-at-a-time loop.
 
-    python benchmarks/pool.py [--model PATH] [--prompts 64] [--samples 8] [--max-new-tokens 48]
-                              [--batch-size 256] [--threads N]
+    python benchmarks/pool.py [--model PATH] [--prompts 128] [--samples 8] [--max-new-tokens 48]
+                              [--batch-size 512] [--threads N]
 
 Both sides sample the same prompts with the same model and settings and produce the
 same kind of rows (k responses, token entropies, verifier outcomes, profiles):
@@ -46,10 +46,10 @@ def naive_build(model, tokenizer, prompts: list[str], answers: list[str], config
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="a saved causal LM (default: a toy-reasoner-sized tiny Llama)")
-    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--prompts", type=int, default=128)
     parser.add_argument("--samples", type=int, default=8, help="k responses per prompt")
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--batch-size", type=int, default=256, help="heal-hf: sequences per generate call")
+    parser.add_argument("--batch-size", type=int, default=512, help="heal-hf: sequences per generate call")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
     if args.threads:

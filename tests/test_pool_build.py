@@ -206,7 +206,7 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tiny_model_dir, prompts
     args = [sys.executable, "-m", "heal_hf.cli", *_cli_args(tiny_model_dir, prompts_file, out, **{
         "shard-size": 1, "max-new-tokens": 40})]
     proc = subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while not list((out / "data").glob("train-*")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
