@@ -9,6 +9,9 @@
     out/spaces/<ns>/entropy-explorer         the Entropy Explorer Space, once it exists
 
 `publish(...)` creates those repositories and uploads the folders with huggingface_hub.
+With another namespace, mentions of `heal/<repo>` in the Spaces' and the pool card's
+texts are re-pointed at it; the model's files are copied as they are (its
+MANIFEST.json pins their sha256).
 
 Staging never overwrites what it did not write: `out/.heal-hf-stage.json` records the
 sha256 of every file stage_hub wrote, and a repo folder holding any other file (or a
@@ -87,7 +90,8 @@ def _with_namespace(text: str, namespace: str) -> str:
 
 
 def _folder_files(folder: Path, namespace: str) -> dict[str, bytes | Path]:
-    """Every regular file under `folder` (no caches or VCS data), text files re-pointed at `namespace`."""
+    """Every regular file under `folder` (no caches or VCS data), text files re-pointed at `namespace`
+    (unchanged for the default namespace)."""
     files: dict[str, bytes | Path] = {}
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
@@ -127,7 +131,8 @@ def plan_repos(
         plans.append(_Plan("space", Path(path).name, _folder_files(Path(path), namespace), space_sdk="gradio"))
     toy = Path(toy_dir) if toy_dir is not None else toy_reasoner_dir()
     if (toy / "config.json").exists():
-        plans.append(_Plan("model", TOY_REASONER_NAME, _folder_files(toy, namespace)))
+        # Byte for byte, whatever the namespace: the toy's MANIFEST.json pins every file's sha256.
+        plans.append(_Plan("model", TOY_REASONER_NAME, _folder_files(toy, DEFAULT_NAMESPACE)))
     elif toy_dir is not None:
         raise ValueError(f"toy: {toy} holds no config.json; pass a folder written by save_pretrained")
     else:

@@ -60,9 +60,11 @@ def test_stage_writes_the_exact_repo_folders(built_pool, tiny_model_dir, explore
 
 
 def test_namespace_replaces_heal_in_ids_and_texts(built_pool, tiny_model_dir, explorer_space, tmp_path):
-    out = tmp_path / "out"
+    out, toy = tmp_path / "out", tmp_path / "toy"
+    shutil.copytree(tiny_model_dir, toy)
+    (toy / "README.md").write_text("# heal/toy-reasoner\n")
     assert main(["stage-hub", str(out), "--namespace", "alice", "--pool", str(built_pool), "--toy",
-                 str(tiny_model_dir), "--space", str(explorer_space)]) == 0
+                 str(toy), "--space", str(explorer_space)]) == 0
     assert sorted(p.relative_to(out).as_posix() for p in out.glob("*/*/*")) == [
         "datasets/alice/general-entropy-pool", "models/alice/toy-reasoner", "spaces/alice/eda",
         "spaces/alice/entropy-explorer", "spaces/alice/entropy_dynamics"]
@@ -73,8 +75,7 @@ def test_namespace_replaces_heal_in_ids_and_texts(built_pool, tiny_model_dir, ex
     assert 'evaluate.load("alice/eda")' in eda_card and "heal_hf.metrics.EDA_METRIC_PATH" in eda_card
     assert (out / "spaces/alice/entropy-explorer/app.py").read_text() == (
         'POOL = "alice/general-entropy-pool"  # heal_hf.pool loads it\n')
-    assert file_hashes(out / "models/alice/toy-reasoner")["model.safetensors"] == file_hashes(tiny_model_dir)[
-        "model.safetensors"]
+    assert file_hashes(out / "models/alice/toy-reasoner") == file_hashes(toy)  # the toy's MANIFEST pins its bytes
     with pytest.raises(ValueError, match="namespace"):
         stage_hub(tmp_path / "bad", namespace="-bad/name", pool_dir=built_pool)
 
