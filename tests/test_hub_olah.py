@@ -9,7 +9,7 @@ import torch
 
 from hub_mirror import file_hashes, mirror_staged, olah_server, run_clients, staged_repo_folders
 from heal_hf import EDAReward
-from heal_hf.hub import stage_hub
+from heal_hf.hub import explorer_space_dir, stage_hub, toy_reasoner_dir
 from heal_hf.metrics import ENTROPY_DYNAMICS_PATH
 from heal_hf.pool import POOL_FEATURES, load_pool, pool_reference
 
@@ -20,11 +20,19 @@ pytestmark = [
 
 
 def test_load_dataset_evaluate_and_snapshot_download_through_olah(built_pool, tiny_model_dir, tmp_path):
-    # A toy-reasoner stand-in (a saved tiny model) so the model repo is exercised too.
-    staged, _ = stage_hub(tmp_path / "stage", pool_dir=built_pool, toy_dir=tiny_model_dir)
+    # The bundled toy reasoner and the Entropy Explorer Space when this checkout has them, else stand-ins
+    # (a saved tiny model, a one-file Space), so every kind of repo goes through the server.
+    toy = None if (toy_reasoner_dir() / "config.json").exists() else tiny_model_dir
+    explorer = None
+    if not (explorer_space_dir() / "app.py").exists():
+        explorer = tmp_path / "explorer"
+        explorer.mkdir()
+        (explorer / "README.md").write_text("---\nsdk: gradio\napp_file: app.py\n---\n")
+        (explorer / "app.py").write_text("print('entropy explorer')\n")
+    staged, _ = stage_hub(tmp_path / "stage", pool_dir=built_pool, toy_dir=toy, explorer_dir=explorer)
     assert {(r.repo_type, r.repo_id) for r in staged} == {
         ("dataset", "heal/general-entropy-pool"), ("space", "heal/eda"), ("space", "heal/entropy_dynamics"),
-        ("model", "heal/toy-reasoner"),
+        ("model", "heal/toy-reasoner"), ("space", "heal/entropy-explorer"),
     }
     mirror_staged(tmp_path / "stage", tmp_path / "mirrors")
     g = torch.Generator().manual_seed(0)
