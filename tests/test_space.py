@@ -2,11 +2,13 @@
 
 from pathlib import Path
 
+import datasets
 import pytest
 from huggingface_hub import SpaceCard
 from transformers import LlamaConfig, T5Config
 
-from heal_hf import space
+from heal_hf import pool, space
+from heal_hf.rollout import sample_with_entropies
 
 SPACE_DIR = Path(__file__).resolve().parents[1] / "spaces" / "entropy-explorer"
 
@@ -103,6 +105,23 @@ def test_models_load_once_and_the_cache_stays_bounded(monkeypatch):
     assert cache.get("a") is first and loads == ["a"]
     cache.get("b"), cache.get("c")
     assert "a" not in cache and "b" in cache and "c" in cache
+
+
+def test_toy_reasoner_reference_comes_from_the_bundled_pool_when_it_matches(tiny, tmp_path, monkeypatch):
+    out = sample_with_entropies(tiny.model, tiny.tokenizer, ["Q: 1+1=?\nA:", "Q: 2+2=?\nA:"], num_samples=3,
+                                max_new_tokens=12, seed=0)
+    rows = pool.pool_rows(out.prompts, ["2", "4"], ["addition"] * 2, out.texts, out.entropies, [[0.0] * 3] * 2,
+                          "toy", pool.tokenizer_fingerprint(tiny.tokenizer), out.settings)
+    (tmp_path / "data").mkdir()
+    datasets.Dataset.from_list(rows, features=pool.POOL_FEATURES).to_parquet(str(tmp_path / "data" / "0.parquet"))
+    monkeypatch.setattr(pool, "bundled_pool_path", lambda: tmp_path)
+
+    reference, note = space.model_reference(space.TOY_REASONER, tiny.model, tiny.tokenizer)
+    assert note.startswith("the bundled general-entropy pool: 6 responses") and reference.count == 6
+    assert reference.magnitude_mean == pytest.approx(pool.pool_reference(pool.load_pool(None)).magnitude_mean)
+    # Any other model gets a reference sampled from itself: pool entropies are the toy reasoner's.
+    _, note = space.model_reference(space.TINY_RANDOM, tiny.model, tiny.tokenizer)
+    assert note.startswith("sampled from this model")
 
 
 def test_default_model_is_the_toy_reasoner_when_bundled(monkeypatch):
