@@ -146,6 +146,20 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _space_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None,
+                   help="default model: a local folder or Hub id of a causal LM (default: the bundled toy reasoner)")
+    p.add_argument("--host", default=None, help="interface to serve on (default: GRADIO_SERVER_NAME or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: GRADIO_SERVER_PORT or the first free from 7860)")
+
+
+def _space(args: argparse.Namespace) -> int:
+    from .space import launch
+
+    launch(args.model, server_name=args.host, server_port=args.port)  # a model that cannot load: ValueError
+    return 0
+
+
 COMMANDS: list[Command] = [
     ("demo", "sample a tiny model, profile its entropy dynamics and score them with EDA", _demo_args, _demo),
     ("build-pool", "build (or resume) a general-entropy pool: sampled responses, entropies, profiles, card",
@@ -154,6 +168,7 @@ COMMANDS: list[Command] = [
      _stage_hub_args, _stage_hub),
     ("publish", "create the Hub repos and upload the staged folders (token from HF_TOKEN or `hf auth login`)",
      _publish_args, _publish),
+    ("space", "serve the Entropy Explorer (the Gradio Space) locally", _space_args, _space),
 ]
 
 

@@ -223,16 +223,15 @@ def load_pool(source: str | Path | datasets.Dataset | None = None, **validate: A
             )
     path = Path(source)
     if path.is_dir() and (path / "data").is_dir():
-        if (path / MANIFEST_NAME).exists():
-            files = build_shard_paths(path)  # a heal-hf build: every shard must be there
-        else:
-            files = sorted((path / "data").glob("*.parquet"))
+        is_build = (path / MANIFEST_NAME).exists()
+        # A heal-hf build folder: every shard must be there, and finalized.
+        files = build_shard_paths(path) if is_build else sorted((path / "data").glob("*.parquet"))
         if not files:
             raise ValueError(f"pool: no parquet shards in {path / 'data'}; build the pool with `heal-hf build-pool`")
         for file in files:
             _shard_rows(file)  # a clear error naming a damaged shard, before datasets reads them
         ds = datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train", features=POOL_FEATURES)
-        if np.isnan(np.asarray(list(ds["uncertainty_score"]), dtype=np.float64)).any():
+        if is_build and np.isnan(np.asarray(list(ds["uncertainty_score"]), dtype=np.float64)).any():
             raise ValueError(
                 f"pool: {path} has no pool scores yet (the build was not finalized); re-run the same "
                 "`heal-hf build-pool` command to finish it"

@@ -163,7 +163,9 @@ class RecordingApi(HfApi):
         self.calls.append(("upload_folder", repo_id, {**kwargs, "files": file_hashes(Path(folder_path))}))
 
 
-def test_publish_creates_each_repo_then_uploads_its_staged_folder(built_pool, tmp_path):
+def test_publish_creates_each_repo_then_uploads_its_staged_folder(built_pool, monkeypatch, tmp_path):
+    for name in ("toy_reasoner_dir", "explorer_space_dir"):  # the same repos whether this checkout has them or not
+        monkeypatch.setattr(hub, name, lambda: tmp_path / "absent")
     api, stream = RecordingApi(), io.StringIO()
     publish("carol", private=True, pool_dir=built_pool, staged_dir=tmp_path / "staged", api=api, stream=stream)
     creates = [(c[1], c[2]["repo_type"], c[2]["private"], c[2]["space_sdk"]) for c in api.calls if c[0] == "create_repo"]

@@ -23,6 +23,7 @@ from heal_hf.pool import (
     POOL_FEATURES,
     PoolBuildConfig,
     build_pool,
+    finalize_pool,
     load_causal_lm,
     load_pool,
     shard_name,
@@ -122,8 +123,12 @@ def test_process_split_gives_the_rows_of_one_process(built_pool, tmp_path):
     kwargs = dict(model_id="tiny-llama", dataset_id="toy-addition", progress=False, num_processes=2)
     build_pool(model, tokenizer, ds, out, _config(), process_index=1, **kwargs)
     assert sorted(p.name for p in (out / "data").iterdir()) == [shard_name(1, 3)]
-    build_pool(model, tokenizer, ds, out, _config(), process_index=0, license="apache-2.0", **kwargs)
+    build_pool(model, tokenizer, ds, out, _config(), process_index=0, finalize=False, **kwargs)
+    with pytest.raises(ValueError, match="no pool scores yet"):
+        load_pool(out)
+    finalize_pool(out, license="apache-2.0")
     _assert_same_rows(load_pool(out), load_pool(built_pool))
+    assert (out / "README.md").read_bytes() == (built_pool / "README.md").read_bytes()
     assert shard_seed(0, 1) != shard_seed(0, 2) and shard_seed(0, 1) == shard_seed(0, 1)
 
 
