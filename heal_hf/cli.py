@@ -43,6 +43,109 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_pool_args(p: argparse.ArgumentParser) -> None:
+    import dataclasses
+
+    from .pool import POOL_REPO_ID, PoolBuildConfig
+    from .verifiers import VERIFIERS
+
+    p.add_argument("--model", required=True, help="a causal LM: local folder or Hub id")
+    p.add_argument("--dataset", required=True, help="prompts: a .json/.jsonl/.csv/.parquet file, a folder or a Hub id")
+    p.add_argument("--split", default="train", help="dataset split (default train; files have only train)")
+    p.add_argument("--dataset-config", default=None, help="dataset configuration name on the Hub (e.g. main)")
+    p.add_argument("--out", required=True, help="build folder: new or empty, or an earlier build to resume")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N prompts")
+    for f in dataclasses.fields(PoolBuildConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata["help"]
+        if "default" not in help_text:
+            help_text += f" (default {f.default})"
+        if isinstance(f.default, bool):
+            p.add_argument(flag, action="store_true", help=help_text)
+        else:
+            kind = type(f.default) if f.default is not None else str
+            choices = sorted(VERIFIERS) if f.name == "verifier" else None
+            p.add_argument(flag, type=kind, default=f.default, choices=choices, help=help_text)
+    p.add_argument("--model-id", default=None,
+                   help="the model name recorded in the rows and card (default: --model, a folder's name)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: the process's accelerator, else cpu)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="model weights dtype (default auto: the checkpoint's)")
+    p.add_argument("--repo-id", default=POOL_REPO_ID, help=f"the Hub id the dataset card names (default {POOL_REPO_ID})")
+    p.add_argument("--license", default=None, help="the data's license id for the card (default: kept, else other)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _build_pool(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from .pool import PoolBuildConfig, build_pool, load_causal_lm, load_prompt_dataset, process_layout
+
+    # Under `accelerate launch` each process builds its share of the shards (see build_pool).
+    process_index, num_processes, process_device = process_layout()
+    device = args.device or process_device
+    config = PoolBuildConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PoolBuildConfig)})
+    config.validate()
+    dataset = load_prompt_dataset(args.dataset, split=args.split, config_name=args.dataset_config)
+    if args.limit is not None:
+        dataset = dataset.select(range(min(args.limit, len(dataset))))
+    model, tokenizer = load_causal_lm(args.model, device=device, dtype=args.dtype)
+    source = Path(args.dataset)
+    dataset_id = source.name if source.exists() else args.dataset  # no local paths in a published card
+    out = build_pool(
+        model, tokenizer, dataset, args.out, config,
+        model_id=args.model_id or (Path(args.model).name if Path(args.model).exists() else args.model),
+        dataset_id=dataset_id,
+        process_index=process_index,
+        num_processes=num_processes,
+        progress=not args.no_progress,
+        repo_id=args.repo_id,
+        license=args.license,
+    )
+    if process_index == 0:
+        print(f"pool: {out} ({len(dataset)} prompts); load it with datasets.load_dataset({str(out)!r})")
+    return 0
+
+
+def _repo_source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--namespace", default="heal", help="Hub user or organization for every repo (default heal)")
+    p.add_argument("--pool", default=None, help="pool build folder (default: the bundled pool)")
+    p.add_argument("--toy", default=None, help="toy reasoner folder (default: the bundled one, once it exists)")
+    p.add_argument("--space", default=None, help="Entropy Explorer Space folder (default: spaces/entropy-explorer)")
+
+
+def _stage_hub_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", help="staging folder; repos go to OUT/{datasets,spaces,models}/NAMESPACE/NAME")
+    _repo_source_args(p)
+
+
+def _stage_hub(args: argparse.Namespace) -> int:
+    from .hub import stage_hub
+
+    staged, skipped = stage_hub(args.out, args.namespace, args.pool, args.toy, args.space)
+    for repo in staged:
+        print(f"staged {repo.repo_type} {repo.repo_id}: {len(repo.files)} files in {repo.folder}")
+    for line in skipped:
+        print(f"skipped {line}")
+    return 0
+
+
+def _publish_args(p: argparse.ArgumentParser) -> None:
+    _repo_source_args(p)
+    p.add_argument("--private", action="store_true", help="create the repos as private")
+    p.add_argument("--dry-run", action="store_true", help="print what would be uploaded; contact no server")
+    p.add_argument("--staged", default=None, help="stage into this folder and keep it (default: a temporary one)")
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from .hub import publish
+
+    publish(args.namespace, private=args.private, dry_run=args.dry_run, pool_dir=args.pool, toy_dir=args.toy,
+            explorer_dir=args.space, staged_dir=args.staged)
+    return 0
+
+
 def _space_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None,
                    help="default model: a local folder or Hub id of a causal LM (default: the bundled toy reasoner)")
@@ -59,6 +162,12 @@ def _space(args: argparse.Namespace) -> int:
 
 COMMANDS: list[Command] = [
     ("demo", "sample a tiny model, profile its entropy dynamics and score them with EDA", _demo_args, _demo),
+    ("build-pool", "build (or resume) a general-entropy pool: sampled responses, entropies, profiles, card",
+     _build_pool_args, _build_pool),
+    ("stage-hub", "write the Hub repo folders (pool dataset, evaluate Spaces, toy reasoner, explorer Space)",
+     _stage_hub_args, _stage_hub),
+    ("publish", "create the Hub repos and upload the staged folders (token from HF_TOKEN or `hf auth login`)",
+     _publish_args, _publish),
     ("space", "serve the Entropy Explorer (the Gradio Space) locally", _space_args, _space),
 ]
 

@@ -3,18 +3,28 @@
 A processor is a callable used with `datasets`: either a batch function for
 `Dataset.map(fn, batched=True)` or, for whole-set steps such as hybrid selection,
 a callable taking and returning a `Dataset`. `get_processor(name, **kwargs)` builds
-one by its registry name.
+one by its registry name (see PROCESSORS).
+
+    profiled = prompts.map(EntropyProfiler(model, tokenizer), batched=True, batch_size=32)
+    pool = with_pool_scores(profiled)             # heal_hf.pool: ranks over the whole set
+    mixed = HybridSelection(pool)(target)         # the few-shot set + general picks, `domain` column
+
+`UncertaintyScoring` and `DiversityScoring` compute the selection criteria from
+entropies a dataset already holds (e.g. logged rollouts), without a model.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import hashlib
+import json
+from typing import Any, Callable, Sequence
 
 import datasets
 import numpy as np
 
-from .pool import validate_pool
-from .selection import CRITERIA, HybridSelector
+from .pool import POOL_FEATURES, PoolBuildConfig, check_causal_lm, sample_pool_rows, shard_seed, validate_pool
+from .profiles import DEFAULT_BINS
+from .selection import CRITERIA, DIVERSITY_CRITERIA, UNCERTAINTY_CRITERIA, HybridSelector, response_criteria
 
 DOMAIN_TARGET = "target"
 DOMAIN_GENERAL = "general"
@@ -102,9 +112,132 @@ class HybridSelection:
         return HybridSelector(n, **self.selector_kwargs).select(criteria, features)
 
 
+class EntropyProfiler:
+    """Sample a model on each prompt and add the general-entropy pool's columns.
+
+    A batch function for `Dataset.map(profiler, batched=True)`: per prompt it samples
+    `samples_per_prompt` responses, records their token entropies, checks them with
+    the verifier against the answer column and adds every POOL_FEATURES column
+    (`prompt` / `answer` copied from the configured columns; `uncertainty_score` /
+    `diversity_score` NaN until `heal_hf.pool.with_pool_scores` ranks the whole set).
+    The other columns of the dataset are kept.
+
+    A batch is sampled with a seed derived from `seed` and its prompts, so the same
+    data, batch size and settings give the same rows.
+
+    Args:
+        model, tokenizer: a causal LM (transformers) and its tokenizer.
+        model_id: recorded in the rows (default: `model.name_or_path`).
+        settings: any `heal_hf.pool.PoolBuildConfig` field: samples_per_prompt,
+            bins, max_new_tokens, temperature, top_p, top_k, seed, verifier,
+            prompt_column, answer_column, source_column, source (default "general"),
+            verifier_column,
+            batch_size (sequences per generate call), chat_template.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, model_id: str | None = None, **settings: Any) -> None:
+        check_causal_lm(model)
+        unknown = set(settings) - set(PoolBuildConfig.__dataclass_fields__)
+        if unknown:
+            raise ValueError(
+                f"settings: unknown {sorted(unknown)}; expected PoolBuildConfig fields "
+                f"{sorted(PoolBuildConfig.__dataclass_fields__)}"
+            )
+        settings.setdefault("source", "general")
+        self.config = PoolBuildConfig(**settings).validate()
+        self.model, self.tokenizer = model, tokenizer
+        self.model_id = model_id or getattr(model, "name_or_path", "") or type(model).__name__
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        c = self.config
+        for role, column in (("prompt_column", c.prompt_column), ("answer_column", c.answer_column),
+                             ("source_column", c.source_column), ("verifier_column", c.verifier_column)):
+            if column is not None and column not in batch:
+                raise ValueError(
+                    f"batch: no {column!r} column (columns: {sorted(batch)}); set {role} to the column that holds it"
+                )
+        prompts = [str(p) for p in batch[c.prompt_column]]
+        answers = [str(a) for a in batch[c.answer_column]]
+        sources = [str(s) for s in batch[c.source_column]] if c.source_column else [c.source] * len(prompts)
+        key = hashlib.sha256(json.dumps(prompts, ensure_ascii=False).encode()).hexdigest()
+        verifiers = [str(v) for v in batch[c.verifier_column]] if c.verifier_column else None
+        rows = sample_pool_rows(
+            self.model, self.tokenizer, prompts, answers, sources, c, shard_seed(c.seed, key), self.model_id,
+            verifiers=verifiers,
+        )
+        return {name: [row[name] for row in rows] for name in POOL_FEATURES}
+
+
+def _criteria_columns(
+    batch: dict[str, list],
+    names: Sequence[str],
+    entropies_column: str,
+    responses_column: str | None,
+    passed_column: str | None,
+    bins: int,
+) -> dict[str, list]:
+    if entropies_column not in batch:
+        raise ValueError(
+            f"batch: no {entropies_column!r} column (columns: {sorted(batch)}); it must hold, per row, the "
+            "k responses' per-token entropies (nats); set entropies_column"
+        )
+    out: dict[str, list] = {name: [] for name in names}
+    for i, entropies in enumerate(batch[entropies_column]):
+        texts = batch[responses_column][i] if responses_column in batch else None
+        passed = batch[passed_column][i] if passed_column in batch else None
+        crit = response_criteria([list(e) for e in entropies], texts, passed, bins=bins)
+        for name in names:
+            out[name].append(crit[name])
+    return out
+
+
+class UncertaintyScoring:
+    """Reasoning-uncertainty criteria from stored entropies and outcomes (no model).
+
+    Batch function for `Dataset.map(..., batched=True)`. Reads, per row, the k
+    responses' token entropies (`entropies_column`) and, when present, the verifier's
+    1.0/0.0 outcomes (`passed_column`); adds `mean_entropy` (nats), `pass_rate` and
+    `outcome_uncertainty` = 4 p (1 - p) (NaN without outcomes), as in the pool.
+    """
+
+    def __init__(self, entropies_column: str = "token_entropies", passed_column: str = "passed") -> None:
+        self.entropies_column, self.passed_column = entropies_column, passed_column
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        names = (*UNCERTAINTY_CRITERIA, "pass_rate")
+        return _criteria_columns(batch, names, self.entropies_column, None, self.passed_column, DEFAULT_BINS)
+
+
+class DiversityScoring:
+    """Exploratory-diversity criteria from stored entropies and responses (no model).
+
+    Batch function for `Dataset.map(..., batched=True)`. Reads, per row, the k
+    responses' token entropies (`entropies_column`) and, when present, their texts
+    (`responses_column`); adds `curve_diversity` (mean pairwise RMS distance of the
+    K-bin curves, nats), `lexical_diversity` (distinct word bigrams share; NaN
+    without texts) and `features` (mean profile features, for redundancy), as in the pool.
+    """
+
+    def __init__(
+        self, bins: int = DEFAULT_BINS, entropies_column: str = "token_entropies", responses_column: str = "responses"
+    ) -> None:
+        if not isinstance(bins, int) or bins < 2:
+            raise ValueError(f"bins: expected an integer K >= 2, got {bins!r}")
+        self.bins, self.entropies_column, self.responses_column = bins, entropies_column, responses_column
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        names = (*DIVERSITY_CRITERIA, "features")
+        return _criteria_columns(batch, names, self.entropies_column, self.responses_column, None, self.bins)
+
+
 PROCESSORS: dict[str, Callable[..., Any]] = {
+    "entropy_profiler": EntropyProfiler,
+    "uncertainty_scoring": UncertaintyScoring,
+    "diversity_scoring": DiversityScoring,
     "hybrid_selection": HybridSelection,
 }
+"""Registry: name -> processor class. Batch functions for `map`: entropy_profiler,
+uncertainty_scoring, diversity_scoring; whole-set step (Dataset -> Dataset): hybrid_selection."""
 
 
 def get_processor(name: str, **kwargs: Any) -> Any:

@@ -8,13 +8,16 @@ from heal_hf.rollout import sample_with_entropies
 from heal_hf.toy.tiny import char_tokenizer, tiny_causal_lm
 from heal_hf.verifiers import numeric_match
 
+from conftest import torch_threads
+
 
 @pytest.fixture(scope="module")
 def small_pool():
     model, tok = tiny_causal_lm(seed=0)
     prompts = [f"Q: {i} + {i} = ?\nA:" for i in range(5)]
     answers = [str(2 * i) for i in range(5)]
-    out = sample_with_entropies(model, tok, prompts, num_samples=3, max_new_tokens=16, seed=0)
+    with torch_threads(1):  # a tiny model samples fastest on one thread (see conftest.one_thread)
+        out = sample_with_entropies(model, tok, prompts, num_samples=3, max_new_tokens=16, seed=0)
     passed = [[numeric_match(c, a) for c in cs] for cs, a in zip(out.texts, answers)]
     rows = pool_rows(prompts, answers, ["add"] * 5, out.texts, out.entropies, passed, "tiny",
                      tokenizer_fingerprint(tok), out.settings, bins=8)

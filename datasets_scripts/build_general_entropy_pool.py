@@ -1,0 +1,79 @@
+"""Build heal-hf's general-entropy pool: the toy reasoner's rollouts on general-domain toy problems.
+
+    python datasets_scripts/build_general_entropy_pool.py [--per-family 200] [--out DIR] [--model DIR]
+    accelerate launch --multi_gpu --num_processes 2 datasets_scripts/build_general_entropy_pool.py ...
+
+Draws `--per-family` distinct train-split problems from each general-domain task family
+of `heal_hf.toy.tasks` (arithmetic and number reasoning; the source column names the
+family), samples k responses per problem with the bundled toy reasoner and writes the
+pool with `heal_hf.pool.build_pool`: parquet shards, resumable (re-run the same command
+after an interruption), split over the processes of `accelerate launch`, then finalized
+with the pool scores and a dataset card. The default output is the pool bundled with
+heal-hf (`heal_hf.pool.bundled_pool_path()`), which `heal-hf stage-hub` publishes as
+`heal/general-entropy-pool`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import datasets
+
+from heal_hf.pool import PoolBuildConfig, build_pool, bundled_pool_path, load_causal_lm, process_layout
+
+TOY_REASONER_ID = "heal/toy-reasoner"
+
+
+def general_problems(per_family: int, split: str, seed: int) -> datasets.Dataset:
+    """`per_family` problems of each general-domain toy family: prompt, answer, family."""
+    from heal_hf.toy.tasks import GENERAL_FAMILIES, generate
+
+    rows = [row for family in GENERAL_FAMILIES for row in generate(family, per_family, split=split, seed=seed)]
+    return datasets.Dataset.from_dict({key: [row[key] for row in rows] for key in ("prompt", "answer", "family")})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(bundled_pool_path()), help="pool folder (default: the bundled pool)")
+    parser.add_argument("--model", default=None, help="model folder (default: the bundled toy reasoner)")
+    parser.add_argument("--model-id", default=TOY_REASONER_ID, help=f"model name in the rows (default {TOY_REASONER_ID})")
+    parser.add_argument("--per-family", type=int, default=200, help="problems per general family (default 200)")
+    parser.add_argument("--split", default="train", choices=["train", "test"], help="toy task split (default train)")
+    parser.add_argument("--samples-per-prompt", type=int, default=8, help="k (default 8)")
+    parser.add_argument("--bins", type=int, default=32, help="K (default 32)")
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="tokens per response (default 64)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    parser.add_argument("--seed", type=int, default=0, help="problem draw and sampling seed (default 0)")
+    parser.add_argument("--shard-size", type=int, default=64, help="prompts per shard (default 64)")
+    parser.add_argument("--batch-size", type=int, default=256, help="sequences per generate call (default 256)")
+    args = parser.parse_args(argv)
+
+    from heal_hf.toy import TOY_REASONER_PATH
+
+    process_index, num_processes, device = process_layout()
+    model, tokenizer = load_causal_lm(args.model or TOY_REASONER_PATH, device=device, dtype="float32")
+    problems = general_problems(args.per_family, args.split, args.seed)
+    config = PoolBuildConfig(
+        samples_per_prompt=args.samples_per_prompt, bins=args.bins, max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature, seed=args.seed, verifier="numeric", source_column="family",
+        shard_size=args.shard_size, batch_size=args.batch_size,
+    )
+    command = (
+        f"python datasets_scripts/build_general_entropy_pool.py --per-family {args.per_family} --split {args.split} "
+        f"--samples-per-prompt {args.samples_per_prompt} --bins {args.bins} --max-new-tokens {args.max_new_tokens} "
+        f"--temperature {args.temperature} --seed {args.seed} --shard-size {args.shard_size} "
+        f"--batch-size {args.batch_size}"
+    )
+    out = build_pool(
+        model, tokenizer, problems, args.out, config, model_id=args.model_id,
+        dataset_id=f"heal-hf toy general-domain tasks ({args.split} split)", process_index=process_index,
+        num_processes=num_processes, license="apache-2.0", command=command,
+    )
+    if process_index == 0:
+        print(f"pool: {out} ({len(problems)} problems x {args.samples_per_prompt} responses)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""stage-hub and publish: the exact repo folders, namespaces, overwrite protection, dry runs."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from huggingface_hub import DatasetCard, HfApi
+from hub_mirror import file_hashes
+
+from heal_hf import hub
+from heal_hf.cli import main
+from heal_hf.hub import STAGE_MANIFEST, publish, stage_hub
+from heal_hf.metrics import EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH
+from heal_hf.pool import PoolBuildConfig, build_pool, load_pool
+from heal_hf.toy.tiny import tiny_causal_lm
+
+
+@pytest.fixture
+def explorer_space(tmp_path) -> Path:
+    """A minimal Gradio Space standing in for spaces/entropy-explorer, with a cache file to leave out."""
+    folder = tmp_path / "entropy-explorer"
+    (folder / "__pycache__").mkdir(parents=True)
+    (folder / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\0cache")
+    (folder / "README.md").write_text("---\nsdk: gradio\napp_file: app.py\n---\nUses heal/general-entropy-pool.\n")
+    (folder / "app.py").write_text('POOL = "heal/general-entropy-pool"  # heal_hf.pool loads it\n')
+    return folder
+
+
+def _tree(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_stage_writes_the_exact_repo_folders(built_pool, tiny_model_dir, explorer_space, tmp_path):
+    out = tmp_path / "out"
+    staged, skipped = stage_hub(out, pool_dir=built_pool, toy_dir=tiny_model_dir, explorer_dir=explorer_space)
+    assert skipped == []
+    folders = {r.repo_id: r.folder for r in staged}
+    assert folders == {
+        "heal/general-entropy-pool": out / "datasets/heal/general-entropy-pool",
+        "heal/eda": out / "spaces/heal/eda",
+        "heal/entropy_dynamics": out / "spaces/heal/entropy_dynamics",
+        "heal/toy-reasoner": out / "models/heal/toy-reasoner",
+        "heal/entropy-explorer": out / "spaces/heal/entropy-explorer",
+    }
+    # The metric modules, the model and the Space are copied byte for byte (caches left out).
+    assert file_hashes(out / "spaces/heal/eda") == file_hashes(Path(EDA_METRIC_PATH))
+    assert file_hashes(out / "spaces/heal/entropy_dynamics") == file_hashes(Path(ENTROPY_DYNAMICS_PATH))
+    assert file_hashes(out / "models/heal/toy-reasoner") == file_hashes(tiny_model_dir)
+    assert sorted(file_hashes(out / "spaces/heal/entropy-explorer")) == ["README.md", "app.py"]
+    # The pool: its card, build manifest and shards; loadable as it stands.
+    pool_files = file_hashes(out / "datasets/heal/general-entropy-pool")
+    source_files = file_hashes(built_pool)
+    assert sorted(pool_files) == sorted(source_files) and pool_files == source_files  # same repo id: same card
+    assert load_pool(out / "datasets/heal/general-entropy-pool").to_list() == load_pool(built_pool).to_list()
+    assert {r.repo_id: r.files for r in staged}["heal/eda"] == ("README.md", "app.py", "eda.py", "requirements.txt")
+
+
+def test_namespace_replaces_heal_in_ids_and_texts(built_pool, tiny_model_dir, explorer_space, tmp_path):
+    out, toy = tmp_path / "out", tmp_path / "toy"
+    shutil.copytree(tiny_model_dir, toy)
+    (toy / "README.md").write_text("# heal/toy-reasoner\n")
+    assert main(["stage-hub", str(out), "--namespace", "alice", "--pool", str(built_pool), "--toy",
+                 str(toy), "--space", str(explorer_space)]) == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.glob("*/*/*")) == [
+        "datasets/alice/general-entropy-pool", "models/alice/toy-reasoner", "spaces/alice/eda",
+        "spaces/alice/entropy-explorer", "spaces/alice/entropy_dynamics"]
+    card = DatasetCard.load(out / "datasets/alice/general-entropy-pool/README.md")
+    assert 'load_dataset("alice/general-entropy-pool"' in card.text and "heal/general" not in card.text
+    assert card.data.license == "apache-2.0"  # kept from the build's card
+    eda_card = (out / "spaces/alice/eda/README.md").read_text()
+    assert 'evaluate.load("alice/eda")' in eda_card and "heal_hf.metrics.EDA_METRIC_PATH" in eda_card
+    assert (out / "spaces/alice/entropy-explorer/app.py").read_text() == (
+        'POOL = "alice/general-entropy-pool"  # heal_hf.pool loads it\n')
+    assert file_hashes(out / "models/alice/toy-reasoner") == file_hashes(toy)  # the toy's MANIFEST pins its bytes
+    with pytest.raises(ValueError, match="namespace"):
+        stage_hub(tmp_path / "bad", namespace="-bad/name", pool_dir=built_pool)
+
+
+def test_missing_optional_repos_are_skipped(monkeypatch, tmp_path):
+    for name in ("bundled_pool_path", "toy_reasoner_dir", "explorer_space_dir"):
+        monkeypatch.setattr(hub, name, lambda: tmp_path / "absent")
+    staged, skipped = stage_hub(tmp_path / "out")
+    assert [r.repo_id for r in staged] == ["heal/eda", "heal/entropy_dynamics"]
+    assert [line.split(":")[0] for line in skipped] == [
+        "datasets/heal/general-entropy-pool", "models/heal/toy-reasoner", "spaces/heal/entropy-explorer"]
+    with pytest.raises(ValueError, match="no pool_build.json"):
+        stage_hub(tmp_path / "out", pool_dir=tmp_path / "absent")
+
+
+def test_restaging_replaces_its_own_files_only(built_pool, tmp_path):
+    out = tmp_path / "out"
+    stage_hub(out, pool_dir=built_pool)
+    data = out / "datasets/heal/general-entropy-pool/data"
+    assert len(list(data.iterdir())) == 3
+    # A rebuilt pool with one shard: the three old shards go, nothing else is touched.
+    rebuilt = tmp_path / "rebuilt"
+    model, tokenizer = tiny_causal_lm(seed=0)
+    import datasets
+
+    build_pool(model, tokenizer, datasets.Dataset.from_dict({"prompt": ["Q: 1 + 1 = ?\nA:"], "answer": ["2"]}),
+               rebuilt, PoolBuildConfig(samples_per_prompt=2, bins=8, max_new_tokens=4), progress=False)
+    (out / "notes.txt").write_text("mine, outside the repo folders")
+    stage_hub(out, pool_dir=rebuilt)
+    assert [p.name for p in data.iterdir()] == ["train-00000-of-00001.parquet"]
+    assert (out / "notes.txt").read_text() == "mine, outside the repo folders"
+    assert len(load_pool(out / "datasets/heal/general-entropy-pool")) == 1
+
+
+def test_unrelated_or_edited_files_stop_staging_and_nothing_changes(built_pool, tmp_path):
+    out = tmp_path / "out"
+    stage_hub(out, pool_dir=built_pool)
+    (out / "spaces/heal/eda/secrets.env").write_text("mine")
+    readme = out / "datasets/heal/general-entropy-pool/README.md"
+    readme.write_text(readme.read_text() + "\nmy edit\n")
+    before = _tree(out)
+    expected = r"(?s)README.md: changed since stage-hub wrote it.*secrets.env: not written by stage-hub"
+    with pytest.raises(ValueError, match=expected):
+        stage_hub(out, pool_dir=built_pool)
+    assert _tree(out) == before
+    blocked = tmp_path / "blocked"
+    (blocked / "spaces").mkdir(parents=True)
+    (blocked / "spaces" / "heal").write_text("a file")
+    with pytest.raises(ValueError, match="spaces/heal: a file where a folder belongs"):
+        stage_hub(blocked, pool_dir=built_pool)
+    assert not (blocked / STAGE_MANIFEST).exists()
+
+
+def test_publish_dry_run_lists_uploads_and_never_prints_the_token(built_pool, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", "hf_secretTOKEN123")
+    assert main(["publish", "--dry-run", "--private", "--namespace", "bob", "--pool", str(built_pool)]) == 0
+    printed = capsys.readouterr().out
+    assert "would create private dataset bob/general-entropy-pool and upload 5 files" in printed
+    assert "would create private space bob/eda and upload 4 files" in printed
+    assert "  data/train-00002-of-00003.parquet" in printed and "hf_secretTOKEN123" not in printed
+
+
+def test_publish_without_a_token_is_a_clear_error(built_pool, monkeypatch, tmp_path, capsys):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    assert main(["publish", "--pool", str(built_pool)]) == 2
+    assert "no Hugging Face token found; set HF_TOKEN or run `hf auth login`" in capsys.readouterr().err
+
+
+class RecordingApi(HfApi):
+    """HfApi that records create_repo / upload_folder (with the folder's files) instead of sending them:
+    no writable Hub server runs offline, and olah serves reads only."""
+
+    def __init__(self) -> None:
+        super().__init__(token="hf_unused")
+        self.calls: list[tuple] = []
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        self.calls.append(("upload_folder", repo_id, {**kwargs, "files": file_hashes(Path(folder_path))}))
+
+
+def test_publish_creates_each_repo_then_uploads_its_staged_folder(built_pool, monkeypatch, tmp_path):
+    for name in ("toy_reasoner_dir", "explorer_space_dir"):  # the same repos whether this checkout has them or not
+        monkeypatch.setattr(hub, name, lambda: tmp_path / "absent")
+    api, stream = RecordingApi(), io.StringIO()
+    publish("carol", private=True, pool_dir=built_pool, staged_dir=tmp_path / "staged", api=api, stream=stream)
+    creates = [(c[1], c[2]["repo_type"], c[2]["private"], c[2]["space_sdk"]) for c in api.calls if c[0] == "create_repo"]
+    assert creates == [("carol/general-entropy-pool", "dataset", True, None), ("carol/eda", "space", True, "gradio"),
+                       ("carol/entropy_dynamics", "space", True, "gradio")]
+    uploads = {c[1]: c[2] for c in api.calls if c[0] == "upload_folder"}
+    assert uploads["carol/general-entropy-pool"]["delete_patterns"] == ["data/*"]  # no stale shards on the Hub
+    assert uploads["carol/general-entropy-pool"]["files"] == file_hashes(
+        tmp_path / "staged/datasets/carol/general-entropy-pool")
+    assert uploads["carol/eda"]["delete_patterns"] is None
+    assert "published space carol/eda: 4 files" in stream.getvalue()
+    shutil.rmtree(tmp_path / "staged")
