@@ -40,6 +40,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from .eda import DEFAULT_EPS, EDAReference, EDAReward
 from .entropy import token_entropy
+from .metrics import EDA_METRIC_PATH  # re-exported: a user's script needs only `from heal_hf.trl import ...`
 from .pool import load_pool, pool_reference, tokenizer_fingerprint
 from .processors import DOMAIN_GENERAL, DOMAIN_TARGET
 from .profiles import DEFAULT_BINS, EntropyProfile
@@ -208,8 +209,9 @@ class EDARewardFunction:
             tokenizer. Needed only without `completion_entropies`.
         pool: the general-entropy reference for `reference="pool"`/`"ema"` and the
             fallback of `"batch"` (see `as_pool_reference`).
-        reference: "batch" (the batch's general rows, else the pool), "pool", or
-            "ema" (the pool, or the first batch, EMA-blended with each batch).
+        reference: "batch" (the batch's general rows; else the pool; else the last
+            batch that had enough), "pool", or "ema" (the pool, or the first batch,
+            EMA-blended with each batch).
         weight: lambda, the scale of r_EDA in the returned reward.
         bins, w_mag, w_dyn, eps: EDA settings (HEAL.md).
         momentum: EMA weight kept from the running reference per batch.
@@ -268,6 +270,7 @@ class EDARewardFunction:
         if reference == "pool" and self.pool_reference is None:
             raise ValueError('pool: reference="pool" needs a general-entropy pool; pass pool=... or use reference="batch"')
         self.ema_reference: EDAReference | None = None
+        self.last_batch_reference: EDAReference | None = None
         self.initial: dict[str, dict[str, Any]] = {}  # domain -> entropy and mean curve of the first batch
         self.latest: dict[str, dict[str, Any]] = {}
 
@@ -325,13 +328,16 @@ class EDARewardFunction:
             return self.pool_reference
         if self.reference_mode == "batch":
             if fresh is not None:
+                self.last_batch_reference = fresh
                 return fresh
             if self.pool_reference is not None:
                 return self.pool_reference
+            if self.last_batch_reference is not None:
+                return self.last_batch_reference
             raise ValueError(
                 f"reference: the batch has {len(general)} general-domain rows (< min_reference_rows="
-                f"{self.min_reference_rows}) and no pool was given; pass pool=... or mix general rows into "
-                "every batch (HEALGRPOTrainer does)"
+                f"{self.min_reference_rows}), no earlier batch had enough and no pool was given; pass pool=... "
+                "or mix general rows into every batch (HEALGRPOTrainer does)"
             )
         start = self.ema_reference or self.pool_reference
         if start is None and fresh is None:
@@ -382,19 +388,21 @@ class EDARewardFunction:
                 log_metric(name, value)
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-serializable state: step-0 and latest per-domain entropies and curves, the EMA reference."""
+        """JSON-serializable state: step-0 and latest per-domain entropies and curves, the running references."""
         return {
             "initial": self.initial,
             "latest": self.latest,
-            "ema_reference": None if self.ema_reference is None else self.ema_reference.to_dict(),
+            **{name: None if ref is None else ref.to_dict()
+               for name, ref in (("ema_reference", self.ema_reference), ("last_batch_reference", self.last_batch_reference))},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned (e.g. when resuming from a checkpoint)."""
         self.initial = dict(state.get("initial", {}))
         self.latest = dict(state.get("latest", {}))
-        ema = state.get("ema_reference")
-        self.ema_reference = None if ema is None else EDAReference.from_dict(ema)
+        for name in ("ema_reference", "last_batch_reference"):
+            ref = state.get(name)
+            setattr(self, name, None if ref is None else EDAReference.from_dict(ref))
 
 
 def eda_reward_function(
