@@ -71,7 +71,7 @@ def main() -> None:
         save_strategy="no",
         report_to="none",
         bf16=False,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
     )
     eda = eda_reward_function(eda_metric, model, tokenizer, weight=args.eda_weight, temperature=config.temperature)
     trainer = GRPOTrainer(

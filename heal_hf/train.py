@@ -115,7 +115,7 @@ def training_defaults() -> dict[str, Any]:
         "seed": 0,
         "save_total_limit": 2,
         "report_to": "none",
-        "gradient_checkpointing": False,  # small models: recomputation costs more than it saves
+        "activation_checkpointing": False,  # small models: recomputation costs more than it saves
         "bf16": _cuda_bf16(),
         "use_cpu": not torch.cuda.is_available(),
     }

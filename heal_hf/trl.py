@@ -267,8 +267,6 @@ class EDARewardFunction:
         self.answer_column, self.domain_column = answer_column, domain_column
         self.forward_batch_size = forward_batch_size
         self.pool_reference = as_pool_reference(pool, bins, tokenizer)
-        if reference == "pool" and self.pool_reference is None:
-            raise ValueError('pool: reference="pool" needs a general-entropy pool; pass pool=... or use reference="batch"')
         self.ema_reference: EDAReference | None = None
         self.last_batch_reference: EDAReference | None = None
         self.initial: dict[str, dict[str, Any]] = {}  # domain -> entropy and mean curve of the first batch
@@ -325,6 +323,8 @@ class EDARewardFunction:
     def _reference(self, general: list[list[float]]) -> EDAReference:
         fresh = EDAReference.from_entropies(general, bins=self.bins) if len(general) >= self.min_reference_rows else None
         if self.reference_mode == "pool":
+            if self.pool_reference is None:
+                raise ValueError('pool: reference="pool" needs a general-entropy pool; pass pool=... or use reference="batch"')
             return self.pool_reference
         if self.reference_mode == "batch":
             if fresh is not None:
@@ -442,6 +442,8 @@ def eda_reward_function(
         )
     if model is None or tokenizer is None:
         raise ValueError("model, tokenizer: the drop-in reward needs the policy model object and its tokenizer")
+    if reference == "pool" and pool is None:
+        raise ValueError('pool: reference="pool" needs a general-entropy pool; pass pool=... or use reference="batch"')
     return EDARewardFunction(
         metric=metric, model=model, tokenizer=tokenizer, pool=pool, reference=reference,
         weight=weight, temperature=temperature, **settings,
@@ -515,13 +517,16 @@ class HEALConfig(GRPOConfig):
 
 
 def batch_target_count(n_prompts: int, n_target: int, n_general: int, target_fraction: float | None) -> int:
-    """Target prompts per generation batch of `n_prompts` unique prompts (at least one of each domain)."""
-    share = n_target / (n_target + n_general) if target_fraction is None else target_fraction
-    if n_general == 0:
-        return n_prompts
-    if n_target == 0:
-        return 0
-    return min(max(round(share * n_prompts), 1), n_prompts - 1)
+    """Target prompts per generation batch of `n_prompts` unique prompts.
+
+    With `target_fraction` None, the dataset's share (a domain with no rows gets none);
+    otherwise that share, at least one prompt of each domain.
+    """
+    if target_fraction is None:
+        if n_general == 0 or n_target == 0:
+            return n_prompts if n_general == 0 else 0
+        target_fraction = n_target / (n_target + n_general)
+    return min(max(round(target_fraction * n_prompts), 1), n_prompts - 1)
 
 
 class DomainMixSampler(Sampler[int]):
