@@ -271,6 +271,7 @@ class EDARewardFunction:
         self.last_batch_reference: EDAReference | None = None
         self.initial: dict[str, dict[str, Any]] = {}  # domain -> entropy and mean curve of the first batch
         self.latest: dict[str, dict[str, Any]] = {}
+        self.track = True  # batches update the running state; HEALGRPOTrainer turns it off while evaluating
 
     def set_pool(self, pool: Any, tokenizer: PreTrainedTokenizerBase | None = None) -> None:
         """Attach the pool reference after construction (validated like the constructor's)."""
@@ -328,7 +329,8 @@ class EDARewardFunction:
             return self.pool_reference
         if self.reference_mode == "batch":
             if fresh is not None:
-                self.last_batch_reference = fresh
+                if self.track:
+                    self.last_batch_reference = fresh
                 return fresh
             if self.pool_reference is not None:
                 return self.pool_reference
@@ -345,8 +347,10 @@ class EDARewardFunction:
                 f'reference: "ema" starts from the pool or a batch with >= {self.min_reference_rows} general '
                 "rows; pass pool=... or mix general rows into every batch"
             )
-        self.ema_reference = fresh if start is None else (start if fresh is None else start.blend(fresh, self.momentum))
-        return self.ema_reference
+        blended = fresh if start is None else (start if fresh is None else start.blend(fresh, self.momentum))
+        if self.track:
+            self.ema_reference = blended
+        return blended
 
     def _score(self, target: list[list[float]], reference: EDAReference) -> list[float]:
         """r_EDA per target trajectory: through the evaluate metric when given, else the core."""
@@ -378,10 +382,11 @@ class EDARewardFunction:
                 "entropy": float(profile.magnitude[rows].double().mean()),
                 "curve": profile.curve[rows].double().mean(0).tolist(),
             }
-            self.initial.setdefault(domain, now)
-            self.latest[domain] = now
+            if self.track:
+                self.initial.setdefault(domain, now)
+                self.latest[domain] = now
             metrics[f"heal/entropy/{domain}"] = now["entropy"]
-            start = self.initial[domain]["entropy"]
+            start = self.initial.get(domain, now)["entropy"]
             metrics[f"heal/entropy_retention/{domain}"] = now["entropy"] / start if start > 0 else float("nan")
         if log_metric is not None:
             for name, value in metrics.items():
@@ -673,6 +678,7 @@ class HEALGRPOTrainer(GRPOTrainer):
         if entropies is None or len(entropies) != len(inputs):
             raise RuntimeError("HEALGRPOTrainer: no generation entropies for this batch (generation did not run here)")
         inputs = [{**x, ENTROPIES_KWARG: e} for x, e in zip(inputs, entropies)]
+        self.eda.track = self.model.training  # evaluation batches leave step-0 entropies and references alone
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         # Per-domain total reward, over the whole (gathered) batch.
         mode = "train" if self.model.training else "eval"

@@ -132,6 +132,10 @@ def test_reference_fallbacks_ema_and_only_correct():
     out = fn(["p"] * 10, ["c"] * 10, None, domain=["general"] * 8 + ["target"] * 2, **{ENTROPIES_KWARG: general + target})
     blended = pool_ref.blend(EDAReference.from_entropies(general, bins=8), 0.7)
     assert out[8:] == pytest.approx(EDAReward(blended).reward(target).tolist(), rel=1e-6)
+    fn.track = False  # an evaluation batch: scored against the running reference, which stays as it was
+    again = fn(["p"] * 10, ["c"] * 10, None, domain=["general"] * 8 + ["target"] * 2, **{ENTROPIES_KWARG: general + target})
+    assert fn.ema_reference is not None and fn.ema_reference.magnitude_mean == pytest.approx(blended.magnitude_mean)
+    assert again[8:] == pytest.approx(EDAReward(blended.blend(EDAReference.from_entropies(general, bins=8), 0.7)).reward(target).tolist(), rel=1e-6)
     assert EDARewardFunction(bins=8).state_dict()["ema_reference"] is None
     restored = EDARewardFunction(bins=8, reference="ema")
     restored.load_state_dict(fn.state_dict())
