@@ -6,12 +6,15 @@ hand-written strings.
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
 # --- Model cards: trained HEAL checkpoints and adapters (heal-hf train / heal-hf card) ---
 
-
-# --- Dataset cards: the general-entropy pool (heal-hf build-pool / stage-hub) ---
-
-POOL_CARD_TAGS = ["heal", "rlvr", "grpo", "entropy", "reasoning", "synthetic"]
 HEAL_BIBTEX = """@inproceedings{liu2026healing,
   title     = {HEALing Entropy Collapse: Enhancing Exploration in Few-Shot RLVR via
                Hybrid-Domain Entropy Dynamics Alignment},
@@ -21,6 +24,194 @@ HEAL_BIBTEX = """@inproceedings{liu2026healing,
   eprint    = {2604.17928},
   archivePrefix = {arXiv}
 }"""
+MODEL_CARD_TAGS = ["heal", "rlvr", "grpo", "trl", "few-shot"]
+_SUMMARY_METRICS = (
+    ("heal/reward/target", "reward, target rows (r_verify + lambda r_EDA)"),
+    ("heal/reward/general", "reward, general rows (r_verify)"),
+    ("heal/eda_reward", "EDA reward r_EDA, target rows"),
+    ("heal/entropy/target", "mean token entropy, target (nats)"),
+    ("heal/entropy/general", "mean token entropy, general (nats)"),
+    ("heal/entropy_retention/target", "entropy retention, target"),
+    ("heal/entropy_retention/general", "entropy retention, general"),
+)
+_EVAL_METRICS = (
+    ("greedy_accuracy", "greedy accuracy"),
+    ("sample_accuracy", "accuracy of sampled answers"),
+    ("mean_token_entropy", "mean token entropy of samples (nats)"),
+)
+
+
+def run_record(folder: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(heal_run.json, metrics) of a `heal-hf train` output folder or of a checkpoint-N folder inside one.
+
+    A checkpoint's metrics come from its trainer_state.json and heal_state.json
+    (history and entropy curves up to that step; it has no evaluation).
+    """
+    from .train import METRICS_FILE, RUN_FILE, history_from_logs
+    from .trl import STATE_FILE
+
+    folder = Path(folder)
+    if (folder / RUN_FILE).is_file():
+        run = json.loads((folder / RUN_FILE).read_text())
+        metrics_path = folder / METRICS_FILE
+        if not metrics_path.is_file():
+            raise ValueError(f"checkpoint: {folder} has no {METRICS_FILE}: the run has not finished; resume it first")
+        return run, json.loads(metrics_path.read_text())
+    if (folder.parent / RUN_FILE).is_file() and (folder / "trainer_state.json").is_file():
+        run = json.loads((folder.parent / RUN_FILE).read_text())
+        logs = json.loads((folder / "trainer_state.json").read_text())["log_history"]
+        state = json.loads((folder / STATE_FILE).read_text()) if (folder / STATE_FILE).is_file() else {}
+        metrics = {
+            "history": history_from_logs(logs),
+            "curves": {"initial": state.get("initial", {}), "latest": state.get("latest", {})},
+            "train": {"global_step": max((e.get("step", 0) for e in logs), default=0)},
+        }
+        return run, metrics
+    raise ValueError(
+        f"checkpoint: {folder} is neither a heal-hf train output folder ({RUN_FILE}) nor a checkpoint inside one"
+    )
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
+
+
+def model_card(
+    run: dict[str, Any], metrics: dict[str, Any], repo_id: str | None = None, location: str | None = None
+) -> ModelCard:
+    """The model card of a HEAL run, from its heal_run.json and metrics.
+
+    Args:
+        run, metrics: as `run_record` returns them.
+        repo_id: the Hub repo the model is (or will be) at; names the card and the snippet.
+        location: what the snippet loads when there is no repo_id (e.g. the local folder).
+    """
+    settings, data, training, model = run["settings"], run["data"], run["training"], run["model"]
+    adapter = bool(model["adapter"])
+    ref = repo_id or location or settings["output_dir"]
+    name = Path(str(ref)).name if repo_id is None else repo_id.split("/")[-1]
+    base = model.get("base_model_id")
+    base_text = f"[`{base}`](https://huggingface.co/{base})" if base else f"`{model['path']}`"
+    evaluation = metrics.get("eval", {})
+    trained_eval = evaluation.get("trained")
+    k = settings["eval_samples"]
+    eval_results = []
+    if trained_eval:
+        source = data["eval"]["source"]
+        dataset_id = Path(source).name if Path(source).exists() else source  # a Hub id, or just a local file's name
+        for key, label in (("greedy_accuracy", "greedy accuracy"), (f"pass@{k}", f"pass@{k}")):
+            eval_results.append(EvalResult(
+                task_type="text-generation", task_name="Target-domain reasoning (verifiable answers)",
+                dataset_type=dataset_id, dataset_name=f"{dataset_id} (held-out target)",
+                dataset_split=data["eval"]["split"], metric_type="accuracy" if key == "greedy_accuracy" else "pass@k",
+                metric_name=label, metric_value=round(float(trained_eval[key]), 4),
+            ))
+    hub_datasets = [d for d in (
+        data["target"]["source"] if not Path(data["target"]["source"]).exists() else None,
+        data["general"].get("hub_id"),
+    ) if d]
+    card_data = ModelCardData(
+        base_model=base, library_name="peft" if adapter else "transformers", license=settings["license"],
+        datasets=hub_datasets or None, tags=MODEL_CARD_TAGS + (["lora", "peft"] if adapter else []),
+        pipeline_tag="text-generation", model_name=name, eval_results=eval_results or None,
+    )
+
+    prompt = data["example_prompt"]
+    max_new = training["max_completion_length"]
+    if adapter:
+        load = (f"from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n"
+                f"model = AutoPeftModelForCausalLM.from_pretrained({str(ref)!r})  # base model + HEAL adapter\n")
+    else:
+        load = (f"from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+                f"model = AutoModelForCausalLM.from_pretrained({str(ref)!r})\n")
+    encode = (
+        f"inputs = tokenizer.apply_chat_template([{{'role': 'user', 'content': {prompt!r}}}], "
+        "add_generation_prompt=True, return_tensors='pt', return_dict=True)\n"
+        if settings.get("chat_template") else f"inputs = tokenizer({prompt!r}, return_tensors='pt')\n"
+    )
+    snippet = (
+        load + f"tokenizer = AutoTokenizer.from_pretrained({str(ref)!r})\n" + encode
+        + f"output = model.generate(**inputs, max_new_tokens={max_new}, do_sample=False)\n"
+        "print(tokenizer.decode(output[0, inputs['input_ids'].shape[1]:], skip_special_tokens=True))\n"
+    )
+    what = (
+        f"{'A LoRA adapter for' if adapter else 'A fine-tune of'} {base_text}, trained with "
+        f"[HEAL](https://arxiv.org/abs/2604.17928) (hybrid-domain data + Entropy Dynamics Alignment) for "
+        f"few-shot RLVR, using TRL's GRPO through [heal-hf](https://pypi.org/project/heal-hf/) "
+        f"{run['heal_hf_version']}: {data['target']['rows']} target-domain problems from "
+        f"`{data['target']['source']}` plus {data['general']['rows']} general-domain problems selected from "
+        f"the general-entropy pool `{data['general']['source']}`, for {metrics.get('train', {}).get('global_step', '?')} steps."
+    )
+    if adapter:
+        what += f" Loading it needs the base model at `{model['path']}`, as recorded in adapter_config.json."
+    sections = [
+        (f"# {name}", what),
+        ("## How to use", f"```python\n{snippet}```"),
+        ("## Training data", _table(["part", "rows", "source", "how chosen"], [
+            ["target domain", data["target"]["rows"], f"`{data['target']['source']}` ({data['target']['split']})", "all rows (few-shot set)"],
+            ["general domain", data["general"]["rows"], f"pool `{data['general']['source']}` ({data['general']['pool_rows']} problems, sampled from `{data['general']['pool_model_id']}`)",
+             f"rank-normalized reasoning uncertainty x exploratory diversity, greedy MMR picks (redundancy {data['general']['redundancy']})"],
+        ]) + f"\n\nEvery generation batch holds {data['target_prompts_per_batch']} target and "
+             f"{data['prompts_per_batch'] - data['target_prompts_per_batch']} general prompts."),
+        ("## Training procedure", "HEAL:\n\n" + _table(["setting", "value"], [[k, training[k]] for k in training if k.startswith("eda_") or k == "target_fraction"])
+         + "\n\nGRPO" + (" with LoRA" if adapter else "") + ":\n\n"
+         + _table(["setting", "value"], [[k, training[k]] for k in training if not (k.startswith("eda_") or k == "target_fraction")])
+         + "\n\nVersions: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()) + "."),
+    ]
+    history = metrics.get("history", [])
+    if history:
+        last = history[-1]
+        retention = ", ".join(f"{d} {last[f'heal/entropy_retention/{d}']:.3f}" for d in ("target", "general")
+                              if f"heal/entropy_retention/{d}" in last)
+        sections.append(("## Entropy dynamics", f"![Entropy curves](entropy_curves.png)\n\nMean token entropy and its "
+                         f"retention (entropy now / at step 0) per domain over training, and the mean entropy curve of "
+                         f"a response at step 0 and at the last step. Retention at step {last['step']}: {retention}."))
+    results = []
+    if trained_eval:
+        base_eval = evaluation.get("base")
+        rows = [[label] + ([base_eval[key]] if base_eval else []) + [trained_eval[key]]
+                for key, label in _EVAL_METRICS[:1] + ((f"pass@{k}", f"pass@{k}"),) + _EVAL_METRICS[1:]]
+        header = ["metric"] + (["before training"] if base_eval else []) + ["after training"]
+        results.append(f"Held-out target problems: {trained_eval['problems']} from `{data['eval']['source']}`.\n\n"
+                       + _table(header, rows))
+    if history:
+        first, last = history[0], history[-1]
+        rows = [[label, first[key], last[key]] for key, label in _SUMMARY_METRICS if key in first and key in last]
+        results.append(f"Training (logged means, step {first['step']} and step {last['step']}):\n\n"
+                       + _table(["metric", f"step {first['step']}", f"step {last['step']}"], rows))
+    if results:
+        sections.append(("## Results", "\n\n".join(results)))
+    sections.append(("## Citation", f"```bibtex\n{HEAL_BIBTEX}\n```"))
+    for title, body in sections:
+        if not body.strip():
+            raise ValueError(f"model card: section {title!r} came out empty")
+    text = "\n\n".join(f"{title}\n\n{body}" for title, body in sections)
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{text}\n")
+
+
+def write_model_card(folder: str | Path, repo_id: str | None = None) -> Path:
+    """Write README.md (and entropy_curves.png) for a run or checkpoint folder from its stored records."""
+    from .train import CURVES_FILE, plot_entropy_curves
+
+    folder = Path(folder)
+    run, metrics = run_record(folder)
+    if metrics.get("history"):
+        plot_entropy_curves(metrics, folder / CURVES_FILE)
+    card = model_card(run, metrics, repo_id=repo_id, location=str(folder.resolve()))
+    path = folder / "README.md"
+    tmp = folder / f".README.md.tmp-{os.getpid()}"
+    card.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+# --- Dataset cards: the general-entropy pool (heal-hf build-pool / stage-hub) ---
+
+POOL_CARD_TAGS = ["heal", "rlvr", "grpo", "entropy", "reasoning", "synthetic"]
 
 _POOL_CARD_TEMPLATE = """---
 {{ card_data }}

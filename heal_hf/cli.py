@@ -157,6 +157,67 @@ def _space(args: argparse.Namespace) -> int:
     from .space import launch
 
     launch(args.model, server_name=args.host, server_port=args.port)  # a model that cannot load: ValueError
+def _train_args(p: argparse.ArgumentParser) -> None:
+    import dataclasses
+
+    from .train import TRAINING_OPTIONS, TrainSettings, training_defaults
+
+    p.add_argument("--config", help="YAML file of options: any option below (underscores), or any HEALConfig / "
+                   "GRPOConfig field; the command line wins (default: none)")
+    for f in dataclasses.fields(TrainSettings):
+        help_text = f.metadata["help"]
+        if f.default is dataclasses.MISSING:
+            help_text += " (required)"
+        elif "default:" not in help_text:
+            help_text += f" (default: {f.default})"
+        kind = {"bool": None, "int | None": int, "int": int, "float": float}.get(str(f.type), str)
+        flag = "--" + f.name.replace("_", "-")
+        if kind is None:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            p.add_argument(flag, type=kind, default=None, help=help_text)
+    defaults = training_defaults()
+    for name, help_text in TRAINING_OPTIONS.items():
+        flag = "--" + name.replace("_", "-")
+        value = defaults[name]
+        if "default:" not in help_text:
+            help_text += f" (default: {value})"
+        if isinstance(value, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            kind = float if value is None or isinstance(value, float) else type(value)
+            p.add_argument(flag, type=kind, default=None, help=help_text)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import TrainSettings, read_config, split_options, train
+
+    options = read_config(args.config)
+    options.update({k: v for k, v in vars(args).items() if v is not None and k not in ("config", "command", "_run")})
+    settings, overrides = split_options(options)
+    for required in ("target", "output_dir"):
+        if required not in settings:
+            raise ValueError(f"{required}: missing; pass --{required.replace('_', '-')} or set it in --config")
+    result = train(TrainSettings(**settings), overrides)
+    if not result.main_process:
+        return 0
+    print(f"saved to {result.output_dir} (model card README.md, metrics.json, entropy_curves.png)")
+    for split, values in result.metrics.get("eval", {}).items():
+        print(f"eval ({split}): " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+    if result.pushed_url:
+        print(f"pushed: {result.pushed_url}")
+    return 0
+
+
+def _card_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a heal-hf train output folder, or a checkpoint-N folder inside one")
+    p.add_argument("--repo-id", default=None, help="Hub repo id the snippet loads from (default: the folder itself)")
+
+
+def _card(args: argparse.Namespace) -> int:
+    from .cards import write_model_card
+
+    print(f"wrote {write_model_card(args.checkpoint, repo_id=args.repo_id)}")
     return 0
 
 
@@ -169,6 +230,10 @@ COMMANDS: list[Command] = [
     ("publish", "create the Hub repos and upload the staged folders (token from HF_TOKEN or `hf auth login`)",
      _publish_args, _publish),
     ("space", "serve the Entropy Explorer (the Gradio Space) locally", _space_args, _space),
+    ("train", "few-shot HEAL: select general problems from a pool, train with GRPO + EDA, evaluate, save a card",
+     _train_args, _train),
+    ("card", "(re)generate the model card and entropy-curve figure of a heal-hf train run or checkpoint",
+     _card_args, _card),
 ]
 
 

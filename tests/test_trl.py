@@ -1,0 +1,290 @@
+"""heal_hf.trl: the EDA reward function, the domain-mixing sampler and HEALGRPOTrainer, on real TRL steps."""
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import evaluate
+import pytest
+import torch
+
+from heal_hf.eda import EDAReference, EDAReward
+from heal_hf.metrics import EDA_METRIC_PATH
+from heal_hf.pool import POOL_FEATURES, pool_rows, tokenizer_fingerprint, with_pool_scores
+from heal_hf.rollout import sample_with_entropies
+from heal_hf.toy.tiny import char_tokenizer, tiny_causal_lm
+from heal_hf.trl import (
+    ENTROPIES_KWARG,
+    DomainMixSampler,
+    EDARewardFunction,
+    GenerationEntropyRecorder,
+    HEALConfig,
+    HEALGRPOTrainer,
+    eda_reward_function,
+    policy_token_entropies,
+)
+from heal_hf.verifiers import verifier_reward
+
+
+def peaked_tiny_lm(seed: int = 0):
+    """A tiny random Llama with scaled-up weights, so entropies vary by token instead of sitting at log(V)."""
+    model, tok = tiny_causal_lm(seed=seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.mul_(6)
+    return model, tok
+
+
+def mixed_set(n_target: int = 4, n_general: int = 12) -> datasets.Dataset:
+    target = [(f"Q: {i} + 5 = ?\nA:", str(i + 5), "target") for i in range(n_target)]
+    general = [(f"Q: {i} * 3 = ?\nA:", str(3 * i), "general") for i in range(n_general)]
+    rows = target + general
+    return datasets.Dataset.from_dict({k: list(v) for k, v in zip(("prompt", "answer", "domain"), zip(*rows))})
+
+
+def heal_config(tmp_path, **kw) -> HEALConfig:
+    defaults = dict(
+        output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=16, num_generations=4,
+        max_completion_length=12, logging_steps=1, report_to="none", save_strategy="no", use_cpu=True,
+        disable_tqdm=True, bf16=False, activation_checkpointing=False, learning_rate=1e-2, seed=0,
+    )
+    return HEALConfig(**{**defaults, **kw})
+
+
+@pytest.fixture(scope="module")
+def eda_metric():
+    return evaluate.load(EDA_METRIC_PATH, keep_in_memory=True)
+
+
+# --- entropies ------------------------------------------------------------------
+
+
+def test_generation_hook_and_policy_forward_agree_on_a_padded_batch():
+    model, tok = peaked_tiny_lm(seed=1)
+    prompts = ["Q: 1 + 1 = ?\nA:", "Q: sort 3 1 2 9 9\nA:", "x"]
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    recorder = GenerationEntropyRecorder(temperature=0.7)
+    torch.manual_seed(0)
+    with recorder.attached(model), torch.no_grad():
+        out = model.generate(**enc, do_sample=True, temperature=0.7, top_k=5, max_new_tokens=10,
+                             pad_token_id=tok.pad_token_id)
+    assert not model._forward_hooks  # the hook is gone after the block
+    new = out[:, enc.input_ids.shape[1]:]
+    completion_ids = [row[: n].tolist() for row, n in zip(new, [10, 4, 7])]  # ragged, as after EOS masking
+    recorded = recorder.per_completion(completion_ids)
+    forward = policy_token_entropies(model, tok, prompts, completion_ids, temperature=0.7, batch_size=2)
+    assert [len(r) for r in recorded] == [10, 4, 7] == [len(f) for f in forward]
+    for r, f in zip(recorded, forward):
+        assert r == pytest.approx(f, abs=1e-4)
+    # top-k=5 sampling does not change the entropy: it is over the full vocabulary.
+    assert max(max(r) for r in recorded) > math.log(5) + 0.1
+
+
+# --- the reward function on given entropies --------------------------------------
+
+
+def ragged(generator, n, low, high, scale):
+    return [(torch.rand(int(k), generator=generator) * scale).tolist() for k in torch.randint(low, high, (n,), generator=generator)]
+
+
+def test_reward_is_lambda_times_core_eda_for_target_rows_and_none_for_general(eda_metric):
+    g = torch.Generator().manual_seed(0)
+    general, target = ragged(g, 6, 8, 30, 2.0), ragged(g, 3, 8, 30, 1.0)
+    domains = ["general", "target", "general", "general", "target", "general", "general", "target", "general"]
+    it_g, it_t = iter(general), iter(target)
+    entropies = [next(it_t) if d == "target" else next(it_g) for d in domains]
+    logged = {}
+    kwargs = {"domain": domains, ENTROPIES_KWARG: entropies, "log_metric": logged.__setitem__}
+    want = EDAReward(general, bins=8).reward(target).tolist()
+    for metric in (None, eda_metric):  # the core and the evaluate module give the same numbers
+        fn = EDARewardFunction(metric=metric, weight=0.1, bins=8)
+        out = fn(["p"] * 9, ["c"] * 9, None, **kwargs)
+        assert [r is None for r in out] == [d == "general" for d in domains]
+        assert [r for r in out if r is not None] == pytest.approx([0.1 * w for w in want], rel=1e-5)
+    assert logged["heal/eda_reward"] == pytest.approx(sum(want) / 3, rel=1e-5)
+    assert logged["heal/reference_count"] == 6
+    mean_general = sum(sum(e) / len(e) for e in general) / 6
+    assert logged["heal/entropy/general"] == pytest.approx(mean_general, rel=1e-5)
+    assert logged["heal/entropy_retention/target"] == pytest.approx(1.0)
+
+
+def test_reference_fallbacks_ema_and_only_correct():
+    g = torch.Generator().manual_seed(1)
+    general, target = ragged(g, 8, 8, 30, 2.0), ragged(g, 2, 8, 30, 1.0)
+    pool_ref = EDAReference.from_entropies(ragged(g, 20, 8, 30, 1.5), bins=8)
+    only_target = {"domain": ["target", "target"], ENTROPIES_KWARG: target}
+    fn = EDARewardFunction(bins=8)
+    with pytest.raises(ValueError, match="no pool was given"):
+        fn(["p"] * 2, ["c"] * 2, None, **only_target)
+    fn = EDARewardFunction(bins=8, pool=pool_ref, weight=1.0)
+    assert fn(["p"] * 2, ["c"] * 2, None, **only_target) == pytest.approx(EDAReward(pool_ref).reward(target).tolist())
+    # Without a pool, a batch short of general rows reuses the last batch that had enough.
+    fn = EDARewardFunction(bins=8, weight=1.0)
+    fn(["p"] * 10, ["c"] * 10, None, domain=["general"] * 8 + ["target"] * 2, **{ENTROPIES_KWARG: general + target})
+    assert fn(["p"] * 2, ["c"] * 2, None, **only_target) == pytest.approx(EDAReward(general, bins=8).reward(target).tolist())
+    # EMA: the pool blended with each batch's general statistics (the core's blend).
+    fn = EDARewardFunction(bins=8, pool=pool_ref, reference="ema", momentum=0.7, weight=1.0)
+    out = fn(["p"] * 10, ["c"] * 10, None, domain=["general"] * 8 + ["target"] * 2, **{ENTROPIES_KWARG: general + target})
+    blended = pool_ref.blend(EDAReference.from_entropies(general, bins=8), 0.7)
+    assert out[8:] == pytest.approx(EDAReward(blended).reward(target).tolist(), rel=1e-6)
+    fn.track = False  # an evaluation batch: scored against the running reference, which stays as it was
+    again = fn(["p"] * 10, ["c"] * 10, None, domain=["general"] * 8 + ["target"] * 2, **{ENTROPIES_KWARG: general + target})
+    assert fn.ema_reference is not None and fn.ema_reference.magnitude_mean == pytest.approx(blended.magnitude_mean)
+    assert again[8:] == pytest.approx(EDAReward(blended.blend(EDAReference.from_entropies(general, bins=8), 0.7)).reward(target).tolist(), rel=1e-6)
+    assert EDARewardFunction(bins=8).state_dict()["ema_reference"] is None
+    restored = EDARewardFunction(bins=8, reference="ema")
+    restored.load_state_dict(fn.state_dict())
+    assert restored.ema_reference.magnitude_mean == pytest.approx(blended.magnitude_mean)
+    # EDA only for correct rollouts: a wrong answer gets 0.0, a right one its EDA.
+    fn = EDARewardFunction(bins=8, pool=pool_ref, only_correct=True, weight=1.0)
+    out = fn(["p"] * 2, ["The answer is 7", "The answer is 8"], None, answer=["7", "7"], **only_target)
+    assert out[0] == pytest.approx(float(EDAReward(pool_ref).reward(target[:1])[0])) and out[1] == 0.0
+    with pytest.raises(ValueError, match="unknown domains"):
+        fn(["p"], ["c"], None, domain=["math"], **{ENTROPIES_KWARG: target[:1]})
+    with pytest.raises(ValueError, match="policy model"):
+        EDARewardFunction(bins=8, pool=pool_ref)(["p"], ["c"], [[1, 2]], domain=["target"])
+    with pytest.raises(ValueError, match="reference"):
+        EDARewardFunction(reference="nearest")
+    with pytest.raises(ValueError, match='reference="pool" needs'):
+        EDARewardFunction(reference="pool", bins=8)(["p"], ["c"], None, domain=["target"], **{ENTROPIES_KWARG: target[:1]})
+
+
+# --- the sampler -----------------------------------------------------------------
+
+
+def test_every_chunk_mixes_domains_in_the_configured_ratio():
+    domains = ["target"] * 5 + ["general"] * 15
+    sampler = DomainMixSampler(domains, mini_repeat_count=3, batch_size=4, repeat_count=2, target_fraction=0.5, seed=3)
+    order = list(sampler)
+    assert len(order) == len(sampler) == (20 // 4) * 4 * 3 * 2
+    chunks = [order[i : i + 24] for i in range(0, len(order), 24)]
+    seen_targets = []
+    for chunk in chunks:
+        first = chunk[:12]
+        assert chunk[12:] == first  # repeat_count: the same chunk again
+        unique = first[::3]
+        assert all(first[3 * j : 3 * j + 3] == [u] * 3 for j, u in enumerate(unique))  # mini_repeat_count
+        assert sorted(domains[i] for i in unique) == ["general", "general", "target", "target"]
+        assert len(set(unique)) == 4
+        seen_targets += [i for i in unique if domains[i] == "target"]
+    assert set(seen_targets) == set(range(5))  # each target row comes up before any repeats twice
+    assert list(DomainMixSampler(domains, 3, 4, 2, 0.5, seed=3)) == order
+    assert list(DomainMixSampler(domains, 3, 4, 2, 0.5, seed=4)) != order
+    # Default share: the dataset's (5 of 20 -> 1 of 4).
+    assert DomainMixSampler(domains, 1, 4).n_target == 1
+    with pytest.raises(ValueError, match="takes 3 target-domain prompts but the dataset has 2"):
+        DomainMixSampler(["target"] * 2 + ["general"] * 10, 1, 4, target_fraction=0.75)
+
+
+# --- real GRPO steps: both paths on the same batch ---------------------------------
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_trainer_and_drop_in_give_the_same_rewards_on_the_same_batch(tmp_path, eda_metric, lora):
+    model, tok = peaked_tiny_lm()
+    base = {n: p.detach().clone() for n, p in model.named_parameters()}
+    drop_in = eda_reward_function(eda_metric, model, tok)
+    seen = {}
+
+    def eda_drop_in(prompts, completions, completion_ids, **kwargs):
+        captured = kwargs.pop(ENTROPIES_KWARG)  # the trainer's; the drop-in computes its own
+        seen.setdefault("captured", captured)
+        seen.setdefault("batch", (prompts, completion_ids, kwargs["domain"]))
+        return drop_in(prompts, completions, completion_ids, **kwargs)
+
+    peft_config = None
+    if lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    trainer = HEALGRPOTrainer(
+        model=model, reward_funcs=[verifier_reward("numeric"), eda_drop_in], args=heal_config(tmp_path),
+        train_dataset=mixed_set(), processing_class=tok, peft_config=peft_config,
+    )
+    trainer.train()
+
+    # The last batch's per-row rewards, as TRL logged them: equal, None (NaN) on general rows.
+    ours = torch.tensor(trainer._logs["rewards"]["eda"], dtype=torch.float64)
+    theirs = torch.tensor(trainer._logs["rewards"]["eda_drop_in"], dtype=torch.float64)
+    assert len(ours) == 16 and torch.equal(torch.isnan(ours), torch.isnan(theirs))
+    assert int((~torch.isnan(ours)).sum()) == 4  # 1 target prompt x 4 generations per batch
+    assert torch.allclose(ours.nan_to_num(), theirs.nan_to_num(), atol=1e-6, rtol=0)
+    assert float(ours.nan_to_num().max()) > 0
+    # Logged metrics are the rewards' own: the per-step mean of r_EDA / lambda.
+    logs = [e for e in trainer.state.log_history if "heal/eda_reward" in e]
+    assert len(logs) == 2
+    last = logs[-1]
+    assert last["rewards/eda/mean"] == pytest.approx(float(torch.nanmean(ours)), rel=1e-5)
+    assert last["heal/eda_reward"] == pytest.approx(float(torch.nanmean(ours)) / 0.1, rel=1e-5)
+    for key in ("heal/entropy/target", "heal/entropy/general", "heal/entropy_retention/target",
+                "heal/entropy_retention/general", "heal/reward/target", "heal/reward/general"):
+        assert math.isfinite(last[key]), key
+    assert logs[0]["heal/entropy_retention/target"] == 1.0
+    assert last["heal/entropy/target"] == pytest.approx(trainer.eda.latest["target"]["entropy"], rel=1e-6)
+    trained = dict(trainer.model.named_parameters())
+    changed = [n for n, p in trained.items() if p.requires_grad]
+    assert changed and (lora == all("lora_" in n for n in changed))
+    if lora:
+        # The drop-in's forward includes the adapter: without it the entropies differ.
+        prompts, completion_ids, _ = seen["batch"]
+        with_adapter = policy_token_entropies(model, tok, prompts, completion_ids)
+        with trainer.model.disable_adapter():
+            without = policy_token_entropies(model, tok, prompts, completion_ids)
+        assert max(abs(a - b) for x, y in zip(with_adapter, without) for a, b in zip(x, y)) > 1e-3
+    else:
+        assert any(not torch.equal(base[n], p) for n, p in trained.items())
+
+
+def test_trainer_refuses_what_it_cannot_mix_or_measure(tmp_path):
+    model, tok = tiny_causal_lm()
+    with pytest.raises(ValueError, match="'domain' column"):
+        HEALGRPOTrainer(model=model, reward_funcs=[], args=heal_config(tmp_path), train_dataset=mixed_set().remove_columns("domain"),
+                        processing_class=tok)
+    with pytest.raises(ValueError, match="HEALConfig"):
+        from trl import GRPOConfig
+
+        HEALGRPOTrainer(model=model, args=GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False),
+                        train_dataset=mixed_set())
+    with pytest.raises(ValueError, match="takes 1 target-domain prompts but the dataset has 0"):
+        HEALGRPOTrainer(model=model, reward_funcs=[], args=heal_config(tmp_path, target_fraction=0.25),
+                        train_dataset=mixed_set(0, 12), processing_class=tok)
+    with pytest.raises(ValueError, match='eda_reference="pool" needs'):
+        HEALGRPOTrainer(model=model, args=heal_config(tmp_path, eda_reference="pool"), train_dataset=mixed_set(),
+                        processing_class=tok)
+    with pytest.raises(ValueError, match="eda_reference"):
+        heal_config(tmp_path, eda_reference="nearest")
+
+
+def test_trainer_checks_the_pool_against_its_tokenizer(tmp_path):
+    model, tok = tiny_causal_lm()
+    out = sample_with_entropies(model, tok, ["Q: 1?", "Q: 2?"], num_samples=2, max_new_tokens=6, seed=0)
+    other = char_tokenizer()
+    other.add_tokens(["<extra>"])
+    rows = pool_rows(out.prompts, ["1", "2"], ["s", "s"], out.texts, out.entropies, [[0.0, 1.0]] * 2, "tiny",
+                     tokenizer_fingerprint(other), out.settings, bins=32)
+    pool = with_pool_scores(datasets.Dataset.from_list(rows, features=POOL_FEATURES))
+    with pytest.raises(ValueError, match="tokenizer"):
+        HEALGRPOTrainer(model=model, args=heal_config(tmp_path), train_dataset=mixed_set(), processing_class=tok, pool=pool)
+
+
+@pytest.mark.slow
+def test_the_trl_example_script_runs_offline(tmp_path):
+    repo = Path(__file__).resolve().parent.parent
+    model, tok = peaked_tiny_lm()
+    model.save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    env = {**os.environ, "PYTHONPATH": str(repo), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, str(repo / "examples" / "trl_grpo_with_eda.py"), "--model", str(tmp_path / "model"),
+         "--max-steps", "2", "--output-dir", str(tmp_path / "out")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"step 2: reward [\d.]+, EDA reward 0\.\d+, entropy target [\d.]+ / general [\d.]+ nats", done.stdout)
+    source = (repo / "examples" / "trl_grpo_with_eda.py").read_text()
+    assert len(re.findall(r"^(?:from|import) heal_hf", source, re.M)) == 1  # one heal_hf import
