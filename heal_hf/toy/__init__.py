@@ -1,0 +1,69 @@
+"""The bundled toy reasoner, its task families (`heal_hf.toy.tasks`) and tiny in-process models.
+
+The toy reasoner ships inside the package (`TOY_REASONER_PATH`, made by
+`datasets_scripts/train_toy_reasoner.py`); its MANIFEST.json pins the sha256 of every
+file, and `load_toy_reasoner` checks them so that a missing or corrupted file is a
+clear error, not a silently different model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+ASSETS = Path(__file__).parent / "assets"
+TOY_REASONER_PATH = ASSETS / "toy-reasoner"
+MANIFEST = "MANIFEST.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: str | Path) -> Path:
+    """Write MANIFEST.json: the sha256 of every other file in `folder` (written atomically)."""
+    folder = Path(folder)
+    files = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    tmp = folder / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps({"sha256": files}, indent=2) + "\n")
+    os.replace(tmp, folder / MANIFEST)
+    return folder / MANIFEST
+
+
+def check_toy_reasoner(folder: str | Path = TOY_REASONER_PATH) -> Path:
+    """Raise a ValueError naming the file and the fix when a bundled file is missing or corrupted."""
+    folder = Path(folder)
+    fix = "reinstall heal-hf (pip install --force-reinstall heal-hf) or rebuild it with datasets_scripts/train_toy_reasoner.py"
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        raise ValueError(f"toy reasoner: {manifest} is missing; {fix}")
+    try:
+        expected = json.loads(manifest.read_text())["sha256"]
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"toy reasoner: {manifest} is corrupted ({err}); {fix}") from None
+    for name, digest in expected.items():
+        path = folder / name
+        if not path.is_file():
+            raise ValueError(f"toy reasoner: the bundled file {path} is missing; {fix}")
+        if _sha256(path) != digest:
+            raise ValueError(f"toy reasoner: the bundled file {path} is corrupted (sha256 mismatch); {fix}")
+    return folder
+
+
+def load_toy_reasoner(folder: str | Path = TOY_REASONER_PATH, device: str | None = None) -> tuple[Any, Any]:
+    """The bundled toy reasoner (a transformers LlamaForCausalLM, float32, eval mode) and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = check_toy_reasoner(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if device is not None:
+        model.to(device)
+    return model.eval(), tokenizer

@@ -1,0 +1,266 @@
+"""Train heal-hf's toy reasoner from scratch: a small Llama that reasons step by step on toy tasks.
+
+    python datasets_scripts/train_toy_reasoner.py [--out DIR] [--steps 2500] [--hidden-size 128] ...
+
+Supervised next-token training (loss on the response and its end-of-text token) on a
+mix that is mostly general-domain problems (`heal_hf.toy.tasks.GENERAL_FAMILIES`) plus
+a little of each target family's format, so that the model knows the general domain
+well and each target family only partly: its sampled pass rate there sits where RL
+can help (roughly 10% to 60%). Seeded; about 15 minutes on 2 CPU cores with the
+defaults. At the end it measures greedy accuracy and the sampled pass rate
+(temperature 1) on every family's test split, prints them, and writes the model
+(safetensors), the character tokenizer, a model card recording those rates, and
+MANIFEST.json (every file's sha256) to `--out` (default: the folder bundled with
+heal-hf, `heal_hf.toy.TOY_REASONER_PATH`). Files are written to a temporary folder
+first and moved into place at the end, so an interrupted run leaves the old model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from heal_hf.toy import TOY_REASONER_PATH, tasks, write_manifest
+from heal_hf.toy.tiny import tiny_causal_lm
+
+
+def training_rows(general_per_family: int, target_per_family: int, seed: int) -> list[dict[str, str]]:
+    """The supervised mix: train-split problems only (test problems are never seen)."""
+    rows = []
+    for name in tasks.GENERAL_FAMILIES:
+        rows += tasks.generate(name, general_per_family, split="train", seed=seed)
+    for name in tasks.TARGET_FAMILIES:
+        # A seed no RL run draws from (they use small seeds), so the few-shot sets are new problems too.
+        rows += tasks.generate(name, target_per_family, split="train", seed=10_000 + seed)
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
+def encode(rows: list[dict[str, str]], tokenizer) -> tuple[list[list[int]], list[int]]:
+    """Token ids of prompt + response + </s>, and where each response starts."""
+    ids, starts = [], []
+    for row in rows:
+        prompt = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
+        response = tokenizer(row["response"], add_special_tokens=False)["input_ids"]
+        ids.append(prompt + response + [tokenizer.eos_token_id])
+        starts.append(len(prompt))
+    return ids, starts
+
+
+def batch_tensors(ids: list[list[int]], starts: list[int], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(map(len, ids))
+    input_ids = torch.full((len(ids), width), pad_id)
+    labels = torch.full((len(ids), width), -100)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, (seq, start) in enumerate(zip(ids, starts)):
+        input_ids[i, : len(seq)] = torch.tensor(seq)
+        labels[i, start : len(seq)] = torch.tensor(seq[start:])
+        mask[i, : len(seq)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+@torch.no_grad()
+def pass_rates(model, tokenizer, problems: int, samples: int, max_new_tokens: int, seed: int) -> dict[str, dict[str, float]]:
+    """Greedy accuracy and sampled pass rate (temperature 1) on each family's test split."""
+    from heal_hf.rollout import sample_with_entropies
+    from heal_hf.train import greedy_completions
+
+    model.eval()
+    rates = {}
+    for name, family in tasks.FAMILIES.items():
+        rows = family.generate(problems, split="test", seed=seed)
+        prompts, answers = [r["prompt"] for r in rows], [r["answer"] for r in rows]
+        greedy = greedy_completions(model, tokenizer, prompts, max_new_tokens, chat_template=False, batch_size=64)
+        sampled = sample_with_entropies(model, tokenizer, prompts, num_samples=samples,
+                                        max_new_tokens=max_new_tokens, temperature=1.0, seed=seed)
+        rates[name] = {
+            "domain": family.domain,
+            "greedy_accuracy": sum(family.verify(c, a) for c, a in zip(greedy, answers)) / len(rows),
+            "sampled_pass_rate": sum(family.verify(t, a) for texts, a in zip(sampled.texts, answers) for t in texts)
+            / (len(rows) * samples),
+        }
+    return rates
+
+
+def device_name(device: str) -> str:
+    """Where training ran, for the card: the GPU's name, or the CPU thread count."""
+    if device.startswith("cuda"):
+        return f"one {torch.cuda.get_device_name(torch.device(device))} GPU"
+    return f"{torch.get_num_threads()} CPU threads"
+
+
+def model_card(args: argparse.Namespace, params: int, rates: dict, runtime: float, final_loss: float,
+               hardware: str) -> str:
+    from huggingface_hub import ModelCard, ModelCardData
+
+    data = ModelCardData(
+        license="apache-2.0", library_name="transformers", pipeline_tag="text-generation",
+        tags=["heal", "rlvr", "toy", "reasoning", "llama"], datasets=["heal/general-entropy-pool"],
+    )
+    table = "\n".join(
+        f"| {name} | {r['domain']} | {r['greedy_accuracy']:.1%} | {r['sampled_pass_rate']:.1%} |"
+        for name, r in rates.items()
+    )
+    families = "\n".join(f"- `{f.name}` ({f.domain}): {f.about}" for f in tasks.FAMILIES.values())
+    example = tasks.generate("addition", 1, split="test")[0]
+    text = f"""---
+{data.to_yaml()}
+---
+
+# heal/toy-reasoner
+
+A {params / 1e6:.2f}M-parameter Llama with a character tokenizer, trained from scratch
+to solve small verifiable reasoning tasks step by step. It is heal-hf's bundled model: the
+`heal-hf demo` few-shot HEAL run, the replication benchmark (`heal-hf replicate`), the
+general-entropy pool and the Entropy Explorer Space all use it, offline.
+
+## Tasks
+
+Prompts read `Q: <question>\\nA:`; responses work step by step and end in `Answer: <answer>`.
+{families}
+
+General-domain families make up most of the training mix; each target family
+contributes only {args.target_per_family} examples, so the model knows those formats
+only partly and RL has room to help.
+
+```text
+{example['prompt']}{example['response']}
+```
+
+## Pass rates on the test splits ({args.eval_problems} problems a family)
+
+Greedy accuracy, and the pass rate of {args.eval_samples} samples a problem at temperature 1
+(what RL sees), measured by the training script at the end of training.
+
+| family | domain | greedy | sampled (T=1) |
+|---|---|---|---|
+{table}
+
+## Use
+
+```python
+from heal_hf.toy import load_toy_reasoner
+
+model, tokenizer = load_toy_reasoner()
+ids = tokenizer({example['prompt']!r}, return_tensors="pt").input_ids
+print(tokenizer.decode(model.generate(ids, max_new_tokens=48, do_sample=False)[0]))
+```
+
+`AutoModelForCausalLM.from_pretrained` and `AutoTokenizer.from_pretrained` on this
+folder (or on `heal/toy-reasoner` once published) work the same way.
+
+## Training
+
+`python datasets_scripts/train_toy_reasoner.py --steps {args.steps} --hidden-size {args.hidden_size}
+--layers {args.layers} --heads {args.heads} --batch-size {args.batch_size} --lr {args.lr}
+--general-per-family {args.general_per_family} --target-per-family {args.target_per_family} --seed {args.seed}`:
+{args.steps} AdamW steps (cosine schedule, warm-up {args.warmup}), loss on the response
+tokens only; {runtime / 60:.1f} minutes on {hardware}; final training
+loss {final_loss:.3f}. MANIFEST.json pins every file's sha256 (heal-hf checks it at load).
+"""
+    return text
+
+
+def rewrite_card(folder: Path) -> int:
+    """Regenerate the card of a trained folder (after a change of the card's template), then its manifest."""
+    summary = json.loads((folder / "training_summary.json").read_text())
+    args = argparse.Namespace(**summary["args"])
+    text = model_card(args, summary["parameters"], summary["pass_rates"], summary["runtime_s"], summary["final_loss"],
+                      summary.get("hardware", args.device))
+    (folder / "README.md").write_text(text)
+    write_manifest(folder)
+    print(f"rewrote {folder / 'README.md'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(TOY_REASONER_PATH), help="model folder (default: the bundled toy reasoner)")
+    parser.add_argument("--steps", type=int, default=2500, help="optimizer steps (default 2500)")
+    parser.add_argument("--batch-size", type=int, default=64, help="sequences per step (default 64)")
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default 3e-3)")
+    parser.add_argument("--warmup", type=int, default=100, help="warm-up steps (default 100)")
+    parser.add_argument("--hidden-size", type=int, default=128, help="model width (default 128)")
+    parser.add_argument("--layers", type=int, default=4, help="transformer layers (default 4)")
+    parser.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
+    parser.add_argument("--general-per-family", type=int, default=4000, help="train problems per general family (default 4000)")
+    parser.add_argument("--target-per-family", type=int, default=250, help="train problems per target family (default 250)")
+    parser.add_argument("--eval-problems", type=int, default=100, help="test problems per family for the pass rates (default 100)")
+    parser.add_argument("--eval-samples", type=int, default=8, help="samples per test problem (default 8)")
+    parser.add_argument("--seed", type=int, default=0, help="data, init and sampling seed (default 0)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    parser.add_argument("--card-only", action="store_true",
+                        help="only rewrite README.md and MANIFEST.json of the model in --out from its training_summary.json")
+    args = parser.parse_args(argv)
+    if args.card_only:
+        return rewrite_card(Path(args.out))
+
+    torch.manual_seed(args.seed)
+    model, tokenizer = tiny_causal_lm(seed=args.seed, hidden_size=args.hidden_size, num_layers=args.layers,
+                                      num_heads=args.heads, max_positions=256)
+    model.to(args.device)
+    params = sum(p.numel() for p in model.parameters())
+    rows = training_rows(args.general_per_family, args.target_per_family, args.seed)
+    ids, starts = encode(rows, tokenizer)
+    print(f"toy reasoner: {params / 1e6:.2f}M parameters, {len(rows)} training problems, {args.steps} steps")
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / args.warmup) * 0.5 * (
+        1 + math.cos(math.pi * min(1.0, s / args.steps))))
+    order = random.Random(args.seed)
+    indices: list[int] = []
+    model.train()
+    started, loss_ema = time.perf_counter(), None
+    with tqdm(range(args.steps), desc="training", unit="step") as bar:
+        for step in bar:
+            if len(indices) < args.batch_size:
+                fresh = list(range(len(ids)))
+                order.shuffle(fresh)
+                indices += fresh
+            pick, indices = indices[: args.batch_size], indices[args.batch_size :]
+            batch = batch_tensors([ids[i] for i in pick], [starts[i] for i in pick], tokenizer.pad_token_id)
+            loss = model(**{k: v.to(args.device) for k, v in batch.items()}).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
+            bar.set_postfix(loss=f"{loss_ema:.3f}")
+    runtime = time.perf_counter() - started
+
+    rates = pass_rates(model, tokenizer, args.eval_problems, args.eval_samples, 48, args.seed)
+    print(f"{'family':<16}{'domain':<9}{'greedy':>8}{'sampled':>9}")
+    for name, r in rates.items():
+        print(f"{name:<16}{r['domain']:<9}{r['greedy_accuracy']:>8.1%}{r['sampled_pass_rate']:>9.1%}")
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    model.cpu().save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    hardware = device_name(args.device)
+    (staging / "README.md").write_text(model_card(args, params, rates, runtime, loss_ema, hardware))
+    (staging / "training_summary.json").write_text(json.dumps(
+        {"parameters": params, "runtime_s": runtime, "final_loss": loss_ema, "pass_rates": rates,
+         "hardware": hardware, "args": vars(args)}, indent=2) + "\n")
+    write_manifest(staging)
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    print(f"saved: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
