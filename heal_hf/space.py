@@ -24,6 +24,7 @@ import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import gradio as gr
@@ -141,10 +142,12 @@ class ModelLoadError(ValueError):
 
 def _toy_reasoner_loader() -> Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]] | None:
     try:
-        from .toy import load_toy_reasoner
+        from .toy import TOY_REASONER_PATH, load_toy_reasoner
     except ImportError:
         return None
-    return load_toy_reasoner
+    # The toy code can be installed before its weights are built: it counts once its folder exists
+    # (then a missing or corrupted file is a clear load error, not a silent fallback).
+    return load_toy_reasoner if Path(TOY_REASONER_PATH).is_dir() else None
 
 
 def default_model_id() -> str:

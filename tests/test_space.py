@@ -131,6 +131,16 @@ def test_default_model_is_the_toy_reasoner_when_bundled(monkeypatch):
     assert space.default_model_id() == space.TOY_REASONER
 
 
+def test_toy_code_without_its_weights_falls_back_to_the_tiny_model(monkeypatch, tmp_path):
+    from heal_hf import toy
+
+    monkeypatch.setattr(toy, "load_toy_reasoner", lambda: None, raising=False)
+    monkeypatch.setattr(toy, "TOY_REASONER_PATH", tmp_path / "not-built-yet", raising=False)
+    assert space.default_model_id() == space.TINY_RANDOM
+    (tmp_path / "not-built-yet").mkdir()  # present: loading it must work or fail with the reason
+    assert space.default_model_id() == space.TOY_REASONER
+
+
 def test_examples_cover_both_domains_and_verify_their_gold_answers():
     examples = space.task_examples()
     assert {e.domain for e in examples} == {"general", "target"}
