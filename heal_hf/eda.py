@@ -14,8 +14,9 @@ float32 (1.2e-38) so that it stays in (0, 1] for any finite input.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
@@ -47,9 +48,17 @@ class EDAReference:
 
     @classmethod
     def from_profiles(cls, profile: EntropyProfile) -> "EDAReference":
-        """Statistics of a batch of reference profiles."""
+        """Statistics of a batch of reference profiles; empty (0-token) trajectories are left out."""
         if len(profile) == 0:
             raise ValueError("profile: the reference set is empty; expected at least one general-domain trajectory")
+        nonempty = profile.lengths > 0
+        if not bool(nonempty.any()):
+            raise ValueError(
+                "profile: every reference trajectory has 0 tokens (a mask of all zeros?); expected "
+                "general-domain trajectories with at least one token"
+            )
+        if not bool(nonempty.all()):
+            profile = profile[nonempty.nonzero().squeeze(1).tolist()]  # no tokens, no dynamics to align with
         diff = profile.diff.double()
         curve = profile.curve.double()
         mag = profile.magnitude.double()
@@ -162,7 +171,7 @@ class EDAScores:
     profile: EntropyProfile = field(repr=False)
 
 
-ReferenceLike = Union[EDAReference, EntropyProfile, torch.Tensor, np.ndarray, list]
+ReferenceLike = Union[EDAReference, EntropyProfile, torch.Tensor, np.ndarray, list, Iterable[Sequence[float]]]
 
 
 class EDAReward:
@@ -170,7 +179,8 @@ class EDAReward:
 
     Args:
         reference: an `EDAReference`, reference `EntropyProfile`s, or general-domain
-            per-token entropies: a (N, T) tensor/array or a list of N sequences.
+            per-token entropies: a (N, T) tensor/array, or a list (or any sized
+            iterable, e.g. a `datasets` column) of N sequences.
             (A (N, K) array of curves works too: a K-token sequence is its own curve.)
         bins: K, used when `reference` is raw entropies.
         w_mag, w_dyn: weights of the magnitude and dynamics terms of D.
@@ -257,7 +267,10 @@ def as_reference(reference: ReferenceLike, bins: int = DEFAULT_BINS) -> EDARefer
         return EDAReference.from_profiles(reference)
     if isinstance(reference, (torch.Tensor, np.ndarray, list, tuple)):
         return EDAReference.from_entropies(reference, bins=bins)
+    if isinstance(reference, Sized) and isinstance(reference, Iterable) and not isinstance(reference, (str, bytes, dict)):
+        # Any other sequence of entropy sequences, e.g. a `datasets` column: dataset["entropies"].
+        return EDAReference.from_entropies(list(reference), bins=bins)
     raise ValueError(
-        "reference: expected an EDAReference, an EntropyProfile, a (N, T) tensor/array or a list of "
-        f"entropy sequences, got {type(reference).__name__}"
+        "reference: expected an EDAReference, an EntropyProfile, a (N, T) tensor/array or a sequence of "
+        f"entropy sequences (a list, a datasets column), got {type(reference).__name__}"
     )

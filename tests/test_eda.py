@@ -88,6 +88,19 @@ def test_reference_forms_agree():
         assert torch.allclose(r.diff_std, by_tensor.diff_std, atol=1e-6)
 
 
+def test_a_datasets_column_is_a_reference_and_a_batch():
+    import datasets
+
+    h = general_like(20, t=24)
+    ds = datasets.Dataset.from_dict({"entropies": h.tolist()})
+    by_column = EDAReward(ds["entropies"], bins=8)
+    by_list = EDAReward(h.tolist(), bins=8)
+    assert by_column.reference.magnitude_mean == pytest.approx(by_list.reference.magnitude_mean, rel=1e-6)
+    assert torch.equal(by_column.reward(ds["entropies"]), by_list.reward(h))
+    with pytest.raises(ValueError, match="reference"):
+        EDAReward({"entropies": h.tolist()})
+
+
 def test_ema_update_blends_moments():
     a, b = general_like(100, seed=3), general_like(100, seed=4) + 1.0
     eda = EDAReward(a, bins=8, momentum=0.75)
@@ -118,10 +131,21 @@ def test_vectorized_over_the_batch_equals_one_at_a_time(eda):
     (lambda: EDAReward(torch.rand(3, 8), bins=8).update(EDAReference.from_entropies(torch.rand(2, 8), bins=4)), "bins"),
     (lambda: EDAReward(torch.rand(3, 8), bins=8).score(torch.zeros(0, 8)), "empty"),
     (lambda: EDAReference.from_dict({"bins": 4}), "missing"),
+    (lambda: EDAReference.from_entropies(torch.rand(3, 8), mask=torch.zeros(3, 8), bins=4), "0 tokens"),
+    (lambda: EDAReward([[], []], bins=4), "0 tokens"),
 ])
 def test_bad_input_raises_clear_errors(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_empty_reference_trajectories_are_left_out():
+    h = general_like(12, t=16)
+    padded = torch.cat([h, torch.zeros(3, 16)])
+    mask = torch.cat([torch.ones(12, 16), torch.zeros(3, 16)]).bool()
+    with_empty = EDAReference.from_entropies(padded, mask=mask, bins=8)
+    assert with_empty.count == 12
+    assert with_empty.magnitude_std == pytest.approx(EDAReference.from_entropies(h, bins=8).magnitude_std, rel=1e-6)
 
 
 def test_reward_floor_is_positive():
