@@ -39,7 +39,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOConfig, GRPOTrainer
 
 from .eda import DEFAULT_EPS, EDAReference, EDAReward
-from .entropy import token_entropy
+from .entropy import DEFAULT_CHUNK_BYTES, token_entropy
 from .metrics import EDA_METRIC_PATH  # re-exported: a user's script needs only `from heal_hf.trl import ...`
 from .pool import load_pool, pool_reference, tokenizer_fingerprint
 from .processors import DOMAIN_GENERAL, DOMAIN_TARGET
@@ -119,25 +119,46 @@ class GenerationEntropyRecorder:
     A forward hook on the causal LM sees its raw logits (before any logits processor,
     temperature or top-k/top-p), so each step's entropy is that of
     softmax(logits / temperature) over the full vocabulary, as HEAL defines it.
+    Steps whose last-position logits are small are kept (copied) until they fill
+    `chunk_bytes` and reduced in one `token_entropy` call: with small vocabularies the
+    per-call overhead, not the arithmetic, is what a step costs. Larger ones are
+    reduced at once, so memory stays bounded by `chunk_bytes`.
     """
 
-    def __init__(self, temperature: float = 1.0) -> None:
+    def __init__(self, temperature: float = 1.0, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> None:
         self.temperature = temperature
+        self.chunk_bytes = chunk_bytes
         self.steps: list[torch.Tensor] = []
+        self._pending: list[torch.Tensor] = []  # last-position logits not yet reduced, all of one shape
 
     def _hook(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         logits = output.logits if hasattr(output, "logits") else output[0]
-        self.steps.append(token_entropy(logits[:, -1], temperature=self.temperature))
+        last = logits[:, -1].detach()
+        size = last.numel() * last.element_size()
+        pending = sum(p.numel() * p.element_size() for p in self._pending)
+        if self._pending and (self._pending[0].shape != last.shape or pending + size > self.chunk_bytes):
+            self._flush()
+        if size > self.chunk_bytes:
+            self.steps.append(token_entropy(last, temperature=self.temperature))
+        else:
+            self._pending.append(last.clone())
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.steps.extend(token_entropy(torch.stack(self._pending), temperature=self.temperature).unbind(0))
+            self._pending = []
 
     @contextlib.contextmanager
     def attached(self, model: torch.nn.Module) -> Iterator["GenerationEntropyRecorder"]:
         """Record while inside the block; the hook is removed on exit, even on error."""
-        self.steps = []
+        self.steps, self._pending = [], []
         handle = model.register_forward_hook(self._hook)
         try:
             yield self
+            self._flush()
         finally:
             handle.remove()
+            self._pending = []
 
     def per_completion(self, completion_ids: Sequence[Sequence[int]]) -> list[list[float]]:
         """Entropies (nats) aligned with each completion's tokens.

@@ -85,6 +85,28 @@ def test_generation_hook_and_policy_forward_agree_on_a_padded_batch():
     assert max(max(r) for r in recorded) > math.log(5) + 0.1
 
 
+def test_recorder_batches_small_steps_without_changing_their_entropies():
+    from types import SimpleNamespace
+
+    from heal_hf.entropy import token_entropy
+
+    class FakeLM(torch.nn.Module):
+        def forward(self, logits):
+            return SimpleNamespace(logits=logits)
+
+    g = torch.Generator().manual_seed(0)
+    steps = [torch.randn(3, 2, 50, generator=g) * 3 for _ in range(5)] + [torch.randn(4, 1, 50, generator=g)]
+    want = [token_entropy(s[:, -1]) for s in steps]
+    for chunk_bytes in (1, 2 * 3 * 50 * 4, 2**20):  # every step at once, flushes every 2 steps, one flush
+        recorder, model = GenerationEntropyRecorder(chunk_bytes=chunk_bytes), FakeLM()
+        with recorder.attached(model):
+            for s in steps:
+                model(s)
+        assert len(recorder.steps) == len(want) and not recorder._pending
+        for got, w in zip(recorder.steps, want):
+            assert torch.equal(got, w)
+
+
 # --- the reward function on given entropies --------------------------------------
 
 
