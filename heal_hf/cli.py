@@ -4,42 +4,78 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable
 
 Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--samples", type=int, default=8, help="responses sampled per prompt (default 8)")
-    p.add_argument("--max-new-tokens", type=int, default=48, help="tokens per response (default 48)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    from .demo import DEMO_STEPS
+    from .toy.tasks import TARGET_FAMILIES
+
+    p.add_argument("--target", default="sort_digits", choices=TARGET_FAMILIES, help="target task family (default sort_digits)")
+    p.add_argument("--output-dir", default=None, help="folder for the trained model, card, PNG and metrics.json "
+                   "(default: a new runs/demo-<target>-<time>)")
+    p.add_argument("--shots", type=int, default=32, help="target-domain training examples (default 32)")
+    p.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"GRPO steps (default {DEMO_STEPS})")
+    p.add_argument("--eval-problems", type=int, default=100, help="held-out test problems (default 100)")
+    p.add_argument("--eval-samples", type=int, default=4, help="k of pass@k (default 4)")
+    p.add_argument("--eda-weight", type=float, default=0.1, help="lambda of the EDA reward (default 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the 32 examples, selection and training (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted demo in --output-dir")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the toy model gains nothing from more)")
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import torch
+    from .demo import run_demo, summary_table
 
-    from .eda import EDAReward
-    from .rollout import sample_with_entropies
-    from .toy.tiny import tiny_causal_lm
+    if args.resume and not args.output_dir:
+        raise ValueError("resume: pass the --output-dir of the demo to continue")
+    out, metrics = run_demo(args.target, args.output_dir, shots=args.shots, steps=args.steps,
+                            eval_problems=args.eval_problems, eval_samples=args.eval_samples, seed=args.seed,
+                            eda_weight=args.eda_weight, resume=args.resume, threads=args.threads)
+    print(f"\nfew-shot HEAL on {args.target}: {args.shots} target examples, {args.steps} GRPO steps with EDA")
+    print(summary_table(metrics, args.eval_samples))
+    print(f"\nsaved to {out}: model, README.md (model card), entropy_curves.png, metrics.json")
+    return 0
 
-    model, tok = tiny_causal_lm(seed=args.seed)
-    general = ["Q: 12 + 7 = ?\nA:", "Q: 3 * 9 = ?\nA:", "Q: 45 - 18 = ?\nA:"]
-    target = ["Q: sort 3 1 2\nA:", "Q: reverse abc\nA:"]
-    kw = dict(num_samples=args.samples, max_new_tokens=args.max_new_tokens, seed=args.seed)
-    ref = sample_with_entropies(model, tok, general, **kw)
-    tgt = sample_with_entropies(model, tok, target, **kw)
-    eda = EDAReward(ref.flat_entropies())
-    scores = eda.score(tgt.flat_entropies())
-    # A collapsed trajectory for contrast: what entropy collapse looks like to EDA.
-    collapsed = eda.score(torch.full((1, args.max_new_tokens), 0.01))
-    print(f"reference: {len(ref.flat_entropies())} general-domain responses, "
-          f"magnitude {eda.reference.magnitude_mean:.3f} +- {eda.reference.magnitude_std:.3f} nats")
-    print(f"{'trajectory':<28}{'len':>5}{'magnitude':>11}{'mag gap':>9}{'dyn gap':>9}{'r_EDA':>8}")
-    for i, text in enumerate(t for per in tgt.texts for t in per):
-        print(f"{text[:26]!r:<28}{int(scores.profile.lengths[i]):>5}{float(scores.profile.magnitude[i]):>11.3f}"
-              f"{float(scores.magnitude_gap[i]):>9.2f}{float(scores.dynamics_gap[i]):>9.2f}{float(scores.reward[i]):>8.3f}")
-    print(f"{'(collapsed, H=0.01)':<28}{args.max_new_tokens:>5}{0.01:>11.3f}"
-          f"{float(collapsed.magnitude_gap[0]):>9.3g}{float(collapsed.dynamics_gap[0]):>9.2f}{float(collapsed.reward[0]):>8.2g}")
+
+def _replicate_args(p: argparse.ArgumentParser) -> None:
+    import dataclasses
+
+    from .replicate import ARMS, QUICK, ReplicateSettings
+    from .toy.tasks import TARGET_FAMILIES
+
+    for f in dataclasses.fields(ReplicateSettings):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        help_text = f.metadata["help"] + f" (default: {' '.join(map(str, default)) if isinstance(default, tuple) else default})"
+        if isinstance(default, tuple):
+            kind = int if f.name == "seeds" else str
+            choices = {"families": TARGET_FAMILIES, "arms": tuple(ARMS)}.get(f.name)
+            p.add_argument(flag, nargs="+", type=kind, default=None, choices=choices, help=help_text)
+        else:
+            kind = float if f.name == "target_fraction" else (str if default is None else type(default))
+            p.add_argument(flag, type=kind, default=None, help=help_text)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + " (explicit options win)")
+
+
+def _replicate(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .replicate import QUICK, ReplicateSettings, replicate, results_table
+
+    options = dict(QUICK) if args.quick else {}
+    for f in dataclasses.fields(ReplicateSettings):
+        value = getattr(args, f.name)
+        if value is not None:
+            options[f.name] = tuple(value) if isinstance(value, list) else value
+    results = replicate(ReplicateSettings(**options))
+    print(results_table(results))
+    out = Path(options.get("output_dir", ReplicateSettings.output_dir))
+    print(f"\nwrote {out / 'results.md'}, {out / 'results.json'}, {out / 'curves.png'} ({results['wall_s']:.0f} s)")
     return 0
 
 
@@ -222,7 +258,10 @@ def _card(args: argparse.Namespace) -> int:
 
 
 COMMANDS: list[Command] = [
-    ("demo", "sample a tiny model, profile its entropy dynamics and score them with EDA", _demo_args, _demo),
+    ("demo", "few-shot HEAL on the bundled toy reasoner: 32 examples, hybrid data, GRPO + EDA, before/after table",
+     _demo_args, _demo),
+    ("replicate", "the paper's claim at toy scale: GRPO-32 vs GRPO-1K vs HEAL-32 and ablations, over seeds",
+     _replicate_args, _replicate),
     ("build-pool", "build (or resume) a general-entropy pool: sampled responses, entropies, profiles, card",
      _build_pool_args, _build_pool),
     ("stage-hub", "write the Hub repo folders (pool dataset, evaluate Spaces, toy reasoner, explorer Space)",

@@ -412,8 +412,9 @@ class TrainResult:
     main_process: bool = True
 
 
-def train(settings: TrainSettings, overrides: dict[str, Any] | None = None) -> TrainResult:
-    """Run few-shot HEAL training (see the module doc). `overrides` are HEALConfig fields."""
+def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, callbacks: list[Any] | None = None) -> TrainResult:
+    """Run few-shot HEAL training (see the module doc). `overrides` are HEALConfig fields;
+    `callbacks` are transformers TrainerCallbacks added to the trainer."""
     import datasets
     from accelerate import PartialState
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -534,7 +535,7 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None) -> T
         )
     trainer = HEALGRPOTrainer(
         model=model, reward_funcs=[verifier_reward(settings.verifier)], args=config, train_dataset=train_set,
-        processing_class=tokenizer, pool=pool, peft_config=peft_config,
+        processing_class=tokenizer, pool=pool, peft_config=peft_config, callbacks=callbacks,
     )
     run["model"]["trainable_parameters"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     started = time.perf_counter()

@@ -1,0 +1,421 @@
+"""HEAL's headline claim at toy scale, and the few-shot demo: what `heal-hf replicate` and `heal-hf demo` run.
+
+The claim (HEAL.md): with 32 target-domain examples, HEAL (hybrid data + EDA) matches
+or beats plain GRPO on 1,000 target examples, and keeps entropy from collapsing.
+`replicate` trains, per target family of `heal_hf.toy.tasks` and seed, at equal RL
+steps from the same bundled toy reasoner:
+
+    grpo-32     plain GRPO on 32 target examples
+    grpo-1k     plain GRPO on 1,000 target examples
+    heal-32     HEAL: 32 target + 3 x 32 selected general problems, EDA (batch reference)
+    hybrid-32   the same mixed data, no EDA              (ablation)
+    eda-32      EDA with the pool as reference, no mixing (ablation)
+
+Every arm goes through `heal_hf.train.train` (HEALGRPOTrainer; the GRPO arms with
+lambda = 0, which leaves GRPO's objective untouched but still logs entropies), then
+is evaluated on the family's held-out test problems: greedy accuracy, pass@k of k
+samples at the training temperature, and entropy retention (mean token entropy of
+those samples after training / before). A held-out greedy-accuracy curve is taken
+every few steps. Each finished run is kept in `out/runs/...`, so an interrupted
+replication re-run with the same options continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .toy import tasks
+
+EDA_WEIGHT = 0.1
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One training recipe of the replication."""
+
+    name: str
+    target_size: int
+    mix_general: bool  # 3 x target_size general problems selected from the pool
+    eda_weight: float
+    eda_reference: str
+    about: str
+
+
+ARMS: dict[str, Arm] = {
+    a.name: a
+    for a in (
+        Arm("grpo-32", 32, False, 0.0, "batch", "plain GRPO, 32 target examples"),
+        Arm("grpo-1k", 1000, False, 0.0, "batch", "plain GRPO, 1,000 target examples"),
+        Arm("heal-32", 32, True, EDA_WEIGHT, "batch", "HEAL: 32 target + 96 selected general, EDA (batch reference)"),
+        Arm("hybrid-32", 32, True, 0.0, "batch", "ablation: the same hybrid data, no EDA"),
+        Arm("eda-32", 32, False, EDA_WEIGHT, "pool", "ablation: EDA against the pool, no general problems"),
+    )
+}
+
+TOY_GRPO: dict[str, Any] = {
+    "learning_rate": 5e-5,
+    "per_device_train_batch_size": 32,
+    "num_generations": 8,
+    "max_completion_length": 48,
+    "temperature": 1.0,
+    "beta": 0.0,
+    "logging_steps": 1,
+    "save_steps": 25,
+}
+"""GRPO settings of the toy runs (HEALConfig fields); `max_steps` and `seed` come per run."""
+
+
+@dataclass
+class ReplicateSettings:
+    """What `heal-hf replicate` runs; every field is a command-line option."""
+
+    output_dir: str = field(default="runs/replicate", metadata={"help": "folder for the runs, results.json, results.md and curves.png"})
+    families: tuple[str, ...] = field(default=tasks.TARGET_FAMILIES, metadata={"help": "target families"})
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seeds: target draws, selection, sampling, training"})
+    arms: tuple[str, ...] = field(default=tuple(ARMS), metadata={"help": "arms to run"})
+    steps: int = field(default=60, metadata={"help": "RL steps of every arm (equal steps)"})
+    learning_rate: float = field(default=TOY_GRPO["learning_rate"], metadata={"help": "AdamW learning rate"})
+    eda_weight: float = field(default=EDA_WEIGHT, metadata={"help": "lambda of the EDA arms"})
+    target_fraction: float | None = field(default=None, metadata={"help": "share of target prompts per batch in the hybrid arms (default: the data's share, 1/4)"})
+    eval_problems: int = field(default=100, metadata={"help": "held-out test problems per family"})
+    eval_samples: int = field(default=4, metadata={"help": "k of pass@k"})
+    curve_every: int = field(default=10, metadata={"help": "steps between points of the held-out accuracy curve"})
+    curve_problems: int = field(default=32, metadata={"help": "test problems of the accuracy curve (greedy)"})
+    model: str | None = field(default=None, metadata={"help": "model folder (default: the bundled toy reasoner)"})
+    pool: str = field(default="bundled", metadata={"help": "general-entropy pool of that model (default: the bundled pool)"})
+    workers: int = field(default=1, metadata={"help": "processes training (family, seed) groups in parallel (2 on 2 cores; more on a GPU)"})
+    threads: int = field(default=1, metadata={"help": "torch CPU threads per process (toy models run fastest on one)"})
+
+
+QUICK = dict(families=("sort_digits",), seeds=(0,), steps=6, eval_problems=16, eval_samples=2, curve_every=3,
+             curve_problems=8)
+"""`--quick`: every arm once on one family, a few steps (a smoke test of the whole pipeline, minutes on CPU)."""
+
+
+def check_settings(s: ReplicateSettings) -> None:
+    """Clear errors for bad options, before anything runs."""
+    for family in s.families:
+        if tasks.get_family(family).domain != tasks.TARGET:
+            raise ValueError(f"families: {family!r} is a general-domain family; choose from {list(tasks.TARGET_FAMILIES)}")
+    unknown = sorted(set(s.arms) - set(ARMS))
+    if unknown:
+        raise ValueError(f"arms: unknown arms {unknown}; choose from {list(ARMS)}")
+    for name, values in (("families", s.families), ("seeds", s.seeds), ("arms", s.arms)):
+        if not values:
+            raise ValueError(f"{name}: empty; pass at least one")
+        clashes = sorted({v for v in values if list(values).count(v) > 1}, key=str)
+        if clashes:
+            raise ValueError(f"{name}: {clashes} given more than once; each run needs its own {name[:-1]}")
+    for name in ("steps", "eval_problems", "eval_samples", "curve_every", "curve_problems", "workers", "threads"):
+        if getattr(s, name) < 1:
+            raise ValueError(f"{name}: expected a positive number, got {getattr(s, name)}")
+
+
+# --- Data -------------------------------------------------------------------------
+
+
+def write_jsonl(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Write rows as JSON lines, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps({"prompt": r["prompt"], "answer": r["answer"]}) + "\n" for r in rows))
+    os.replace(tmp, path)
+    return path
+
+
+def target_files(family: str, seed: int, sizes: Sequence[int], data_dir: Path) -> dict[int, Path]:
+    """Target train sets of each size for one seed: the 32 are the first 32 of the 1,000 (nested draws)."""
+    rows = tasks.generate(family, max(sizes), split="train", seed=seed)
+    return {n: write_jsonl(rows[:n], data_dir / f"{family}-train-{n}-seed{seed}.jsonl") for n in sizes}
+
+
+def test_file(family: str, problems: int, data_dir: Path) -> Path:
+    """The family's held-out problems (the test split, one fixed draw shared by every arm and seed)."""
+    return write_jsonl(tasks.generate(family, problems, split="test", seed=0), data_dir / f"{family}-test-{problems}.jsonl")
+
+
+# --- The held-out accuracy curve ----------------------------------------------------
+
+
+def accuracy_curve_callback(prompts: Sequence[str], answers: Sequence[str], verifier: str, every: int,
+                            max_new_tokens: int) -> Any:
+    """A TrainerCallback that records (step, greedy accuracy on `prompts`) at step 0 and every `every` steps."""
+    from transformers import TrainerCallback
+
+    from .train import greedy_completions
+    from .verifiers import get_verifier
+
+    check = get_verifier(verifier)
+
+    class AccuracyCurve(TrainerCallback):
+        def __init__(self) -> None:
+            self.points: list[tuple[int, float]] = []
+
+        def measure(self, step: int, model: Any, tokenizer: Any) -> None:
+            was_training = model.training
+            model.eval()
+            try:
+                texts = greedy_completions(model, tokenizer, prompts, max_new_tokens, chat_template=False, batch_size=64)
+            finally:
+                model.train(was_training)
+            self.points.append((step, sum(check(t, a) for t, a in zip(texts, answers)) / len(prompts)))
+
+        def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+            if state.global_step == 0:
+                self.measure(0, model, processing_class)
+
+        def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+            if state.global_step % every == 0 or state.global_step == state.max_steps:
+                self.measure(state.global_step, model, processing_class)
+
+    return AccuracyCurve()
+
+
+# --- One run ------------------------------------------------------------------------
+
+
+def run_complete(folder: Path) -> bool:
+    """A run folder whose training finished and whose results were written."""
+    try:
+        return json.loads((folder / "heal_run.json").read_text())["status"] == "complete" and (
+            folder / "replicate_run.json").exists()
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def run_arm(
+    family: str, seed: int, arm: Arm, settings: ReplicateSettings, data: dict[str, Path], folder: Path,
+    base_entropy: float, progress: bool = False,
+) -> dict[str, Any]:
+    """Train one arm (or read its finished results) and return its result row."""
+    from .train import TrainSettings, train
+    from .trl import write_json_atomic
+
+    if run_complete(folder):
+        return json.loads((folder / "replicate_run.json").read_text())
+    if folder.exists():
+        shutil.rmtree(folder)  # an interrupted run starts over; finished ones are kept
+    fam = tasks.get_family(family)
+    test_rows = tasks.generate(family, settings.eval_problems, split="test", seed=0)[: settings.curve_problems]
+    curve = accuracy_curve_callback([r["prompt"] for r in test_rows], [r["answer"] for r in test_rows], fam.verifier,
+                                    settings.curve_every, TOY_GRPO["max_completion_length"])
+    run_settings = TrainSettings(
+        target=str(data[f"train-{arm.target_size}"]), output_dir=str(folder), eval=str(data["test"]),
+        pool=settings.pool, verifier=fam.verifier, n_general=None if arm.mix_general else 0,
+        eval_samples=settings.eval_samples, eval_baseline=False, license="apache-2.0",
+        **({"model": settings.model} if settings.model else {}),
+    )
+    overrides = {
+        **TOY_GRPO, "learning_rate": settings.learning_rate, "max_steps": settings.steps, "seed": seed,
+        "eda_weight": settings.eda_weight if arm.eda_weight > 0 else 0.0, "eda_reference": arm.eda_reference,
+        "disable_tqdm": not progress, "save_steps": max(settings.steps, 1),
+    }
+    if arm.mix_general and settings.target_fraction is not None:
+        overrides["target_fraction"] = settings.target_fraction
+    folder.mkdir(parents=True)
+    # The trainer prints every logged step: into the run's own log, not over the progress bar.
+    with open(folder.parent / f".{arm.name}.train.log", "w") as log, contextlib.redirect_stdout(log):
+        result = train(run_settings, overrides, callbacks=[curve])
+    trained = result.metrics["eval"]["trained"]
+    history = result.metrics.get("history", [])
+    tail = [h["heal/entropy_retention/target"] for h in history if "heal/entropy_retention/target" in h]
+    tail = tail[-max(1, len(tail) // 10):]
+    row = {
+        "family": family, "seed": seed, "arm": arm.name, "steps": result.metrics["train"]["global_step"],
+        "greedy_accuracy": trained["greedy_accuracy"],
+        "pass_at_k": trained[f"pass@{settings.eval_samples}"],
+        "sample_accuracy": trained["sample_accuracy"],
+        "mean_token_entropy": trained["mean_token_entropy"],
+        "entropy_retention": trained["mean_token_entropy"] / base_entropy if base_entropy > 0 else math.nan,
+        "train_entropy_retention": sum(tail) / len(tail) if tail else math.nan,
+        "accuracy_curve": curve.points,
+        "entropy_curve": [(h["step"], h["heal/entropy/target"]) for h in history if "heal/entropy/target" in h],
+        "runtime_s": result.metrics["train"]["runtime_s"],
+    }
+    write_json_atomic(folder / "replicate_run.json", row)
+    return row
+
+
+def base_evaluation(family: str, settings: ReplicateSettings, data: dict[str, Path], out: Path) -> dict[str, Any]:
+    """The untrained model on the family's test problems (cached in out/base-<family>.json)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .toy import TOY_REASONER_PATH, check_toy_reasoner
+    from .train import evaluate_target
+    from .trl import write_json_atomic
+
+    path = out / f"base-{family}-{settings.eval_problems}x{settings.eval_samples}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    model_dir = settings.model or check_toy_reasoner(TOY_REASONER_PATH)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    rows = [json.loads(line) for line in data["test"].read_text().splitlines()]
+    base = evaluate_target(
+        model, tokenizer, [r["prompt"] for r in rows], [r["answer"] for r in rows], tasks.get_family(family).verifier,
+        settings.eval_samples, TOY_GRPO["max_completion_length"], TOY_GRPO["temperature"], seed=0,
+    )
+    write_json_atomic(path, base)
+    return base
+
+
+# --- The whole replication -----------------------------------------------------------
+
+
+def replicate(settings: ReplicateSettings, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run every (family, seed, arm), then write results.json, results.md and curves.png to output_dir."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from .trl import write_json_atomic
+
+    check_settings(settings)
+    torch.set_num_threads(settings.threads)
+    out = Path(settings.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if settings.workers > 1:
+        run_workers(settings)  # every run finishes there; the loop below then only reads them back
+    sizes = sorted({ARMS[a].target_size for a in settings.arms})
+    rows, base = [], {}
+    jobs = [(f, s, a) for f in settings.families for s in settings.seeds for a in settings.arms]
+    with tqdm(total=len(jobs), desc="replicate", unit="run") as bar:
+        for family in settings.families:
+            data_dir = out / "data"
+            data = {"test": test_file(family, settings.eval_problems, data_dir)}
+            base[family] = base_evaluation(family, settings, data, out)
+            for seed in settings.seeds:
+                data.update({f"train-{n}": p for n, p in target_files(family, seed, sizes, data_dir).items()})
+                for arm in settings.arms:
+                    bar.set_postfix_str(f"{family} seed {seed} {arm}")
+                    folder = out / "runs" / family / f"seed{seed}" / arm
+                    rows.append(run_arm(family, seed, ARMS[arm], settings, data, folder,
+                                        base[family]["mean_token_entropy"]))
+                    bar.update()
+    results = {
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(settings).items()},
+        "grpo": {**TOY_GRPO, "learning_rate": settings.learning_rate, "max_steps": settings.steps},
+        "base": base, "runs": rows, "wall_s": time.perf_counter() - started,
+    }
+    write_json_atomic(out / "results.json", results)
+    table = results_table(results)
+    tmp = out / ".results.md.tmp"
+    tmp.write_text(table + "\n")
+    os.replace(tmp, out / "results.md")
+    plot_replication(results, out / "curves.png")
+    return results
+
+
+def command_line(settings: ReplicateSettings) -> list[str]:
+    """`heal-hf replicate` options that reproduce `settings`."""
+    argv = []
+    for f in dataclasses.fields(ReplicateSettings):
+        value = getattr(settings, f.name)
+        if value is None:
+            continue
+        argv.append("--" + f.name.replace("_", "-"))
+        argv += [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
+    return argv
+
+
+def run_workers(settings: ReplicateSettings) -> None:
+    """Train the (family, seed) groups in `settings.workers` parallel `heal-hf replicate` processes."""
+    import subprocess
+    import sys
+
+    groups = [(f, s) for f in settings.families for s in settings.seeds]
+    pending, running, failed = list(groups), [], []
+    logs = Path(settings.output_dir) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    while pending or running:
+        while pending and len(running) < settings.workers:
+            family, seed = pending.pop(0)
+            child = dataclasses.replace(settings, families=(family,), seeds=(seed,), workers=1)
+            log = open(logs / f"{family}-seed{seed}.log", "w")
+            env = dict(os.environ, OMP_NUM_THREADS=str(settings.threads))
+            cmd = [sys.executable, "-m", "heal_hf.cli", "replicate", *command_line(child)]
+            running.append(((family, seed), subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+        time.sleep(0.5)
+        for item in list(running):
+            group, proc, log = item
+            if proc.poll() is not None:
+                running.remove(item)
+                log.close()
+                if proc.returncode != 0:
+                    failed.append(group)
+    if failed:
+        raise RuntimeError(f"replicate: the workers of {failed} failed; see {logs}/<family>-seed<seed>.log, "
+                           "then re-run the same command (finished runs are kept)")
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """Markdown: per family, the base model and each arm (mean ± std over seeds)."""
+    k = results["settings"]["eval_samples"]
+    lines = [
+        f"| family | arm | greedy accuracy | pass@{k} | entropy retention (eval) | entropy retention (train, target) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for family in results["settings"]["families"]:
+        b = results["base"][family]
+        lines.append(f"| {family} | base model | {b['greedy_accuracy']:.3f} | {b[f'pass@{k}']:.3f} | 1 | |")
+        for arm in results["settings"]["arms"]:
+            runs = [r for r in results["runs"] if r["family"] == family and r["arm"] == arm]
+            cells = [_mean_std([r[key] for r in runs]) for key in
+                     ("greedy_accuracy", "pass_at_k", "entropy_retention", "train_entropy_retention")]
+            lines.append(f"| {family} | {arm} | " + " | ".join(cells) + " |")
+    seeds = len(results["settings"]["seeds"])
+    lines.append("")
+    lines.append(f"Mean ± std over {seeds} seed(s); {results['grpo']['max_steps']} RL steps per arm; "
+                 f"{results['settings']['eval_problems']} held-out problems per family.")
+    return "\n".join(lines)
+
+
+def plot_replication(results: dict[str, Any], path: Path) -> Path:
+    """Per family: target-domain entropy and held-out greedy accuracy over steps, one line per arm (seed mean)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = results["settings"]["families"]
+    fig, axes = plt.subplots(len(families), 2, figsize=(12, 3.6 * len(families)), squeeze=False)
+    for row, family in zip(axes, families):
+        for arm in results["settings"]["arms"]:
+            runs = [r for r in results["runs"] if r["family"] == family and r["arm"] == arm]
+            for ax, key in ((row[0], "entropy_curve"), (row[1], "accuracy_curve")):
+                by_step: dict[int, list[float]] = {}
+                for r in runs:
+                    for step, value in r[key]:
+                        by_step.setdefault(int(step), []).append(value)
+                steps = sorted(by_step)
+                if steps:
+                    ax.plot(steps, [statistics.mean(by_step[s]) for s in steps], label=arm,
+                            linewidth=2.2 if arm == "heal-32" else 1.2)
+        row[0].set(title=f"{family}: target-domain token entropy", xlabel="RL step", ylabel="nats")
+        row[1].set(title=f"{family}: held-out greedy accuracy", xlabel="RL step", ylabel="accuracy")
+        row[1].legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
