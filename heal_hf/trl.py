@@ -17,6 +17,12 @@ general-entropy pool, or an EMA blend of both. Logged through TRL's `log_metric`
 `heal/entropy/<domain>` (mean token entropy, nats), `heal/entropy_retention/<domain>`
 (entropy now / entropy at step 0), `heal/eda_reward` (mean r_EDA of target rows, before
 lambda) and `heal/reference_count` (trajectories behind R).
+
+Several processes (tested with `heal-hf train` on 2 CPU processes): accelerate 1.15
+starts only one process for `--cpu --num_processes 2`, so on CPUs launch with torchrun:
+
+    accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \\
+        --dynamo_backend no -m heal_hf.cli train --model M --target DATA --output-dir D
 """
 
 from __future__ import annotations
