@@ -405,7 +405,7 @@ def entropy_figure(result: Exploration) -> go.Figure:
             go.Scatter(
                 x=list(range(1, len(ents) + 1)), y=ents, mode="lines", name=f"sample {i + 1}",
                 line={"color": _sample_colour(i), "width": 1.5}, customdata=[repr(p) for p in pieces],
-                hovertemplate=f"token %{{x}}: %{{customdata}}<br>H = %{{y:.3f}} nats<extra>sample {i + 1}</extra>",
+                hovertemplate=f"token %{{x}}: %{{customdata}}<br>H = %{{y:.3g}} nats<extra>sample {i + 1}</extra>",
             )
         )
     longest = max((len(e) for e in result.entropies), default=1)
@@ -490,7 +490,7 @@ def token_html(
         colour = "white" if level > 0.6 else "black"
         forking = h > forking_threshold
         border = "2px solid #1f3a93" if forking else "2px solid transparent"
-        title = f"H = {h:.3f} nats" + (" (forking)" if forking else "")
+        title = f"H = {h:.3g} nats" + (" (forking)" if forking else "")
         text = html.escape(piece).replace("\n", "↵<br>") if piece else "∅"
         spans.append(
             f'<span title="{title}" style="background:{background};color:{colour};border:{border};'
@@ -506,9 +506,9 @@ def token_legend(forking_threshold: float, low: float, high: float) -> str:
         '<div style="font-size:0.9em;margin-bottom:6px">'
         '<span style="display:inline-block;width:120px;height:10px;'
         f'background:linear-gradient(90deg,{stops})"></span> '
-        f"entropy {low:.2f} → {high:.2f} nats (lowest to highest of these samples); "
+        f"entropy {low:.3g} → {high:.3g} nats (lowest to highest of these samples); "
         '<span style="border:2px solid #1f3a93;border-radius:3px;padding:0 3px">boxed</span> '
-        f"= forking token (H &gt; {forking_threshold:.3f} nats, the reference's 80th percentile); "
+        f"= forking token (H &gt; {forking_threshold:.3g} nats, the reference's 80th percentile); "
         "hover a token for its entropy.</div>"
     )
 
