@@ -51,7 +51,9 @@ def _replicate_args(p: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = f.default
         help_text = f.metadata["help"] + f" (default: {' '.join(map(str, default)) if isinstance(default, tuple) else default})"
-        if isinstance(default, tuple):
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif isinstance(default, tuple):
             kind = int if f.name == "seeds" else str
             choices = {"families": TARGET_FAMILIES, "arms": tuple(ARMS)}.get(f.name)
             p.add_argument(flag, nargs="+", type=kind, default=None, choices=choices, help=help_text)
@@ -72,7 +74,10 @@ def _replicate(args: argparse.Namespace) -> int:
         value = getattr(args, f.name)
         if value is not None:
             options[f.name] = tuple(value) if isinstance(value, list) else value
-    results = replicate(ReplicateSettings(**options))
+    settings = ReplicateSettings(**options)
+    results = replicate(settings)
+    if not settings.report:
+        return 0
     print(results_table(results))
     out = Path(options.get("output_dir", ReplicateSettings.output_dir))
     print(f"\nwrote {out / 'results.md'}, {out / 'results.json'}, {out / 'curves.png'} ({results['wall_s']:.0f} s)")
@@ -287,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # TRL asks transformers about gradient checkpointing through a name transformers deprecates: not the user's concern.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     args = build_parser().parse_args(argv)
     try:
         return args._run(args)

@@ -32,7 +32,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from .toy import tasks
 
@@ -95,6 +95,8 @@ class ReplicateSettings:
     pool: str = field(default="bundled", metadata={"help": "general-entropy pool of that model (default: the bundled pool)"})
     workers: int = field(default=1, metadata={"help": "processes training (family, seed) groups in parallel (2 on 2 cores; more on a GPU)"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads per process (toy models run fastest on one)"})
+    report_only: bool = field(default=False, metadata={"help": "train nothing: report the runs already finished in output_dir"})
+    report: bool = field(default=True, metadata={"help": "write results.json, results.md and curves.png at the end (workers do not)"})
 
 
 QUICK = dict(families=("sort_digits",), seeds=(0,), steps=6, eval_problems=16, eval_samples=2, curve_every=3,
@@ -272,8 +274,12 @@ def base_evaluation(family: str, settings: ReplicateSettings, data: dict[str, Pa
 # --- The whole replication -----------------------------------------------------------
 
 
-def replicate(settings: ReplicateSettings, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run every (family, seed, arm), then write results.json, results.md and curves.png to output_dir."""
+def replicate(settings: ReplicateSettings) -> dict[str, Any]:
+    """Run every (family, seed, arm), then write results.json, results.md and curves.png to output_dir.
+
+    With `report_only`, nothing is trained: the report covers the runs already finished
+    (`missing` in the result lists the others).
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -284,10 +290,10 @@ def replicate(settings: ReplicateSettings, progress: Callable[[str], None] | Non
     out = Path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    if settings.workers > 1:
+    if settings.workers > 1 and not settings.report_only:
         run_workers(settings)  # every run finishes there; the loop below then only reads them back
     sizes = sorted({ARMS[a].target_size for a in settings.arms})
-    rows, base = [], {}
+    rows, base, missing = [], {}, []
     jobs = [(f, s, a) for f in settings.families for s in settings.seeds for a in settings.arms]
     with tqdm(total=len(jobs), desc="replicate", unit="run") as bar:
         for family in settings.families:
@@ -299,14 +305,19 @@ def replicate(settings: ReplicateSettings, progress: Callable[[str], None] | Non
                 for arm in settings.arms:
                     bar.set_postfix_str(f"{family} seed {seed} {arm}")
                     folder = out / "runs" / family / f"seed{seed}" / arm
+                    bar.update()
+                    if settings.report_only and not run_complete(folder):
+                        missing.append(f"{family}/seed{seed}/{arm}")
+                        continue
                     rows.append(run_arm(family, seed, ARMS[arm], settings, data, folder,
                                         base[family]["mean_token_entropy"]))
-                    bar.update()
     results = {
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(settings).items()},
         "grpo": {**TOY_GRPO, "learning_rate": settings.learning_rate, "max_steps": settings.steps},
-        "base": base, "runs": rows, "wall_s": time.perf_counter() - started,
+        "base": base, "runs": rows, "missing": missing, "wall_s": time.perf_counter() - started,
     }
+    if not settings.report:
+        return results
     write_json_atomic(out / "results.json", results)
     table = results_table(results)
     tmp = out / ".results.md.tmp"
@@ -322,6 +333,9 @@ def command_line(settings: ReplicateSettings) -> list[str]:
     for f in dataclasses.fields(ReplicateSettings):
         value = getattr(settings, f.name)
         if value is None:
+            continue
+        if isinstance(value, bool):
+            argv.append(("--" if value else "--no-") + f.name.replace("_", "-"))
             continue
         argv.append("--" + f.name.replace("_", "-"))
         argv += [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
@@ -340,7 +354,7 @@ def run_workers(settings: ReplicateSettings) -> None:
     while pending or running:
         while pending and len(running) < settings.workers:
             family, seed = pending.pop(0)
-            child = dataclasses.replace(settings, families=(family,), seeds=(seed,), workers=1)
+            child = dataclasses.replace(settings, families=(family,), seeds=(seed,), workers=1, report=False)
             log = open(logs / f"{family}-seed{seed}.log", "w")
             env = dict(os.environ, OMP_NUM_THREADS=str(settings.threads))
             cmd = [sys.executable, "-m", "heal_hf.cli", "replicate", *command_line(child)]
@@ -371,22 +385,27 @@ def results_table(results: dict[str, Any]) -> str:
     """Markdown: per family, the base model and each arm (mean ± std over seeds)."""
     k = results["settings"]["eval_samples"]
     lines = [
-        f"| family | arm | greedy accuracy | pass@{k} | entropy retention (eval) | entropy retention (train, target) |",
-        "|---|---|---|---|---|---|",
+        f"| family | arm | runs | greedy accuracy | pass@{k} | entropy retention (eval) | entropy retention (train, target) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for family in results["settings"]["families"]:
         b = results["base"][family]
-        lines.append(f"| {family} | base model | {b['greedy_accuracy']:.3f} | {b[f'pass@{k}']:.3f} | 1 | |")
+        lines.append(f"| {family} | base model | | {b['greedy_accuracy']:.3f} | {b[f'pass@{k}']:.3f} | 1 | |")
         for arm in results["settings"]["arms"]:
             runs = [r for r in results["runs"] if r["family"] == family and r["arm"] == arm]
             cells = [_mean_std([r[key] for r in runs]) for key in
                      ("greedy_accuracy", "pass_at_k", "entropy_retention", "train_entropy_retention")]
-            lines.append(f"| {family} | {arm} | " + " | ".join(cells) + " |")
+            lines.append(f"| {family} | {arm} | {len(runs)} | " + " | ".join(cells) + " |")
     seeds = len(results["settings"]["seeds"])
     lines.append("")
     lines.append(f"Mean ± std over {seeds} seed(s); {results['grpo']['max_steps']} RL steps per arm; "
                  f"{results['settings']['eval_problems']} held-out problems per family.")
+    if results.get("missing"):
+        lines.append(f"Not finished, left out: {', '.join(results['missing'])}.")
     return "\n".join(lines)
+
+
+_STYLES = {"hybrid-32": "--", "eda-32": ":"}  # ablations dashed, so that arms that coincide stay visible
 
 
 def plot_replication(results: dict[str, Any], path: Path) -> Path:
@@ -409,7 +428,7 @@ def plot_replication(results: dict[str, Any], path: Path) -> Path:
                 steps = sorted(by_step)
                 if steps:
                     ax.plot(steps, [statistics.mean(by_step[s]) for s in steps], label=arm,
-                            linewidth=2.2 if arm == "heal-32" else 1.2)
+                            linewidth=2.2 if arm == "heal-32" else 1.2, linestyle=_STYLES.get(arm, "-"))
         row[0].set(title=f"{family}: target-domain token entropy", xlabel="RL step", ylabel="nats")
         row[1].set(title=f"{family}: held-out greedy accuracy", xlabel="RL step", ylabel="accuracy")
         row[1].legend(fontsize=8)

@@ -120,19 +120,20 @@ class TaskFamily:
         rng = random.Random(int.from_bytes(digest[:8], "big"))
         rows: list[dict[str, str]] = []
         seen: set[str] = set()
-        misses = 0
+        misses = 0  # draws in a row that found nothing new: many means the split is used up
         while len(rows) < n:
             question, steps, answer = self.make(rng)
             prompt = format_prompt(question)
             if prompt in seen or problem_split(prompt) != split:
                 misses += 1
-                if misses > 50 * n + 10_000:
+                if misses > 20_000:
                     raise ValueError(
                         f"n: the {split} split of {self.name!r} has fewer than {n} distinct problems "
                         f"(found {len(rows)}); ask for fewer"
                     )
                 continue
             seen.add(prompt)
+            misses = 0
             rows.append({"prompt": prompt, "response": format_response(steps, answer), "answer": answer,
                          "family": self.name, "domain": self.domain})
         return rows
