@@ -704,7 +704,8 @@ def build_pool(
                 sources[span.start : span.stop], config, shard_seed(config.seed, i), model_id, tokenizer_hash,
                 progress=bar.update, verifiers=verifiers[span.start : span.stop] if verifiers else None,
             )
-            table = datasets.Dataset.from_list(rows, features=POOL_FEATURES).data.table
+            # pyarrow straight from the rows (datasets' from_list made the same table, 3x slower)
+            table = pa.Table.from_pylist(rows, schema=POOL_FEATURES.arrow_schema)
             _atomic_write_table(table, data / shard_name(i, num_shards))
     finally:
         bar.close()
@@ -754,6 +755,7 @@ def finalize_pool(out_dir: str | Path, repo_id: str = POOL_REPO_ID, license: str
         seed=int(manifest["config"]["seed"]),
     )
     start = 0
+    tables = []
     for path, part in zip(paths, criteria):
         stop = start + part.num_rows
         table = _read_shard(path)
@@ -762,8 +764,11 @@ def finalize_pool(out_dir: str | Path, repo_id: str = POOL_REPO_ID, license: str
             for c, v in scores.items():
                 table = table.set_column(table.schema.get_field_index(c), c, pa.array(v, pa.float32()))
             _atomic_write_table(table, path)
+        tables.append(table)
         start = stop
-    write_pool_card(out, repo_id=repo_id, license=license)
+    # The card's statistics from the tables just written (no second read through load_dataset).
+    pool = validate_pool(datasets.Dataset(pa.concat_tables(tables)).cast(POOL_FEATURES))
+    write_pool_card(out, repo_id=repo_id, license=license, pool=pool)
     return out
 
 
@@ -786,10 +791,13 @@ def pool_stats(pool: datasets.Dataset) -> dict[str, Any]:
     }
 
 
-def pool_card_text(out_dir: str | Path, repo_id: str = POOL_REPO_ID, license: str | None = None) -> str:
+def pool_card_text(
+    out_dir: str | Path, repo_id: str = POOL_REPO_ID, license: str | None = None, pool: datasets.Dataset | None = None
+) -> str:
     """The dataset card (README.md text) of a complete build folder, for Hub repo `repo_id`.
 
     `license` None keeps the license of the card already there ("other" if none).
+    `pool`: the folder's rows when the caller already holds them (default: `load_pool(out_dir)`).
     """
     from huggingface_hub import DatasetCard
 
@@ -800,11 +808,14 @@ def pool_card_text(out_dir: str | Path, repo_id: str = POOL_REPO_ID, license: st
     readme = out / "README.md"
     if license is None:
         license = (DatasetCard.load(readme).data.license if readme.exists() else None) or "other"
-    return str(pool_dataset_card(manifest, pool_stats(load_pool(out)), repo_id=repo_id, license=license))
+    stats = pool_stats(pool if pool is not None else load_pool(out))
+    return str(pool_dataset_card(manifest, stats, repo_id=repo_id, license=license))
 
 
-def write_pool_card(out_dir: str | Path, repo_id: str = POOL_REPO_ID, license: str | None = None) -> Path:
+def write_pool_card(
+    out_dir: str | Path, repo_id: str = POOL_REPO_ID, license: str | None = None, pool: datasets.Dataset | None = None
+) -> Path:
     """Write `pool_card_text` to the build folder's README.md and return its path."""
     readme = Path(out_dir) / "README.md"
-    _atomic_write_text(readme, pool_card_text(out_dir, repo_id=repo_id, license=license))
+    _atomic_write_text(readme, pool_card_text(out_dir, repo_id=repo_id, license=license, pool=pool))
     return readme

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from .entropy import token_entropy
 
@@ -28,6 +29,86 @@ class EntropyRecorder(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         self.steps.append(token_entropy(scores, temperature=self.temperature).cpu())
         return scores
+
+
+class PreallocatedLayer(DynamicLayer):
+    """A full-attention KV cache layer that writes each step into a buffer sized for the whole generation.
+
+    transformers' DynamicLayer grows by `torch.cat` at every step, copying the whole
+    cache each time: with hundreds of sequences per `generate` call that copy spills
+    the CPU caches and was a third of pool-building time (benchmarks/pool.py). This
+    layer allocates room for `capacity` positions once and returns views of it, so
+    the keys and values (hence logits, entropies and samples) are exactly those of
+    DynamicLayer. If something else replaces `keys` (crop, batch selection...), the
+    next update copies them into a fresh buffer.
+    """
+
+    def __init__(self, capacity: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.capacity = capacity
+        self._buffers: tuple[torch.Tensor, ...] | None = None
+        self._views: tuple[torch.Tensor | None, ...] = (None, None)
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        length = 0 if self.keys.numel() == 0 else self.keys.shape[-2]
+        stop = length + key_states.shape[-2]
+        buffers = self._buffers
+        if (
+            buffers is None
+            or self.keys is not self._views[0]
+            or self.values is not self._views[1]
+            or stop > buffers[0].shape[-2]
+        ):
+            size = max(self.capacity, stop)
+            buffers = tuple(
+                states.new_empty(*states.shape[:-2], size, states.shape[-1]) for states in (key_states, value_states)
+            )
+            if length:
+                buffers[0][..., :length, :] = self.keys
+                buffers[1][..., :length, :] = self.values
+            self._buffers = buffers
+        buffers[0][..., length:stop, :] = key_states
+        buffers[1][..., length:stop, :] = value_states
+        self.keys, self.values = buffers[0][..., :stop, :], buffers[1][..., :stop, :]
+        self._views = (self.keys, self.values)
+        return self.keys, self.values
+
+    def reset(self) -> None:
+        self._buffers = None
+        super().reset()
+
+
+def preallocated_cache(model: PreTrainedModel, capacity: int) -> DynamicCache | None:
+    """A DynamicCache for `model` whose full-attention layers are PreallocatedLayer (None: let generate choose).
+
+    Only where generate would build a plain DynamicCache itself: other layer kinds
+    (sliding windows, linear attention) keep transformers' own layers, and models
+    with their own cache implementation, or no cache, get None.
+    """
+    config = getattr(model, "config", None)
+    generation_config = getattr(model, "generation_config", None)
+    supports = getattr(model, "_supports_default_dynamic_cache", None)
+    if (
+        config is None
+        or getattr(config, "is_encoder_decoder", False)
+        or supports is None
+        or not supports()
+        or getattr(generation_config, "cache_implementation", None) is not None
+        or getattr(generation_config, "use_cache", True) is False
+    ):
+        return None
+    try:
+        cache = DynamicCache(config=config.get_text_config(decoder=True))
+    except Exception:  # an unusual config: generate's own cache is the safe choice
+        return None
+    if not cache.layers:  # layers made lazily: nothing to swap
+        return None
+    cache.layers = [PreallocatedLayer(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
 
 
 @dataclass
@@ -137,8 +218,10 @@ def sample_with_entropies(
             enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=not chat_template)
             enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
             recorder = EntropyRecorder(temperature)
+            cache = preallocated_cache(model, enc["input_ids"].shape[1] + max_new_tokens)
             generated = model.generate(
                 **enc,
+                **({"cache": cache} if cache is not None else {}),
                 do_sample=True,
                 temperature=temperature,
                 top_p=top_p,
@@ -151,14 +234,17 @@ def sample_with_entropies(
             )
             new_ids = generated[:, enc["input_ids"].shape[1] :].cpu()
             ent = torch.stack(recorder.steps, 1) if recorder.steps else torch.zeros(len(new_ids), 0)
-            lengths = completion_lengths(new_ids, eos_ids)
+            lengths = completion_lengths(new_ids, eos_ids).tolist()
+            all_ids, all_ent = new_ids.tolist(), ent.tolist()
+            ids = [row[:n] for row, n in zip(all_ids, lengths)]
+            ents = [row[:n] for row, n in zip(all_ent, lengths)]
+            texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
             for p in range(len(chunk)):
-                rows = range(p * num_samples, (p + 1) * num_samples)
-                ids = [new_ids[r, : lengths[r]].tolist() for r in rows]
-                out.token_ids.append(ids)
-                out.entropies.append([ent[r, : lengths[r]].tolist() for r in rows])
-                out.texts.append(tokenizer.batch_decode(ids, skip_special_tokens=True))
-                out.tokens.append([tokenizer.convert_ids_to_tokens(i) for i in ids])
+                rows = slice(p * num_samples, (p + 1) * num_samples)
+                out.token_ids.append(ids[rows])
+                out.entropies.append(ents[rows])
+                out.texts.append(texts[rows])
+                out.tokens.append([tokenizer.convert_ids_to_tokens(i) for i in ids[rows]])
             if progress is not None:
                 progress(len(chunk))
     finally:

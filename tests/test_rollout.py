@@ -1,7 +1,8 @@
 import torch
+from transformers import LogitsProcessorList
 
 from heal_hf import token_entropy
-from heal_hf.rollout import completion_lengths, sample_with_entropies
+from heal_hf.rollout import EntropyRecorder, PreallocatedLayer, completion_lengths, preallocated_cache, sample_with_entropies
 from heal_hf.toy.tiny import char_tokenizer, tiny_causal_lm
 
 
@@ -35,3 +36,48 @@ def test_same_seed_same_samples_and_eos_counts():
     assert a.texts == b.texts and a.entropies == b.entropies
     ids = torch.tensor([[5, 6, tok.eos_token_id, 0], [5, 6, 7, 8]])
     assert completion_lengths(ids, [tok.eos_token_id]).tolist() == [3, 4]
+
+
+def test_preallocated_cache_samples_exactly_what_the_default_cache_does():
+    # The pool builder's KV cache writes into one buffer instead of torch.cat per step:
+    # token ids and entropies must be bit-identical to generate's own DynamicCache.
+    model, tok = tiny_causal_lm(seed=2)
+    tok.padding_side = "left"
+    enc = tok(["Q: 1 + 1 = ?\nA:", "Q: 12 + 30 = ?\nA:", "x"], return_tensors="pt", padding=True)
+    enc = {k: enc[k] for k in ("input_ids", "attention_mask")}
+    runs = []
+    for cache in (None, preallocated_cache(model, enc["input_ids"].shape[1] + 20)):
+        torch.manual_seed(4)
+        recorder = EntropyRecorder(0.8)
+        ids = model.generate(**enc, **({"cache": cache} if cache is not None else {}), do_sample=True, temperature=0.8,
+                             top_k=0, max_new_tokens=20, num_return_sequences=3, pad_token_id=tok.pad_token_id,
+                             logits_processor=LogitsProcessorList([recorder]))
+        runs.append((ids, torch.stack(recorder.steps, 1)))
+        if cache is not None:
+            assert all(isinstance(layer, PreallocatedLayer) for layer in cache.layers)
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+
+
+def test_preallocated_layer_grows_and_survives_outside_changes():
+    layer = PreallocatedLayer(capacity=3)
+    parts = [torch.randn(2, 1, n, 4) for n in (2, 1, 2)]  # the third update overflows the capacity
+    for i, part in enumerate(parts):
+        keys, values = layer.update(part, -part)
+        want = torch.cat(parts[: i + 1], dim=-2)
+        assert torch.equal(keys, want) and torch.equal(values, -want)
+    layer.crop(-2)  # replaces the views: the next update starts from what crop left
+    keys, _ = layer.update(parts[1], -parts[1])
+    assert torch.equal(keys, torch.cat([parts[0], parts[1], parts[1]], dim=-2))
+    layer.batch_select_indices(torch.tensor([1]))
+    keys, values = layer.update(parts[1][1:], -parts[1][1:])
+    want = torch.cat([parts[0], parts[1], parts[1], parts[1]], dim=-2)[1:]
+    assert torch.equal(keys, want) and torch.equal(values, -want)
+
+
+def test_preallocated_cache_defers_to_a_model_s_own_cache_choice():
+    model, _ = tiny_causal_lm(seed=2)
+    model.generation_config.cache_implementation = "static"
+    assert preallocated_cache(model, 8) is None
+    model.generation_config.cache_implementation = None
+    model.generation_config.use_cache = False
+    assert preallocated_cache(model, 8) is None
