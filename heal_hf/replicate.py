@@ -10,6 +10,7 @@ steps from the same bundled toy reasoner:
     heal-32     HEAL: 32 target + 3 x 32 selected general problems, EDA (batch reference)
     hybrid-32   the same mixed data, no EDA              (ablation)
     eda-32      EDA with the pool as reference, no mixing (ablation)
+    heal-32-pool  HEAL with the pool as EDA reference (a variant, only when asked for)
 
 Every arm goes through `heal_hf.train.train` (HEALGRPOTrainer; the GRPO arms with
 lambda = 0, which leaves GRPO's objective untouched but still logs entropies), then
@@ -59,8 +60,10 @@ ARMS: dict[str, Arm] = {
         Arm("heal-32", 32, True, EDA_WEIGHT, "batch", "HEAL: 32 target + 96 selected general, EDA (batch reference)"),
         Arm("hybrid-32", 32, True, 0.0, "batch", "ablation: the same hybrid data, no EDA"),
         Arm("eda-32", 32, False, EDA_WEIGHT, "pool", "ablation: EDA against the pool, no general problems"),
+        Arm("heal-32-pool", 32, True, EDA_WEIGHT, "pool", "variant: HEAL with the pool as EDA reference (not run by default)"),
     )
 }
+DEFAULT_ARMS = ("grpo-32", "grpo-1k", "heal-32", "hybrid-32", "eda-32")
 
 TOY_GRPO: dict[str, Any] = {
     "learning_rate": 5e-5,
@@ -82,7 +85,7 @@ class ReplicateSettings:
     output_dir: str = field(default="runs/replicate", metadata={"help": "folder for the runs, results.json, results.md and curves.png"})
     families: tuple[str, ...] = field(default=tasks.TARGET_FAMILIES, metadata={"help": "target families"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seeds: target draws, selection, sampling, training"})
-    arms: tuple[str, ...] = field(default=tuple(ARMS), metadata={"help": "arms to run"})
+    arms: tuple[str, ...] = field(default=DEFAULT_ARMS, metadata={"help": "arms to run (heal-32-pool: HEAL with the pool as EDA reference)"})
     steps: int = field(default=60, metadata={"help": "RL steps of every arm (equal steps)"})
     learning_rate: float = field(default=TOY_GRPO["learning_rate"], metadata={"help": "AdamW learning rate"})
     eda_weight: float = field(default=EDA_WEIGHT, metadata={"help": "lambda of the EDA arms"})

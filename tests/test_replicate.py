@@ -8,7 +8,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from heal_hf.cli import main
-from heal_hf.replicate import ARMS, ReplicateSettings, check_settings
+from heal_hf.replicate import DEFAULT_ARMS, ReplicateSettings, check_settings
 
 
 def test_bad_replication_options_are_clear_errors(capsys):
@@ -51,21 +51,21 @@ def test_quick_replication_runs_every_arm_and_resumes(tmp_path, capsys):
     out = tmp_path / "rep"
     assert main(["replicate", "--quick", "--output-dir", str(out), "--steps", "2", "--curve-every", "1"]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert [r["arm"] for r in results["runs"]] == list(ARMS)
+    assert [r["arm"] for r in results["runs"]] == list(DEFAULT_ARMS)
     for row in results["runs"]:
         assert row["steps"] == 2 and 0.0 <= row["greedy_accuracy"] <= 1.0 and row["entropy_retention"] > 0
         assert [s for s, _ in row["accuracy_curve"]] == [0, 1, 2] and len(row["entropy_curve"]) == 2
     by_arm = {r["arm"]: r for r in results["runs"]}
     # The arms differ where they should: data sizes, mixing and the EDA reward.
     runs = out / "runs" / "sort_digits" / "seed0"
-    rows = {a: json.loads((runs / a / "heal_run.json").read_text())["data"] for a in ARMS}
+    rows = {a: json.loads((runs / a / "heal_run.json").read_text())["data"] for a in DEFAULT_ARMS}
     assert rows["grpo-1k"]["target"]["rows"] == 1000 and rows["grpo-32"]["target"]["rows"] == 32
     assert rows["heal-32"]["general"]["rows"] == 96 and rows["eda-32"]["general"]["rows"] == 0
-    training = {a: json.loads((runs / a / "heal_run.json").read_text())["training"] for a in ARMS}
+    training = {a: json.loads((runs / a / "heal_run.json").read_text())["training"] for a in DEFAULT_ARMS}
     assert training["heal-32"]["eda_weight"] == 0.1 and training["hybrid-32"]["eda_weight"] == 0.0
     assert training["eda-32"]["eda_reference"] == "pool"
     table = (out / "results.md").read_text()
-    assert all(f"| sort_digits | {a} |" in table for a in ARMS) and (out / "curves.png").stat().st_size > 10_000
+    assert all(f"| sort_digits | {a} |" in table for a in DEFAULT_ARMS) and (out / "curves.png").stat().st_size > 10_000
     assert f"{by_arm['heal-32']['greedy_accuracy']:.3f}" in table
     # Re-running finds every run finished and trains nothing.
     stamp = (runs / "heal-32" / "model.safetensors").stat().st_mtime_ns
