@@ -79,7 +79,7 @@ def _replicate(args: argparse.Namespace) -> int:
     if not settings.report:
         return 0
     print(results_table(results))
-    out = Path(options.get("output_dir", ReplicateSettings.output_dir))
+    out = Path(settings.output_dir)
     print(f"\nwrote {out / 'results.md'}, {out / 'results.json'}, {out / 'curves.png'} ({results['wall_s']:.0f} s)")
     return 0
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .replicate import TOY_GRPO, target_files, test_file
+from .replicate import TOY_GRPO, target_files, test_set
 from .toy import tasks
 
 DEMO_STEPS = 40
@@ -55,7 +55,7 @@ def run_demo(
     out = Path(output_dir or default_output_dir(target))
     data_dir = out.with_name(out.name + "-data")
     train_file = target_files(target, seed, [shots], data_dir)[shots]
-    eval_file = test_file(target, eval_problems, data_dir)
+    _, eval_file = test_set(target, eval_problems, data_dir)
     settings = TrainSettings(
         target=str(train_file), eval=str(eval_file), output_dir=str(out), verifier=family.verifier,
         eval_samples=eval_samples, license="apache-2.0", base_model_id="heal/toy-reasoner", resume=resume,

@@ -47,7 +47,7 @@ class Arm:
     name: str
     target_size: int
     mix_general: bool  # 3 x target_size general problems selected from the pool
-    eda_weight: float
+    eda: bool  # the EDA reward, with lambda = ReplicateSettings.eda_weight
     eda_reference: str
     about: str
 
@@ -55,12 +55,12 @@ class Arm:
 ARMS: dict[str, Arm] = {
     a.name: a
     for a in (
-        Arm("grpo-32", 32, False, 0.0, "batch", "plain GRPO, 32 target examples"),
-        Arm("grpo-1k", 1000, False, 0.0, "batch", "plain GRPO, 1,000 target examples"),
-        Arm("heal-32", 32, True, EDA_WEIGHT, "batch", "HEAL: 32 target + 96 selected general, EDA (batch reference)"),
-        Arm("hybrid-32", 32, True, 0.0, "batch", "ablation: the same hybrid data, no EDA"),
-        Arm("eda-32", 32, False, EDA_WEIGHT, "pool", "ablation: EDA against the pool, no general problems"),
-        Arm("heal-32-pool", 32, True, EDA_WEIGHT, "pool", "variant: HEAL with the pool as EDA reference (not run by default)"),
+        Arm("grpo-32", 32, False, False, "batch", "plain GRPO, 32 target examples"),
+        Arm("grpo-1k", 1000, False, False, "batch", "plain GRPO, 1,000 target examples"),
+        Arm("heal-32", 32, True, True, "batch", "HEAL: 32 target + 96 selected general, EDA (batch reference)"),
+        Arm("hybrid-32", 32, True, False, "batch", "ablation: the same hybrid data, no EDA"),
+        Arm("eda-32", 32, False, True, "pool", "ablation: EDA against the pool, no general problems"),
+        Arm("heal-32-pool", 32, True, True, "pool", "variant: HEAL with the pool as EDA reference (not run by default)"),
     )
 }
 DEFAULT_ARMS = ("grpo-32", "grpo-1k", "heal-32", "hybrid-32", "eda-32")
@@ -130,11 +130,11 @@ def check_settings(s: ReplicateSettings) -> None:
 
 
 def write_jsonl(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Write rows as JSON lines, atomically."""
+    """Write the rows' prompt and answer as JSON lines, atomically."""
+    from .pool import _atomic_write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(json.dumps({"prompt": r["prompt"], "answer": r["answer"]}) + "\n" for r in rows))
-    os.replace(tmp, path)
+    _atomic_write_text(path, "".join(json.dumps({"prompt": r["prompt"], "answer": r["answer"]}) + "\n" for r in rows))
     return path
 
 
@@ -144,9 +144,10 @@ def target_files(family: str, seed: int, sizes: Sequence[int], data_dir: Path) -
     return {n: write_jsonl(rows[:n], data_dir / f"{family}-train-{n}-seed{seed}.jsonl") for n in sizes}
 
 
-def test_file(family: str, problems: int, data_dir: Path) -> Path:
-    """The family's held-out problems (the test split, one fixed draw shared by every arm and seed)."""
-    return write_jsonl(tasks.generate(family, problems, split="test", seed=0), data_dir / f"{family}-test-{problems}.jsonl")
+def test_set(family: str, problems: int, data_dir: Path) -> tuple[list[dict[str, str]], Path]:
+    """The family's held-out problems (the test split, one fixed draw shared by every arm and seed) and their file."""
+    rows = tasks.generate(family, problems, split="test", seed=0)
+    return rows, write_jsonl(rows, data_dir / f"{family}-test-{problems}.jsonl")
 
 
 # --- The held-out accuracy curve ----------------------------------------------------
@@ -199,8 +200,8 @@ def run_complete(folder: Path) -> bool:
 
 
 def run_arm(
-    family: str, seed: int, arm: Arm, settings: ReplicateSettings, data: dict[str, Path], folder: Path,
-    base_entropy: float, progress: bool = False,
+    family: str, seed: int, arm: Arm, settings: ReplicateSettings, data: dict[str, Path],
+    test_rows: Sequence[dict[str, str]], folder: Path, base_entropy: float,
 ) -> dict[str, Any]:
     """Train one arm (or read its finished results) and return its result row."""
     from .train import TrainSettings, train
@@ -211,8 +212,8 @@ def run_arm(
     if folder.exists():
         shutil.rmtree(folder)  # an interrupted run starts over; finished ones are kept
     fam = tasks.get_family(family)
-    test_rows = tasks.generate(family, settings.eval_problems, split="test", seed=0)[: settings.curve_problems]
-    curve = accuracy_curve_callback([r["prompt"] for r in test_rows], [r["answer"] for r in test_rows], fam.verifier,
+    curve_rows = test_rows[: settings.curve_problems]
+    curve = accuracy_curve_callback([r["prompt"] for r in curve_rows], [r["answer"] for r in curve_rows], fam.verifier,
                                     settings.curve_every, TOY_GRPO["max_completion_length"])
     run_settings = TrainSettings(
         target=str(data[f"train-{arm.target_size}"]), output_dir=str(folder), eval=str(data["test"]),
@@ -222,8 +223,8 @@ def run_arm(
     )
     overrides = {
         **TOY_GRPO, "learning_rate": settings.learning_rate, "max_steps": settings.steps, "seed": seed,
-        "eda_weight": settings.eda_weight if arm.eda_weight > 0 else 0.0, "eda_reference": arm.eda_reference,
-        "disable_tqdm": not progress, "save_steps": max(settings.steps, 1),
+        "eda_weight": settings.eda_weight if arm.eda else 0.0, "eda_reference": arm.eda_reference,
+        "disable_tqdm": True, "save_steps": settings.steps,
     }
     if arm.mix_general and settings.target_fraction is not None:
         overrides["target_fraction"] = settings.target_fraction
@@ -251,7 +252,9 @@ def run_arm(
     return row
 
 
-def base_evaluation(family: str, settings: ReplicateSettings, data: dict[str, Path], out: Path) -> dict[str, Any]:
+def base_evaluation(
+    family: str, settings: ReplicateSettings, test_rows: Sequence[dict[str, str]], out: Path
+) -> dict[str, Any]:
     """The untrained model on the family's test problems (cached in out/base-<family>.json)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -265,9 +268,9 @@ def base_evaluation(family: str, settings: ReplicateSettings, data: dict[str, Pa
     model_dir = settings.model or check_toy_reasoner(TOY_REASONER_PATH)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    rows = [json.loads(line) for line in data["test"].read_text().splitlines()]
     base = evaluate_target(
-        model, tokenizer, [r["prompt"] for r in rows], [r["answer"] for r in rows], tasks.get_family(family).verifier,
+        model, tokenizer, [r["prompt"] for r in test_rows], [r["answer"] for r in test_rows],
+        tasks.get_family(family).verifier,
         settings.eval_samples, TOY_GRPO["max_completion_length"], TOY_GRPO["temperature"], seed=0,
     )
     write_json_atomic(path, base)
@@ -286,6 +289,7 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
     import torch
     from tqdm.auto import tqdm
 
+    from .pool import _atomic_write_text
     from .trl import write_json_atomic
 
     check_settings(settings)
@@ -301,8 +305,9 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
     with tqdm(total=len(jobs), desc="replicate", unit="run") as bar:
         for family in settings.families:
             data_dir = out / "data"
-            data = {"test": test_file(family, settings.eval_problems, data_dir)}
-            base[family] = base_evaluation(family, settings, data, out)
+            test_rows, test_path = test_set(family, settings.eval_problems, data_dir)
+            data = {"test": test_path}
+            base[family] = base_evaluation(family, settings, test_rows, out)
             for seed in settings.seeds:
                 data.update({f"train-{n}": p for n, p in target_files(family, seed, sizes, data_dir).items()})
                 for arm in settings.arms:
@@ -312,7 +317,7 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
                     if settings.report_only and not run_complete(folder):
                         missing.append(f"{family}/seed{seed}/{arm}")
                         continue
-                    rows.append(run_arm(family, seed, ARMS[arm], settings, data, folder,
+                    rows.append(run_arm(family, seed, ARMS[arm], settings, data, test_rows, folder,
                                         base[family]["mean_token_entropy"]))
     results = {
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(settings).items()},
@@ -322,10 +327,7 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
     if not settings.report:
         return results
     write_json_atomic(out / "results.json", results)
-    table = results_table(results)
-    tmp = out / ".results.md.tmp"
-    tmp.write_text(table + "\n")
-    os.replace(tmp, out / "results.md")
+    _atomic_write_text(out / "results.md", results_table(results) + "\n")
     plot_replication(results, out / "curves.png")
     return results
 

@@ -141,8 +141,12 @@ class GenerationEntropyRecorder:
         logits = output.logits if hasattr(output, "logits") else output[0]
         last = logits[:, -1].detach()
         size = last.numel() * last.element_size()
-        pending = sum(p.numel() * p.element_size() for p in self._pending)
-        if self._pending and (self._pending[0].shape != last.shape or pending + size > self.chunk_bytes):
+        # Pending steps all have this step's shape and dtype (else they are flushed first).
+        if self._pending and (
+            self._pending[0].shape != last.shape
+            or self._pending[0].dtype != last.dtype
+            or (len(self._pending) + 1) * size > self.chunk_bytes
+        ):
             self._flush()
         if size > self.chunk_bytes:
             self.steps.append(token_entropy(last, temperature=self.temperature))
