@@ -8,7 +8,13 @@ For one trajectory with token entropies H_1..H_T (nats):
 - differenced curve dc_k = c_{k+1} - c_k, k = 1..K-1;
 - total variation mean_t |H_{t+1} - H_t|, volatility std_t(H_{t+1} - H_t)
   (population std over the T - 1 differences), and the forking share, the fraction
-  of tokens with H_t above a threshold (the reference's 80th percentile).
+  of tokens with H_t above a threshold (the reference's 80th percentile);
+- per-token variances (the sampling noise of those per-token means): var_t(H_t),
+  var_t|H_{t+1} - H_t| and var_t|dH_t - mean(dH)|, which EDA's calibrated estimator
+  turns into length-aware spreads.
+
+Entropies are >= 0: a value below -1e-6 (log-probabilities passed by mistake) is an
+error; rounding noise in [-1e-6, 0) is read as 0.
 
 Documented edge values: T = 0 gives an all-zero profile; T = 1 gives a flat curve at
 H_1 with zero variation; T = 2 gives volatility 0 (one difference). Nothing is NaN.
@@ -24,6 +30,8 @@ import torch
 
 DEFAULT_BINS = 32
 FORKING_QUANTILE = 0.8
+NEGATIVE_TOLERANCE = 1e-6
+"""Entropies in [-NEGATIVE_TOLERANCE, 0) are rounding noise and read as 0; lower ones are an error."""
 
 EntropiesLike = Union[torch.Tensor, np.ndarray, Sequence[Sequence[float]]]
 
@@ -70,9 +78,24 @@ def pad_entropies(
             valid[i, : len(r)] = True
     if values.shape[0] == 0:
         raise ValueError("entropies: the batch is empty; expected at least one trajectory")
-    if not bool(torch.isfinite(values[valid]).all()):
+    present = values[valid]
+    if not bool(torch.isfinite(present).all()):
         raise ValueError("entropies: found NaN or inf at unmasked positions; entropies must be finite (nats)")
-    return values.masked_fill(~valid, 0.0), valid
+    if present.numel() and float(present.min()) < -NEGATIVE_TOLERANCE:
+        raise ValueError(
+            f"entropies: found a negative value ({float(present.min()):.4g}); token entropies are >= 0 nats. "
+            "Log-probabilities passed by mistake? Compute entropies with heal_hf.token_entropy(logits)"
+        )
+    return values.masked_fill(~valid, 0.0).clamp(min=0.0), valid
+
+
+def forking_quantile(tokens: torch.Tensor | np.ndarray) -> float:
+    """The forking threshold of a reference: the 80th percentile of its token entropies (nats).
+
+    Linear interpolation, like torch.quantile, but with no limit on the number of tokens.
+    """
+    values = np.asarray(tokens.detach().cpu().double() if isinstance(tokens, torch.Tensor) else tokens, dtype=np.float64)
+    return float(np.quantile(values, FORKING_QUANTILE)) if values.size else 0.0
 
 
 def _pack_left(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -116,7 +139,9 @@ class EntropyProfile:
 
     Fields: `curve` (B, K); `magnitude`, `total_variation`, `volatility`,
     `forking_share` (B,); `lengths` (B,) int64 token counts; `forking_threshold`,
-    the entropy (nats) above which a token counts as forking.
+    the entropy (nats) above which a token counts as forking; `token_var` (B, 3), the
+    per-token variances var_t(H_t), var_t|dH_t|, var_t|dH_t - mean dH| (nats^2; None on
+    profiles rebuilt from stored columns, which the calibrated EDA reference cannot use).
     """
 
     curve: torch.Tensor
@@ -126,6 +151,7 @@ class EntropyProfile:
     forking_share: torch.Tensor
     lengths: torch.Tensor
     forking_threshold: float
+    token_var: torch.Tensor | None = None
 
     @classmethod
     def from_entropies(
@@ -149,8 +175,7 @@ class EntropyProfile:
         values, valid = pad_entropies(entropies, mask)
         lengths = valid.sum(1)
         if forking_threshold is None:
-            tokens = values[valid]
-            forking_threshold = float(torch.quantile(tokens.double(), FORKING_QUANTILE)) if tokens.numel() else 0.0
+            forking_threshold = forking_quantile(values[valid])
         elif not np.isfinite(forking_threshold):
             raise ValueError(f"forking_threshold: expected a finite number of nats, got {forking_threshold!r}")
         packed = _pack_left(values, valid).double()
@@ -168,6 +193,13 @@ class EntropyProfile:
         diff_var = ((diffs - diff_mean[:, None]) ** 2 * in_diff).sum(1) / n_diff.clamp(min=1)
         forking = ((packed > forking_threshold) & in_row).sum(1).double() / n.clamp(min=1)
         curve = _resample(packed, lengths, bins)
+        # Per-token variances: how noisy magnitude, total variation and volatility are at length T.
+        entropy_var = ((packed - magnitude[:, None]) ** 2 * in_row).sum(1) / n.clamp(min=1)
+        abs_diff = diffs.abs()
+        abs_diff_var = ((abs_diff - total_variation[:, None]) ** 2 * in_diff).sum(1) / n_diff.clamp(min=1)
+        abs_dev = (diffs - diff_mean[:, None]).abs() * in_diff
+        abs_dev_mean = abs_dev.sum(1) / n_diff.clamp(min=1)
+        abs_dev_var = ((abs_dev - abs_dev_mean[:, None]) ** 2 * in_diff).sum(1) / n_diff.clamp(min=1)
         return cls(
             curve=curve.float(),
             magnitude=magnitude.float(),
@@ -176,6 +208,7 @@ class EntropyProfile:
             forking_share=forking.float(),
             lengths=lengths.long(),
             forking_threshold=float(forking_threshold),
+            token_var=torch.stack([entropy_var, abs_diff_var, abs_dev_var], 1).float(),
         )
 
     @property
@@ -202,6 +235,7 @@ class EntropyProfile:
             forking_share=pick(self.forking_share),
             lengths=pick(self.lengths),
             forking_threshold=self.forking_threshold,
+            token_var=None if self.token_var is None else pick(self.token_var),
         )
 
     @staticmethod
@@ -215,12 +249,14 @@ class EntropyProfile:
                 raise ValueError(f"profiles: bins differ ({first.bins} vs {p.bins}); re-profile with one K")
             if p.forking_threshold != first.forking_threshold:
                 raise ValueError("profiles: forking thresholds differ; profile them against one reference")
+        with_var = all(p.token_var is not None for p in profiles)
         return EntropyProfile(
             **{
                 name: torch.cat([getattr(p, name) for p in profiles])
                 for name in ("curve", "magnitude", "total_variation", "volatility", "forking_share", "lengths")
             },
             forking_threshold=first.forking_threshold,
+            token_var=torch.cat([p.token_var for p in profiles]) if with_var else None,
         )
 
     def features(self) -> torch.Tensor:

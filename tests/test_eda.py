@@ -18,9 +18,12 @@ def general_like(n: int, t: int = 64, seed: int = 0) -> torch.Tensor:
     return (base + 0.3 * torch.rand(n, t, generator=g) + (torch.rand(n, t, generator=g) > 0.9) * 1.5).clamp(min=0)
 
 
+# --- v1, estimator="gaussian": HEAL.md's first reading, kept by name ------------------
+
+
 @pytest.fixture(scope="module")
 def eda():
-    return EDAReward(general_like(200), bins=16)
+    return EDAReward(general_like(200), bins=16, estimator="gaussian")
 
 
 def test_reference_mean_profile_gets_the_highest_reward(eda):
@@ -33,6 +36,7 @@ def test_reference_mean_profile_gets_the_highest_reward(eda):
     assert best.reward.item() == pytest.approx(1.0, abs=1e-5)
     others = eda.reward(general_like(50, seed=1))
     assert (others < best.reward).all()
+    assert eda.estimator == "gaussian" and EDAReward(general_like(20)).estimator == "calibrated"
 
 
 def test_collapsed_trajectory_scores_clearly_below_general_like(eda):
@@ -47,7 +51,7 @@ def test_collapsed_trajectory_scores_clearly_below_general_like(eda):
 
 @settings(max_examples=200, deadline=None)
 @given(arrays(np.float32, st.tuples(st.integers(1, 5), st.integers(1, 50)),
-              elements=st.floats(allow_nan=False, allow_infinity=False, width=32)))
+              elements=st.floats(0, float(np.finfo(np.float32).max), allow_nan=False, allow_infinity=False, width=32)))
 def test_rewards_finite_and_in_unit_interval_for_any_finite_input(eda, x):
     scores = eda.score(torch.from_numpy(x))
     assert torch.isfinite(scores.reward).all()
@@ -58,7 +62,7 @@ def test_rewards_finite_and_in_unit_interval_for_any_finite_input(eda, x):
 
 def test_formula_matches_heal_md_by_hand():
     ref_h = general_like(30, t=8)
-    eda = EDAReward(ref_h, bins=8, w_mag=0.7, w_dyn=1.3, eps=1e-3)
+    eda = EDAReward(ref_h, bins=8, estimator="gaussian", w_mag=0.7, w_dyn=1.3, eps=1e-3)
     target = torch.rand(3, 8) * 2
     prof_r = EntropyProfile.from_entropies(ref_h, bins=8)
     m_r = prof_r.magnitude.double()
@@ -71,7 +75,7 @@ def test_formula_matches_heal_md_by_hand():
 
 
 def test_std_floor_keeps_a_single_reference_finite():
-    eda = EDAReward([[1.0, 2.0, 1.0, 2.0]], bins=4, eps=1e-2)
+    eda = EDAReward([[1.0, 2.0, 1.0, 2.0]], bins=4, estimator="gaussian", eps=1e-2)
     r = eda.reward([[1.0, 2.0, 1.0, 2.0], [1.0, 2.05, 1.0, 2.0]])
     assert r[0] == pytest.approx(1.0) and 0 < r[1] < 1
 
@@ -149,6 +153,232 @@ def test_empty_reference_trajectories_are_left_out():
 
 
 def test_reward_floor_is_positive():
-    eda = EDAReward(general_like(10), bins=8, eps=1e-6)
+    eda = EDAReward(general_like(10), bins=8, estimator="gaussian", eps=1e-6)
     r = eda.reward(torch.full((1, 8), 1e6))
     assert r.item() > 0 and math.isfinite(r.item())
+
+
+# --- v2, estimator="calibrated" (HEAL.md, "The calibrated estimator") --------------
+
+
+def _draw(kind: str, n: int, length: int | tuple[int, int], seed: int) -> list[np.ndarray]:
+    """Reference-like entropy trajectories of four kinds (nats), lengths fixed or in [lo, hi)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        t = length if isinstance(length, int) else int(rng.integers(*length))
+        if kind == "exponential":  # i.i.d. tokens, one level
+            h = rng.exponential(1.0, t)
+        elif kind == "levels":  # every trajectory at its own level
+            h = rng.lognormal(0.0, 0.6) * rng.exponential(1.0, t)
+        elif kind == "near_deterministic":  # the toy's general domain: ~0.004 nats, rare forks
+            h = np.where(rng.random(t) < 0.08, rng.exponential(0.05, t), rng.exponential(2e-4, t))
+        else:  # "decaying": high start, decay, spikes
+            time = np.linspace(0, 1, t)
+            h = 1.5 * np.exp(-2 * time) + 0.4 + 0.3 * rng.random(t) + (rng.random(t) > 0.9) * 1.5
+        out.append(h)
+    return out
+
+
+KINDS = ("exponential", "levels", "near_deterministic", "decaying")
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def calibrated(request):
+    """(kind, EDAReward on 1,000 reference trajectories of 32-95 tokens, 300 fresh reference-like ones)."""
+    kind = request.param
+    reference = _draw(kind, 1000, (32, 96), seed=0)
+    return kind, EDAReward(reference), _draw(kind, 300, (32, 96), seed=1)
+
+
+def test_no_saturation_on_a_near_deterministic_reference():
+    reference = _draw("near_deterministic", 1000, (32, 96), seed=0)
+    assert 0.002 < np.mean(np.concatenate(reference)) < 0.006
+    eda = EDAReward(reference)
+    base = _draw("near_deterministic", 100, 64, seed=2)
+    rewards = torch.stack([eda.reward([h * k for h in base]) for k in (3, 10, 30, 100)]).double()
+    assert torch.isfinite(rewards).all() and (rewards > 1e-12).all()
+    assert (rewards[1:] < rewards[:-1]).all(), "each trajectory's reward falls strictly from 3x to 100x"
+    assert (rewards[1] < 0.2).all() and (rewards[3] < 0.05).all()
+
+
+def test_calibration_reference_like_trajectories_score_about_one_half(calibrated):
+    kind, eda, like = calibrated
+    assert 0.25 <= float(eda.reward(like).median()) <= 0.75, kind
+
+
+def test_the_reference_itself_has_median_reward_one_half():
+    reference = _draw("levels", 301, (20, 80), seed=3)  # odd, <= CALIBRATION_SAMPLE: D0 is an exact median
+    eda = EDAReward(reference)
+    assert float(eda.reward(reference).median()) == pytest.approx(0.5, abs=1e-6)
+
+
+def test_variation_matters_flat_and_collapsed_trajectories(calibrated):
+    kind, eda, like = calibrated
+    r_like = eda.reward(like)
+    level = eda.reference.level
+    flat = eda.reward([np.full(64, level)])
+    assert flat.item() < 0.5 * float(r_like.median()), kind
+    for collapsed in (np.zeros(64), np.full(64, 1e-3 * level)):
+        assert eda.reward([collapsed]).item() < float(r_like.min()), kind
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(KINDS), st.integers(0, 10_000), st.sampled_from([0.01, 100.0]))
+def test_scale_free(kind, seed, factor):
+    reference, targets = _draw(kind, 60, (8, 64), seed), _draw(kind, 20, (1, 128), seed + 1)
+    plain = EDAReward(reference).reward(targets)
+    scaled = EDAReward([h * factor for h in reference]).reward([h * factor for h in targets])
+    assert (plain - scaled).abs().max().item() <= 1e-3
+
+
+def test_length_fair(calibrated):
+    kind, eda, like = calibrated
+    at_length = float(eda.reward(like).median())
+    for lo, hi in ((8, 24), (128, 384)):  # a quarter and four times the reference's 32-95 tokens
+        other = float(eda.reward(_draw(kind, 300, (lo, hi), seed=4)).median())
+        assert abs(other - at_length) <= 0.2, (kind, lo, other, at_length)
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float32, st.tuples(st.integers(1, 5), st.integers(1, 50)),
+              elements=st.floats(0, float(np.finfo(np.float32).max), allow_nan=False, allow_infinity=False, width=32)),
+       st.sampled_from(KINDS), st.sampled_from(["both", "below"]))
+def test_calibrated_reward_in_unit_interval_for_any_finite_input(x, kind, direction):
+    eda = EDAReward(_draw(kind, 30, (4, 40), seed=5), direction=direction)
+    for reward in (eda.reward(torch.from_numpy(x)), EDAReward(x.tolist()).reward(_draw(kind, 3, 9, seed=6))):
+        assert torch.isfinite(reward).all() and (reward > 0).all() and (reward <= 1).all()
+
+
+def test_calibrated_formula_recomputed_by_hand():
+    """HEAL.md's calibrated estimator, recomputed with numpy from the token entropies."""
+    reference, targets = _draw("levels", 41, (6, 30), seed=7), _draw("levels", 5, (3, 50), seed=8)
+    w = (0.5, 1.0, 2.0)
+    eda = EDAReward(reference, bins=8, w_mag=w[0], w_var=w[1], w_dyn=w[2])
+    tau = np.quantile(np.concatenate(reference), 0.8)
+
+    def features(h):
+        d = np.diff(h)
+        t = len(h)
+        curve = np.array([h[(np.arange(t) * 8) // t == k].mean() for k in range(8)]) if t >= 8 else \
+            np.interp((np.arange(8) + 0.5) * t / 8 - 0.5, np.arange(t), h)
+        phases = curve.reshape(4, 2).mean(1) / curve.mean()
+        vol = d.std() if len(d) else 0.0
+        raw = [h.mean(), np.abs(d).mean() if len(d) else 0.0, vol, (h > tau).mean(), *phases]
+        noise = [h.var(), np.abs(d).var() if len(d) else 0.0, np.abs(d - d.mean()).var() if len(d) else 0.0]
+        return np.array(raw), np.array(noise), t
+
+    ref = [features(h) for h in reference]
+    raw = np.stack([r[0] for r in ref])
+    lengths = np.array([r[2] for r in ref], dtype=float)
+    level = raw[:, 0].mean()
+    x = raw.copy()
+    x[:, :3] = np.log(raw[:, :3] / level + 0.01)
+    mean, var = x.mean(0), x.var(0)
+    weights = lengths / lengths.sum()
+    pooled = (np.stack([r[1] for r in ref]) * weights[:, None]).sum(0)
+    token = np.concatenate([
+        pooled / (raw[:, :3].mean(0) + 0.01 * level) ** 2,
+        [(raw[:, 3] * (1 - raw[:, 3]) * weights).sum()],
+        np.full(4, 4 * pooled[0] / (raw[:, 0].mean() + 0.01 * level) ** 2),
+    ])
+    between = np.maximum(var - token * (1 / lengths).mean(), 0)
+    floor = 0.05 * np.concatenate([np.ones(3), np.maximum(np.abs(mean[3:]), 1e-2)])
+
+    def distance(raw_t, t):
+        xt = raw_t.copy()
+        xt[:3] = np.log(raw_t[:3] / level + 0.01)
+        z = (xt - mean) / np.sqrt(np.maximum(between + token / t, floor**2))
+        parts = [z[0] ** 2, (z[1:4] ** 2).mean(), (z[4:] ** 2).mean()]
+        return sum(wi * p for wi, p in zip(w, parts)) / sum(w)
+
+    d0 = np.median([distance(r[0], r[2]) for r in ref])
+    expected = [1 / (1 + distance(*features(h)[::2]) / d0) for h in targets]
+    assert eda.d0 == pytest.approx(d0, rel=1e-5)
+    assert np.allclose(eda.reward(targets).numpy(), expected, rtol=1e-4)
+
+
+def test_direction_below_penalizes_only_less_entropy():
+    reference = _draw("levels", 400, (32, 96), seed=9)
+    both, below = EDAReward(reference), EDAReward(reference, direction="below")
+    like = _draw("levels", 50, 64, seed=10)
+    louder = [h * 20 for h in like]
+    assert (below.reward(louder) > 5 * both.reward(louder)).all()
+    assert below.reward([np.zeros(64)]).item() < 0.05
+    scores = below.score(louder)
+    assert (scores.magnitude_gap == 0).all() and (scores.variation_gap == 0).all()
+
+
+def test_parts_of_d_say_why_a_trajectory_is_far():
+    eda = EDAReward(_draw("exponential", 500, 64, seed=11))
+    level = eda.reference.level
+    flat = eda.score([np.full(64, level)])
+    assert flat.magnitude_gap.item() < 1 and flat.variation_gap.item() > 10  # right level, no variation
+    late = np.concatenate([np.zeros(48), np.full(16, 4 * level)])  # all the entropy at the end
+    assert eda.score([late]).dynamics_gap.item() > 10
+
+
+def test_calibrated_round_trip_and_blend():
+    a, b = _draw("levels", 200, (20, 60), seed=12), _draw("levels", 200, (20, 60), seed=13)
+    eda = EDAReward(a, momentum=0.75)
+    again = EDAReward(EDAReference.from_dict(eda.reference.to_dict()))
+    assert torch.allclose(again.reward(b), eda.reward(b), atol=1e-6)
+    ref_b = EDAReference.from_entropies(b)
+    assert torch.allclose(eda.reference.blend(ref_b, 0.0).feature_mean, ref_b.feature_mean, atol=1e-9)
+    assert torch.allclose(eda.reference.blend(ref_b, 1.0).feature_var, eda.reference.feature_var, atol=1e-9)
+    blended = eda.update(b)
+    assert blended.level == pytest.approx(0.75 * EDAReference.from_entropies(a).level + 0.25 * ref_b.level)
+    assert len(blended.sample_lengths) == 200
+    r = eda.reward(b)
+    assert torch.isfinite(r).all() and 0.2 < float(r.median()) < 0.8
+
+
+@pytest.mark.parametrize("field_name, value", [
+    ("feature_var", float("nan")), ("token_var", -1.0), ("magnitude_std", -0.5), ("diff_std", float("nan")),
+    ("level", -1.0),
+])
+def test_from_dict_refuses_nan_or_negative_spreads(field_name, value):
+    data = EDAReference.from_entropies(_draw("exponential", 20, 16, seed=14), bins=8).to_dict()
+    data[field_name] = [value] * len(data[field_name]) if isinstance(data[field_name], list) else value
+    with pytest.raises(ValueError, match=field_name):
+        EDAReference.from_dict(data)
+
+
+@pytest.mark.parametrize("estimator", ["calibrated", "gaussian"])
+def test_negative_entropies_are_a_clear_error(estimator):
+    eda = EDAReward(_draw("exponential", 20, 16, seed=15), estimator=estimator)
+    with pytest.raises(ValueError, match="negative.*Log-probabilities"):
+        eda.reward([[-0.7, -1.2, -0.1]])
+    with pytest.raises(ValueError, match="negative"):
+        EDAReward([[0.5, -2.3]])
+    assert eda.reward([[0.5, -1e-8]]).item() == eda.reward([[0.5, 0.0]]).item()  # rounding noise reads as 0
+
+
+def test_bins_that_disagree_with_a_given_reference_are_an_error():
+    ref = EDAReference.from_entropies(_draw("exponential", 10, 16, seed=16), bins=16)
+    assert EDAReward(ref).bins == 16
+    with pytest.raises(ValueError, match="bins: 8 disagrees"):
+        EDAReward(ref, bins=8)
+    with pytest.raises(ValueError, match="bins"):
+        EDAReward(EntropyProfile.from_entropies(torch.rand(4, 16), bins=16), bins=32)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: EDAReward(torch.rand(3, 8), estimator="kde"), "estimator"),
+    (lambda: EDAReward(torch.rand(3, 8), direction="above"), "direction"),
+    (lambda: EDAReward(torch.rand(3, 8), estimator="gaussian", direction="below"), "direction"),
+    (lambda: EDAReward(torch.rand(3, 8), w_var=float("inf")), "w_var"),
+    (lambda: EDAReward(torch.rand(3, 8), w_mag=0, w_var=0, w_dyn=0), "at least one weight"),
+    (lambda: EDAReward(torch.rand(3, 8), rel_floor=0), "rel_floor"),
+])
+def test_bad_calibrated_settings_raise_clear_errors(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_a_reference_of_more_than_2_to_the_24_tokens_works():
+    n, t = 2**24 // 256 + 8, 256
+    entropies = torch.rand(n, t, generator=torch.Generator().manual_seed(0))
+    ref = EDAReference.from_entropies(entropies, bins=8)
+    assert ref.count == n and ref.forking_threshold == pytest.approx(0.8, abs=1e-3)
+    assert 0.25 < float(EDAReward(ref).reward(entropies[:200]).median()) < 0.75
