@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .eda import EDAReference
-from .profiles import FORKING_QUANTILE, EntropyProfile
+from .profiles import DEFAULT_BINS, EntropyProfile
 from .selection import CRITERIA, HybridSelector, response_criteria
 from .verifiers import get_verifier
 
@@ -241,35 +241,20 @@ def load_pool(source: str | Path | datasets.Dataset | None = None, **validate: A
     return validate_pool(ds, **validate)
 
 
-def pool_reference(pool: datasets.Dataset, max_tokens_for_threshold: int = 1_000_000, seed: int = 0) -> EDAReference:
-    """The EDA reference R over every response in the pool.
+def pool_reference(pool: datasets.Dataset) -> EDAReference:
+    """The EDA reference R over every response in the pool, from its stored token entropies.
 
-    Uses the stored profiles (no re-profiling) and, as the forking threshold, the
-    80th percentile of the stored token entropies (a seeded sample of at most
-    `max_tokens_for_threshold` tokens on large pools). Equals
-    `EDAReference.from_entropies` on the same responses.
+    Equals `EDAReference.from_entropies` on the same responses (forking threshold: the
+    80th percentile of all their tokens, with no limit on the count).
     """
     validate_pool(pool)
-    columns = ["entropy_curves", "magnitude", "total_variation", "volatility", "lengths", "token_entropies"]
-    parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
-    for batch in pool.select_columns(columns).iter(batch_size=1024):
-        for c in columns[:-1]:
-            parts[c].extend(np.asarray(row, dtype=np.float64) for row in batch[c])
-        parts["token_entropies"].extend(np.asarray(x, dtype=np.float64) for row in batch["token_entropies"] for x in row)
-    tokens = np.concatenate(parts["token_entropies"]) if parts["token_entropies"] else np.zeros(0)
-    if len(tokens) > max_tokens_for_threshold:
-        tokens = np.random.default_rng(seed).choice(tokens, max_tokens_for_threshold, replace=False)
-    stacked = {c: torch.as_tensor(np.concatenate(parts[c])) for c in columns[1:-1]}
-    profile = EntropyProfile(
-        curve=torch.as_tensor(np.concatenate(parts["entropy_curves"])).float(),
-        magnitude=stacked["magnitude"].float(),
-        total_variation=stacked["total_variation"].float(),
-        volatility=stacked["volatility"].float(),
-        forking_share=torch.zeros(len(stacked["magnitude"])),  # not stored: EDA's distance does not use it
-        lengths=stacked["lengths"].long(),
-        forking_threshold=float(np.quantile(tokens, FORKING_QUANTILE)) if len(tokens) else 0.0,
-    )
-    return EDAReference.from_profiles(profile)
+    entropies: list[np.ndarray] = []
+    bins = None
+    for batch in pool.select_columns(["entropy_curves", "token_entropies"]).iter(batch_size=1024):
+        for curves, row in zip(batch["entropy_curves"], batch["token_entropies"]):
+            bins = bins or len(curves[0])
+            entropies.extend(np.asarray(x, dtype=np.float32) for x in row)
+    return EDAReference.from_entropies(entropies, bins=bins or DEFAULT_BINS)
 
 
 # --- Building a pool: sharded, resumable, multi-process ----------------------------

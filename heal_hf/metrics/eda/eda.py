@@ -22,12 +22,15 @@ _CITATION = """\
 
 _DESCRIPTION = """\
 EDA scores how much the token-entropy dynamics of target-domain trajectories look
-like those of general-domain trajectories (HEAL, arXiv:2604.17928). Each trajectory's
-per-token entropies are resampled to a K-bin curve; with the reference set's mean and
-std of the magnitude m (mean entropy) and of each differenced-curve bin dc_k,
-    D = w_mag * z(m)^2 + w_dyn * mean_k z(dc_k)^2,    EDA = exp(-D / 2)  in (0, 1],
-1 meaning aligned with the general domain. A collapsed trajectory (near-zero, flat
-entropy) scores near 0.
+like those of general-domain trajectories (HEAL, arXiv:2604.17928). The default
+"calibrated" estimator reads each trajectory's magnitude, variation (mean |dH|,
+volatility, share of forking tokens) and phase shape relative to the reference's
+level, standardizes them with spreads that account for the trajectory's length, and
+returns EDA = 1 / (1 + D / D0) in (0, 1], where D is the weighted mean squared gap and
+D0 the median D of the reference's own trajectories: a typical general-domain
+trajectory scores 0.5, closer ones more, a collapsed one (flat, near-zero entropy)
+near 0, and the reward never underflows. estimator="gaussian" is HEAL's first
+reading, exp(-D / 2) over the magnitude and the differenced K-bin curve.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -41,25 +44,34 @@ Args:
         general-entropy pool (a `datasets.Dataset`, a local folder, a Hub id such as
         "heal/general-entropy-pool", or "bundled"), or a dict from
         `EDAReference.to_dict()`.
-    bins (`int`, default 32): K, the curve bins (a pool or reference dict fixes its own).
-    w_mag (`float`, default 1.0), w_dyn (`float`, default 1.0): weights of the terms of D.
-    eps (`float`, default 1e-3): floor for the reference stds.
+    estimator (`str`, default "calibrated"): "calibrated" (v2) or "gaussian" (v1).
+    bins (`int`, optional): K, the curve bins (default 32; a pool or reference dict fixes its own).
+    w_mag, w_var, w_dyn (`float`, default 1.0): weights of the magnitude, variation and
+        dynamics parts of D (gaussian uses w_mag and w_dyn).
+    direction (`str`, default "both"): "below" penalizes only less entropy or
+        variation than the reference (calibrated only).
+    eps (`float`, default 1e-3): floor of the reference stds in nats (gaussian only).
+    rel_floor (`float`, default 0.05): relative floor of the spreads (calibrated only).
 Returns:
     eda_reward (`list` of `float`): per prediction, in (0, 1].
     mean_eda_reward (`float`): their mean.
-    magnitude_gap (`list` of `float`): z(m)^2 per prediction.
-    magnitude_z (`list` of `float`): signed z(m); negative means less entropy than the reference.
-    dynamics_gap (`list` of `float`): mean_k z(dc_k)^2 per prediction.
-    mean_magnitude_gap (`float`), mean_dynamics_gap (`float`): their means.
+    distance (`list` of `float`): D per prediction.
+    magnitude_gap (`list` of `float`): the magnitude's squared z per prediction.
+    magnitude_z (`list` of `float`): its signed z; negative means less entropy than the reference.
+    variation_gap (`list` of `float`): mean squared z of the variation features (0 for gaussian).
+    dynamics_gap (`list` of `float`): mean squared z of the phase shape (calibrated) or of dc_k (gaussian).
+    mean_magnitude_gap, mean_variation_gap, mean_dynamics_gap (`float`): their means.
 Examples:
     >>> eda = evaluate.load("heal/eda")
     >>> general = [[2.1, 1.4, 0.9, 1.6, 0.7, 0.5, 1.2, 0.4], [1.8, 1.6, 0.8, 1.1, 0.9, 0.6, 0.8, 0.5],
     ...            [2.4, 1.2, 1.1, 1.3, 0.6, 0.9, 0.7, 0.3], [1.9, 1.5, 1.0, 0.9, 1.0, 0.4, 1.0, 0.6],
     ...            [2.2, 1.1, 1.2, 1.4, 0.8, 0.7, 0.6, 0.4], [2.0, 1.7, 0.7, 1.2, 0.5, 0.8, 0.9, 0.5]]
-    >>> out = eda.compute(predictions=[[2.0, 1.4, 1.0, 1.3, 0.8, 0.6, 0.9, 0.4], [0.05] * 8],
+    >>> out = eda.compute(predictions=[[2.0, 1.4, 1.0, 1.3, 0.8, 0.6, 0.9, 0.4], [1.1] * 8, [0.05] * 8],
     ...                   references=general, bins=4)
-    >>> [round(r, 3) for r in out["eda_reward"]]   # general-like vs collapsed
-    [0.943, 0.0]
+    >>> [round(r, 3) for r in out["eda_reward"]]   # general-like, flat at the right level, collapsed
+    [0.352, 0.002, 0.001]
+    >>> [round(g) for g in out["variation_gap"]]   # why the flat one is far: no variation
+    [1, 218, 218]
 """
 
 
@@ -84,7 +96,8 @@ class EDA(evaluate.Metric):
         # table); EDA's references are a set of any size, so pass them as a keyword.
         return super().compute(predictions=predictions, reference_entropies=references, **kwargs)
 
-    def _compute(self, predictions, reference_entropies=None, pool=None, bins=32, w_mag=1.0, w_dyn=1.0, eps=1e-3):
+    def _compute(self, predictions, reference_entropies=None, pool=None, estimator="calibrated", bins=None,
+                 w_mag=1.0, w_var=1.0, w_dyn=1.0, direction="both", eps=1e-3, rel_floor=0.05):
         if (reference_entropies is None) == (pool is None):
             raise ValueError(
                 "references / pool: pass exactly one: references=<general-domain entropy sequences> "
@@ -94,15 +107,13 @@ class EDA(evaluate.Metric):
             reference = EDAReference.from_dict(pool) if isinstance(pool, dict) else pool_reference(load_pool(pool))
         else:
             reference = [list(r) for r in reference_entropies]
-        eda = EDAReward(reference, bins=bins, w_mag=w_mag, w_dyn=w_dyn, eps=eps)
+        eda = EDAReward(reference, bins=bins, estimator=estimator, w_mag=w_mag, w_var=w_var, w_dyn=w_dyn,
+                        direction=direction, eps=eps, rel_floor=rel_floor)
         scores = eda.score([list(p) for p in predictions])
-        return {
-            "eda_reward": scores.reward.tolist(),
-            "mean_eda_reward": float(scores.reward.mean()),
-            "magnitude_gap": scores.magnitude_gap.tolist(),
-            "magnitude_z": scores.magnitude_z.tolist(),
-            "dynamics_gap": scores.dynamics_gap.tolist(),
-            "mean_magnitude_gap": float(scores.magnitude_gap.mean()),
-            "mean_dynamics_gap": float(scores.dynamics_gap.mean()),
-        }
+        out = {"eda_reward": scores.reward.tolist(), "mean_eda_reward": float(scores.reward.mean()),
+               "distance": scores.distance.tolist(), "magnitude_z": scores.magnitude_z.tolist()}
+        for part in ("magnitude_gap", "variation_gap", "dynamics_gap"):
+            values = getattr(scores, part)
+            out[part], out[f"mean_{part}"] = values.tolist(), float(values.mean())
+        return out
 
