@@ -4,8 +4,8 @@ A person types a prompt; the app samples k responses with `sample_with_entropies
 (entropies recorded during generation), profiles them with `EntropyProfile`, scores
 them with `EDAReward` against a general-domain reference R, and shows: every sample's
 per-token entropy curve in one plot, each K-bin profile against R's band (mean +- std),
-a table per sample (length, magnitude, variation, EDA reward, verified answer when the
-prompt is a known task), and one sample's tokens coloured by entropy with the forking
+a table per sample (length, magnitude, variation, EDA reward with the parts of its distance
+D, verified answer when the prompt is a known task), and one sample's tokens coloured by entropy with the forking
 tokens (H above R's 80th percentile) marked.
 
 Models load once and are cached by id. The default model and the reference's source
@@ -35,7 +35,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
 from . import verifiers
-from .eda import EDAReference, EDAReward, EDAScores
+from .eda import FEATURE_NAMES, EDAReference, EDAReward, EDAScores
 from .rollout import Rollouts, sample_with_entropies
 
 try:
@@ -380,7 +380,7 @@ def explore(loaded: ExplorerModel, request: ExploreRequest, task: TaskExample | 
             loaded.model, tokenizer, [request.prompt], num_samples=request.num_samples,
             max_new_tokens=request.max_new_tokens, temperature=request.temperature, seed=request.seed,
         )
-    scores = EDAReward(loaded.reference).score(rollouts.entropies[0])
+    scores = EDAReward(loaded.reference).score(rollouts.entropies[0])  # the calibrated estimator (v2)
     pieces = [[tokenizer.decode([i]) for i in ids] for ids in rollouts.token_ids[0]]
     return Exploration(rollouts, scores, loaded.reference, pieces, task)
 
@@ -436,6 +436,14 @@ def profile_figure(result: Exploration) -> go.Figure:
                              hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=x, y=mean, mode="lines", name="reference mean",
                              line={"color": "black", "dash": "dash", "width": 2}))
+    # What EDA's dynamics part compares: the reference's mean phase shape at its level, one step per segment.
+    phases = ref.feature_mean[len(FEATURE_NAMES):].tolist()
+    edges = [s / len(phases) for s in range(len(phases) + 1)]
+    fig.add_trace(go.Scatter(
+        x=[e for s in range(len(phases)) for e in (edges[s], edges[s + 1])],
+        y=[ref.level * v for v in phases for _ in (0, 1)], mode="lines", name="reference phase shape (EDA)",
+        line={"color": "grey", "width": 3, "shape": "hv"}, opacity=0.7,
+    ))
     for i, curve in enumerate(result.scores.profile.curve.tolist()):
         fig.add_trace(go.Scatter(x=x, y=curve, mode="lines", name=f"sample {i + 1}",
                                  line={"color": _sample_colour(i), "width": 1.5}))
@@ -448,14 +456,16 @@ def profile_figure(result: Exploration) -> go.Figure:
 
 
 TABLE_HEADERS = [
-    "#", "text", "tokens", "magnitude", "total var.", "volatility", "forking", "D", "EDA", "answer", "verified",
+    "#", "text", "tokens", "magnitude", "total var.", "volatility", "forking", "mag. gap", "var. gap", "dyn. gap",
+    "D", "EDA", "answer", "verified",
 ]
-TABLE_WIDTHS = ["3%", "26%", "6%", "8%", "7%", "9%", "7%", "7%", "8%", "8%", "11%"]
+TABLE_WIDTHS = ["3%", "20%", "5%", "7%", "6%", "7%", "6%", "6%", "6%", "6%", "6%", "6%", "7%", "9%"]
 
 
 def sample_table(result: Exploration) -> pd.DataFrame:
-    """One row per sample: text, length, magnitude, variation, EDA reward, answer and verdict for known tasks."""
-    profile, task = result.scores.profile, result.task
+    """One row per sample: text, length, magnitude, variation, the parts of D, EDA reward, answer and verdict."""
+    scores, task = result.scores, result.task
+    profile = scores.profile
     rows = []
     for i, text in enumerate(result.texts):
         answer = _shortened(verifiers.extract_answer(text), 24) if task else ""
@@ -465,8 +475,9 @@ def sample_table(result: Exploration) -> pd.DataFrame:
         rows.append([
             i + 1, text, int(profile.lengths[i]), round(float(profile.magnitude[i]), 3),
             round(float(profile.total_variation[i]), 3), round(float(profile.volatility[i]), 3),
-            round(float(profile.forking_share[i]), 3), _significant(float(result.scores.distance[i])),
-            _significant(float(result.scores.reward[i])), answer, verdict,
+            round(float(profile.forking_share[i]), 3),
+            *(_significant(float(part[i])) for part in (scores.magnitude_gap, scores.variation_gap, scores.dynamics_gap)),
+            _significant(float(scores.distance[i])), _significant(float(scores.reward[i])), answer, verdict,
         ])
     return pd.DataFrame(rows, columns=TABLE_HEADERS)
 
@@ -533,10 +544,13 @@ def render(result: Exploration) -> tuple[go.Figure, go.Figure, pd.DataFrame, str
 _INTRO = """# Entropy Explorer
 Sample several responses to a prompt and watch the model's **token entropy** (nats) move
 along each one, next to the **general-domain reference** that HEAL's Entropy Dynamics
-Alignment (EDA) reward aligns target-domain rollouts with. EDA reward = exp(-D/2), where D
-measures how far a response's entropy magnitude and binned variation sit from the
-reference (1 = general-like; near 0 = far from it, e.g. collapsed). Any causal LM works
-(a local folder or a Hub id); answers are verified for the task examples."""
+Alignment (EDA) reward aligns target-domain rollouts with. EDA reward = 1 / (1 + D / D0):
+D measures how far a response's entropy magnitude, variation (mean |dH|, volatility,
+forking share) and phase shape sit from the reference, each gap scaled by the spread the
+reference shows at that length, and D0 is the reference's own median D, so **0.5 = as
+general-like as a typical general-domain response**, 1 = closer, near 0 = far from it
+(e.g. collapsed). The table's gap columns say which part makes D large. Any causal LM
+works (a local folder or a Hub id); answers are verified for the task examples."""
 _MODEL_DESCRIPTIONS = {
     TOY_REASONER: "the bundled toy reasoner",
     TINY_RANDOM: "a tiny random Llama (this heal-hf ships no toy reasoner yet)",
@@ -622,7 +636,8 @@ def build_app(default_model: str | None = None, cache: ModelCache | None = None)
             elem_id="samples",
             label="Samples: magnitude = mean entropy, total var. = mean |H(t+1) - H(t)|, volatility = std of "
                   "H(t+1) - H(t) (all nats); forking = share of tokens above the threshold; "
-                  "D = distance to the reference; EDA = exp(-D/2), the EDA reward",
+                  "mag. / var. / dyn. gap = squared standardized gaps of magnitude, variation and phase shape; "
+                  "D = their mean; EDA = 1 / (1 + D / D0), 0.5 = a typical general-domain response",
         )
         with gr.Row():
             chosen = gr.Dropdown(choices=[], label="Sample to show", scale=0, min_width=140, elem_id="chosen")

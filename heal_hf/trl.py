@@ -44,7 +44,7 @@ from transformers import PreTrainedTokenizerBase
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOConfig, GRPOTrainer
 
-from .eda import DEFAULT_EPS, EDAReference, EDAReward
+from .eda import DEFAULT_EPS, DEFAULT_ESTIMATOR, DEFAULT_REL_FLOOR, DIRECTIONS, ESTIMATORS, EDAReference, EDAReward, check_settings
 from .entropy import DEFAULT_CHUNK_BYTES, token_entropy
 from .metrics import EDA_METRIC_PATH  # re-exported: a user's script needs only `from heal_hf.trl import ...`
 from .pool import load_pool, pool_reference, tokenizer_fingerprint
@@ -244,7 +244,8 @@ class EDARewardFunction:
             batch that had enough), "pool", or "ema" (the pool, or the first batch,
             EMA-blended with each batch).
         weight: lambda, the scale of r_EDA in the returned reward.
-        bins, w_mag, w_dyn, eps: EDA settings (HEAL.md).
+        estimator: "calibrated" (v2, default) or "gaussian" (v1); see `heal_hf.eda`.
+        bins, w_mag, w_var, w_dyn, direction, eps, rel_floor: EDA settings (HEAL.md, `heal_hf.eda.EDAReward`).
         momentum: EMA weight kept from the running reference per batch.
         min_reference_rows: fewest general rows that make a batch reference.
         temperature: the sampling temperature (GRPOConfig.temperature).
@@ -263,10 +264,14 @@ class EDARewardFunction:
         pool: Any = None,
         reference: str = "batch",
         weight: float = 0.1,
+        estimator: str = DEFAULT_ESTIMATOR,
         bins: int = DEFAULT_BINS,
         w_mag: float = 1.0,
+        w_var: float = 1.0,
         w_dyn: float = 1.0,
+        direction: str = "both",
         eps: float = DEFAULT_EPS,
+        rel_floor: float = DEFAULT_REL_FLOOR,
         momentum: float = 0.9,
         min_reference_rows: int = 2,
         temperature: float = 1.0,
@@ -288,11 +293,15 @@ class EDARewardFunction:
             raise ValueError(f"temperature: expected > 0 (GRPOConfig.temperature), got {temperature!r}")
         if (model is None) != (tokenizer is None):
             raise ValueError("model, tokenizer: pass both (the policy and its tokenizer) or neither")
-        # The core checks the EDA settings; a throwaway one-row reference lets it do so now.
-        EDAReward([[0.0, 0.0]], bins=bins, w_mag=w_mag, w_dyn=w_dyn, eps=eps)
+        check_settings(estimator=estimator, w_mag=w_mag, w_var=w_var, w_dyn=w_dyn, direction=direction, eps=eps,
+                       rel_floor=rel_floor)
+        if not (isinstance(bins, int) and bins >= 2):
+            raise ValueError(f"bins: expected an integer K >= 2, got {bins!r}")
         self.metric, self.model, self.tokenizer = metric, model, tokenizer
         self.reference_mode, self.weight, self.bins = reference, float(weight), bins
-        self.w_mag, self.w_dyn, self.eps, self.momentum = w_mag, w_dyn, eps, momentum
+        self.settings = {"estimator": estimator, "w_mag": w_mag, "w_var": w_var, "w_dyn": w_dyn,
+                         "direction": direction, "eps": eps, "rel_floor": rel_floor}
+        self.momentum = momentum
         self.min_reference_rows, self.temperature = min_reference_rows, temperature
         self.verifier = get_verifier(verifier) if only_correct else None
         self.answer_column, self.domain_column = answer_column, domain_column
@@ -338,7 +347,7 @@ class EDARewardFunction:
         general = [i for i, d in enumerate(all_domains) if d == DOMAIN_GENERAL]
 
         reference = self._reference([all_entropies[i] for i in general])
-        eda = self._score([all_entropies[i] for i in target], reference) if target else []
+        eda, gaps = self._score([all_entropies[i] for i in target], reference) if target else ([], {})
         eda_of = dict(zip(target, eda))
         answers = kwargs.get(self.answer_column)
         if self.verifier is not None and answers is None:
@@ -349,7 +358,7 @@ class EDARewardFunction:
             if r is not None and self.verifier is not None and self.verifier(completions[j], answers[j]) != 1.0:
                 r = 0.0  # EDA only for correct rollouts
             rewards.append(None if r is None else self.weight * r)
-        self._log(all_entropies, all_domains, eda, reference, kwargs.get("log_metric"))
+        self._log(all_entropies, all_domains, eda, gaps, reference, kwargs.get("log_metric"))
         return rewards
 
     def _reference(self, general: list[list[float]]) -> EDAReference:
@@ -383,21 +392,25 @@ class EDARewardFunction:
             self.ema_reference = blended
         return blended
 
-    def _score(self, target: list[list[float]], reference: EDAReference) -> list[float]:
-        """r_EDA per target trajectory: through the evaluate metric when given, else the core."""
+    def _score(self, target: list[list[float]], reference: EDAReference) -> tuple[list[float], dict[str, float]]:
+        """r_EDA per target trajectory and the mean parts of D: through the evaluate metric when given, else the core."""
         if self.metric is not None:
-            out = self.metric.compute(
-                predictions=target, pool=reference.to_dict(), w_mag=self.w_mag, w_dyn=self.w_dyn, eps=self.eps
-            )
-            return [float(r) for r in out["eda_reward"]]
-        eda = EDAReward(reference, w_mag=self.w_mag, w_dyn=self.w_dyn, eps=self.eps)
-        return eda.reward(target).tolist()
+            out = self.metric.compute(predictions=target, pool=reference.to_dict(), **self.settings)
+        else:
+            scores = EDAReward(reference, **self.settings).score(target)
+            out = {"eda_reward": scores.reward.tolist(), "distance": scores.distance.tolist(),
+                   **{f"mean_{part}": float(getattr(scores, part).mean())
+                      for part in ("magnitude_gap", "variation_gap", "dynamics_gap")}}
+        gaps = {part: out[f"mean_{part}_gap"] for part in ("magnitude", "variation", "dynamics")}
+        gaps["distance"] = sum(out["distance"]) / len(out["distance"])
+        return [float(r) for r in out["eda_reward"]], gaps
 
     def _log(
         self,
         entropies: list[list[float]],
         domains: list[str],
         eda: list[float],
+        gaps: dict[str, float],
         reference: EDAReference,
         log_metric: Callable[[str, float], None] | None,
     ) -> None:
@@ -405,6 +418,7 @@ class EDARewardFunction:
         metrics = {"heal/reference_count": reference.count}
         if eda:
             metrics["heal/eda_reward"] = sum(eda) / len(eda)
+            metrics.update({f"heal/eda_{name}": value for name, value in gaps.items()})
         for domain in DOMAINS:
             rows = [i for i, d in enumerate(domains) if d == domain]
             if not rows:
@@ -498,8 +512,13 @@ class HEALConfig(GRPOConfig):
         eda_reference (`str`, defaults to `"batch"`): where R comes from: "batch", "pool" or "ema".
         eda_momentum (`float`, defaults to `0.9`): EMA weight kept per batch ("ema").
         eda_bins (`int`, defaults to `32`): K, curve bins of the entropy profiles.
-        eda_w_mag, eda_w_dyn (`float`, default `1.0`): weights of EDA's magnitude and dynamics terms.
-        eda_eps (`float`, defaults to `1e-3`): floor of the reference stds (nats).
+        eda_estimator (`str`, defaults to `"calibrated"`): "calibrated" (v2) or "gaussian" (v1), see `heal_hf.eda`.
+        eda_w_mag, eda_w_var, eda_w_dyn (`float`, default `1.0`): weights of EDA's magnitude, variation
+            (calibrated only) and dynamics parts.
+        eda_direction (`str`, defaults to `"both"`): "below" penalizes only less entropy or variation than
+            the reference (calibrated only).
+        eda_eps (`float`, defaults to `1e-3`): floor of the reference stds in nats (gaussian only).
+        eda_rel_floor (`float`, defaults to `0.05`): relative floor of the spreads (calibrated only).
         eda_min_reference_rows (`int`, defaults to `2`): fewest general rows for a batch reference.
         eda_only_correct (`bool`, defaults to `False`): EDA only for rollouts the verifier accepts.
         verifier (`str`, defaults to `"numeric"`): the verifier `eda_only_correct` uses.
@@ -515,9 +534,22 @@ class HEALConfig(GRPOConfig):
     )
     eda_momentum: float = field(default=0.9, metadata={"help": "EMA weight kept per batch (eda_reference='ema')."})
     eda_bins: int = field(default=DEFAULT_BINS, metadata={"help": "K, the curve bins of the entropy profiles."})
-    eda_w_mag: float = field(default=1.0, metadata={"help": "Weight of EDA's magnitude term."})
-    eda_w_dyn: float = field(default=1.0, metadata={"help": "Weight of EDA's dynamics term."})
-    eda_eps: float = field(default=DEFAULT_EPS, metadata={"help": "Floor of the reference stds (nats)."})
+    eda_estimator: str = field(
+        default=DEFAULT_ESTIMATOR,
+        metadata={"help": "EDA estimator: calibrated (v2) or gaussian (v1).", "choices": list(ESTIMATORS)},
+    )
+    eda_w_mag: float = field(default=1.0, metadata={"help": "Weight of EDA's magnitude part."})
+    eda_w_var: float = field(default=1.0, metadata={"help": "Weight of EDA's variation part (calibrated)."})
+    eda_w_dyn: float = field(default=1.0, metadata={"help": "Weight of EDA's dynamics part."})
+    eda_direction: str = field(
+        default="both",
+        metadata={"help": "both: align with the reference; below: penalize only less entropy (calibrated).",
+                  "choices": list(DIRECTIONS)},
+    )
+    eda_eps: float = field(default=DEFAULT_EPS, metadata={"help": "Floor of the reference stds in nats (gaussian)."})
+    eda_rel_floor: float = field(
+        default=DEFAULT_REL_FLOOR, metadata={"help": "Relative floor of the spreads (calibrated)."}
+    )
     eda_min_reference_rows: int = field(
         default=2, metadata={"help": "Fewest general-domain rows that make a batch reference."}
     )
@@ -544,8 +576,9 @@ class HEALConfig(GRPOConfig):
     def eda_reward(self) -> EDARewardFunction:
         """The EDA reward function these settings describe (no model: the trainer supplies entropies)."""
         return EDARewardFunction(
-            reference=self.eda_reference, weight=self.eda_weight, bins=self.eda_bins, w_mag=self.eda_w_mag,
-            w_dyn=self.eda_w_dyn, eps=self.eda_eps, momentum=self.eda_momentum,
+            reference=self.eda_reference, weight=self.eda_weight, estimator=self.eda_estimator, bins=self.eda_bins,
+            w_mag=self.eda_w_mag, w_var=self.eda_w_var, w_dyn=self.eda_w_dyn, direction=self.eda_direction,
+            eps=self.eda_eps, rel_floor=self.eda_rel_floor, momentum=self.eda_momentum,
             min_reference_rows=self.eda_min_reference_rows, temperature=self.temperature,
             only_correct=self.eda_only_correct, verifier=self.verifier, answer_column=self.answer_column,
             domain_column=self.domain_column,

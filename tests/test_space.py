@@ -53,7 +53,10 @@ def test_exploration_gives_one_row_trace_and_curve_per_sample(tiny):
     assert [t.name for t in per_token.data] == [f"sample {i}" for i in range(1, 6)] + ["forking threshold"]
     profiles = space.profile_figure(result)
     assert sum(t.name.startswith("sample") for t in profiles.data) == 5
-    assert all(len(t.y) == tiny.reference.bins for t in profiles.data)
+    phase = [t for t in profiles.data if t.name == "reference phase shape (EDA)"]
+    assert len(phase) == 1 and len(phase[0].y) == 2 * (len(tiny.reference.feature_mean) - 4)
+    assert all(len(t.y) == tiny.reference.bins for t in profiles.data if t not in phase)
+    assert table["dyn. gap"].tolist() == pytest.approx(result.scores.dynamics_gap.tolist(), rel=1e-2)
     # Same seed, same samples: the explorer is reproducible.
     assert space.explore(tiny, request, task).texts == result.texts
 
