@@ -459,7 +459,7 @@ TABLE_HEADERS = [
     "#", "text", "tokens", "magnitude", "total var.", "volatility", "forking", "mag. gap", "var. gap", "dyn. gap",
     "D", "EDA", "answer", "verified",
 ]
-TABLE_WIDTHS = ["3%", "20%", "5%", "7%", "6%", "7%", "6%", "6%", "6%", "6%", "6%", "6%", "7%", "9%"]
+TABLE_WIDTHS = ["3%", "16%", "6%", "8%", "6%", "8%", "7%", "6%", "6%", "6%", "6%", "6%", "7%", "9%"]
 
 
 def sample_table(result: Exploration) -> pd.DataFrame:
