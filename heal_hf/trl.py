@@ -6,9 +6,17 @@ Two ways in, same rewards on the same batch:
   model, tokenizer)` is a plain TRL reward function. Per batch it recomputes each
   completion's token entropies under the current policy with one no-grad forward.
 - `HEALGRPOTrainer(model, reward_funcs, args=HEALConfig(...), train_dataset=mixed)`:
-  the same reward, with the entropies read off the logits `generate` already computes
-  (a forward hook, no extra forward pass), and every generation batch mixing target
-  and general rows in a fixed ratio.
+  the same reward, with the entropies taken from a pass TRL already runs, and every
+  generation batch mixing target and general rows in a fixed ratio. Where the entropies
+  come from (`HEALGRPOTrainer.entropy_source`), with any generator TRL offers:
+  "scoring": TRL's no-grad forward for `old_per_token_logps` (it runs with vLLM's
+  importance-sampling correction, TRL's default, and whenever `num_iterations > 1` or
+  generation and optimizer steps are misaligned): its fused LM head computes the
+  full-vocabulary entropies at the sampling temperature, and the trainer keeps them;
+  "generation": a forward hook on transformers' `generate` (no scoring pass); "forward":
+  neither is available (vLLM with the correction off, paged continuous batching at
+  `num_iterations=1`), so one chunked no-grad forward per batch, said once in the logs.
+  No extra model forward in the first two cases.
 
 Both return lambda * r_EDA for target-domain rows and None ("not applicable") for
 general-domain rows, so TRL's sum gives r = r_verify + lambda * r_EDA (HEAL.md). The
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -52,7 +61,10 @@ from .processors import DOMAIN_GENERAL, DOMAIN_TARGET
 from .profiles import DEFAULT_BINS, EntropyProfile
 from .verifiers import get_verifier
 
+logger = logging.getLogger(__name__)
+
 REFERENCE_MODES = ("batch", "pool", "ema")
+ENTROPY_SOURCES = ("scoring", "generation", "forward")
 DOMAINS = (DOMAIN_TARGET, DOMAIN_GENERAL)
 ENTROPIES_KWARG = "completion_entropies"
 """Reward-function keyword through which `HEALGRPOTrainer` passes the captured entropies."""
@@ -666,9 +678,10 @@ class HEALGRPOTrainer(GRPOTrainer):
     Takes GRPOTrainer's arguments with `args` a `HEALConfig`, plus `pool` (the
     general-entropy pool: Dataset, folder, Hub id, "bundled" or EDAReference; checked
     against the tokenizer and `eda_bins`). Appends `self.eda` (an EDARewardFunction)
-    to `reward_funcs`; the train set needs the `domain_column` column. Generation
-    must run in-process with transformers (no vLLM, tools or custom rollouts), since
-    the entropies are read off `generate`'s own forward calls.
+    to `reward_funcs`; the train set needs the `domain_column` column. Any generator
+    TRL offers works (transformers' generate, paged continuous batching, vLLM colocate
+    or server); see the module doc for where the entropies come from. Tools, custom
+    rollouts and environments are refused: the completions must be the policy's own tokens.
     """
 
     def __init__(
@@ -684,11 +697,6 @@ class HEALGRPOTrainer(GRPOTrainer):
     ) -> None:
         if not isinstance(args, HEALConfig):
             raise ValueError(f"args: expected a HEALConfig, got {type(args).__name__}; build one with HEALConfig(...)")
-        if args.use_vllm or args.use_transformers_continuous_batching:
-            raise ValueError(
-                "args: HEALGRPOTrainer reads entropies from transformers' generate; with vLLM or continuous "
-                "batching use GRPOTrainer with the drop-in eda_reward_function instead"
-            )
         for name in ("tools", "rollout_func", "environment_factory"):
             if kwargs.get(name) is not None:
                 raise ValueError(f"{name}: not supported by HEALGRPOTrainer (completions must be the model's own tokens)")
@@ -712,7 +720,10 @@ class HEALGRPOTrainer(GRPOTrainer):
         if pool is not None:
             self.eda.set_pool(pool, self._tokenizer)
         self._train_sampler()  # raises now, not at the first step, when batches cannot be mixed
-        self._completion_entropies: list[list[float]] | None = None
+        self._completion_entropies: list[list[float]] | None = None  # from the generation hook
+        self._scoring_entropies: torch.Tensor | None = None  # (B, C) from TRL's scoring forward
+        self._capture_scoring = False
+        self._said_forward = False
 
     def _train_sampler(self, dataset: datasets.Dataset | None = None) -> DomainMixSampler:
         dataset = self.train_dataset if dataset is None else dataset
@@ -728,7 +739,41 @@ class HEALGRPOTrainer(GRPOTrainer):
     def _get_train_sampler(self, dataset: datasets.Dataset | None = None) -> Sampler:
         return self._train_sampler(dataset)
 
+    @property
+    def entropy_source(self) -> str:
+        """Where this batch's completion entropies come from: "scoring", "generation" or "forward"."""
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        if self.args.gradient_accumulation_steps % generate_every != 0 or (
+            self.use_vllm and self.vllm_importance_sampling_correction
+        ):  # TRL's own condition for computing old_per_token_logps
+            return "scoring"
+        if not (self.use_vllm or self.use_transformers_continuous_batching):
+            return "generation"
+        return "forward"
+
+    def _generate_and_score_completions(self, inputs):
+        self._scoring_entropies = None
+        self._capture_scoring = self.entropy_source == "scoring"
+        try:
+            return super()._generate_and_score_completions(inputs)
+        finally:
+            self._capture_scoring = False
+
+    def _get_per_token_logps_and_entropies(self, model, *args, compute_entropy=False, **kwargs):
+        # The first policy forward of a scoring phase is TRL's old_per_token_logps pass: keep its entropies.
+        capture = self._capture_scoring and model is self.model
+        logps, entropies, aux = super()._get_per_token_logps_and_entropies(
+            model, *args, compute_entropy=compute_entropy or capture, **kwargs
+        )
+        if capture:
+            self._capture_scoring = False
+            self._scoring_entropies = entropies.detach().float().cpu()
+            entropies = entropies if compute_entropy else None
+        return logps, entropies, aux
+
     def _generate_single_turn(self, prompt_ids, *args, **kwargs):
+        if self.entropy_source != "generation":
+            return super()._generate_single_turn(prompt_ids, *args, **kwargs)
         model = self.accelerator.unwrap_model(self.model)
         causal_lm = model.get_base_model() if is_peft_model(model) else model  # generate calls the inner LM
         recorder = GenerationEntropyRecorder(self.temperature)
@@ -737,10 +782,30 @@ class HEALGRPOTrainer(GRPOTrainer):
         self._completion_entropies = recorder.per_completion(completion_ids)
         return completion_ids, logprobs
 
+    def _batch_entropies(self, prompts: list, completion_ids_list: list) -> list[list[float]]:
+        """This batch's completion entropies from the scoring pass, the generation hook, or one extra forward."""
+        scored, self._scoring_entropies = self._scoring_entropies, None
+        generated, self._completion_entropies = self._completion_entropies, None
+        if scored is not None:
+            return [scored[i, : len(c)].tolist() for i, c in enumerate(completion_ids_list)]
+        if generated is not None:
+            return generated
+        if not self._said_forward:
+            logger.warning(
+                "HEALGRPOTrainer: TRL ran no scoring forward and generation is not transformers' generate, so the "
+                "EDA entropies cost one extra no-grad forward per batch (num_iterations > 1, or vLLM with "
+                "vllm_importance_sampling_correction=True, makes them free)"
+            )
+            self._said_forward = True
+        model = self.accelerator.unwrap_model(self.model)
+        return policy_token_entropies(model, self._tokenizer, prompts, completion_ids_list, self.temperature)
+
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        entropies, self._completion_entropies = self._completion_entropies, None
-        if entropies is None or len(entropies) != len(inputs):
-            raise RuntimeError("HEALGRPOTrainer: no generation entropies for this batch (generation did not run here)")
+        entropies = self._batch_entropies(prompts, completion_ids_list)
+        if len(entropies) != len(inputs):
+            raise RuntimeError(
+                f"HEALGRPOTrainer: {len(entropies)} completion entropies for {len(inputs)} rows in this batch"
+            )
         inputs = [{**x, ENTROPIES_KWARG: e} for x, e in zip(inputs, entropies)]
         self.eda.track = self.model.training  # evaluation batches leave step-0 entropies and references alone
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
