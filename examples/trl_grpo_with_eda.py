@@ -8,12 +8,14 @@ r = r_verify + lambda * r_EDA.
 
     python examples/trl_grpo_with_eda.py --model HuggingFaceTB/SmolLM2-135M-Instruct
     python examples/trl_grpo_with_eda.py --model ./my-local-model --max-steps 2   # offline
+    accelerate launch --config_file examples/accelerate/ddp.yaml examples/trl_grpo_with_eda.py ...  # many GPUs
 """
 
 import argparse
 import re
 
 import evaluate
+import torch
 from datasets import Dataset, load_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import GRPOConfig, GRPOTrainer
@@ -72,6 +74,7 @@ def main() -> None:
         report_to="none",
         bf16=False,
         activation_checkpointing=False,
+        use_cpu=not torch.cuda.is_available(),  # CPU-only machines stay data-parallel under accelerate launch
     )
     eda = eda_reward_function(eda_metric, model, tokenizer, weight=args.eda_weight, temperature=config.temperature)
     trainer = GRPOTrainer(
@@ -83,9 +86,11 @@ def main() -> None:
     )
     trainer.train()
     last = [entry for entry in trainer.state.log_history if "heal/eda_reward" in entry][-1]
-    print(f"step {last['step']}: reward {last['reward']:.4f}, EDA reward {last['heal/eda_reward']:.4f}, "
-          f"entropy target {last['heal/entropy/target']:.3f} / general {last['heal/entropy/general']:.3f} nats, "
-          f"retention target {last['heal/entropy_retention/target']:.3f}")
+    if trainer.accelerator.is_main_process:
+        print(f"step {last['step']}: reward {last['reward']:.4f}, EDA reward {last['heal/eda_reward']:.4f}, "
+              f"entropy target {last['heal/entropy/target']:.3f} / general {last['heal/entropy/general']:.3f} nats, "
+              f"retention target {last['heal/entropy_retention/target']:.3f}, "
+              f"{trainer.accelerator.num_processes} process(es)")
 
 
 if __name__ == "__main__":
