@@ -121,7 +121,9 @@ def _build_pool(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from .pool import PoolBuildConfig, build_pool, load_causal_lm, load_prompt_dataset, process_layout
+    from .pool import PoolBuildConfig
+    from .pool_build import build_pool, load_prompt_dataset, process_layout
+    from .rollout import load_causal_lm
 
     # Under `accelerate launch` each process builds its share of the shards (see build_pool).
     process_index, num_processes, process_device = process_layout()

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -47,17 +46,16 @@ from trl import GRPOConfig, GRPOTrainer
 from .eda import DEFAULT_EPS, EDAReference, EDAReward
 from .entropy import DEFAULT_CHUNK_BYTES, token_entropy
 from .metrics import EDA_METRIC_PATH  # re-exported: a user's script needs only `from heal_hf.trl import ...`
-from .pool import load_pool, pool_reference, tokenizer_fingerprint
-from .processors import DOMAIN_GENERAL, DOMAIN_TARGET
+from .files import write_json_atomic
+from .pool import DOMAIN_GENERAL, DOMAIN_TARGET, load_pool, pool_reference, tokenizer_fingerprint
 from .profiles import DEFAULT_BINS, EntropyProfile
+from .run_folder import STATE_FILE
 from .verifiers import get_verifier
 
 REFERENCE_MODES = ("batch", "pool", "ema")
 DOMAINS = (DOMAIN_TARGET, DOMAIN_GENERAL)
 ENTROPIES_KWARG = "completion_entropies"
 """Reward-function keyword through which `HEALGRPOTrainer` passes the captured entropies."""
-STATE_FILE = "heal_state.json"
-"""Per-checkpoint EDA state (step-0 entropies, EMA reference), so `--resume` continues them."""
 
 
 # --- Entropies of completions under the current policy -----------------------------
@@ -540,6 +538,7 @@ class HEALConfig(GRPOConfig):
             raise ValueError(f"eda_reference: expected one of {REFERENCE_MODES}, got {self.eda_reference!r}")
         if self.target_fraction is not None and not 0.0 < self.target_fraction < 1.0:
             raise ValueError(f"target_fraction: expected a share in (0, 1) or None, got {self.target_fraction!r}")
+        self.eda_reward()  # bad EDA settings (e.g. eda_weight < 0) fail now, before any run folder exists
 
     def eda_reward(self) -> EDARewardFunction:
         """The EDA reward function these settings describe (no model: the trainer supplies entropies)."""
@@ -649,6 +648,26 @@ class HEALGRPOTrainer(GRPOTrainer):
         pool: Any = None,
         **kwargs: Any,
     ) -> None:
+        self.check_arguments(args, train_dataset, pool, **kwargs)
+        funcs = [] if reward_funcs is None else list(reward_funcs) if isinstance(reward_funcs, list) else [reward_funcs]
+        self.eda = args.eda_reward()
+        if args.reward_weights is not None and len(args.reward_weights) == len(funcs):
+            args.reward_weights = [*args.reward_weights, 1.0]  # lambda is applied inside the EDA reward
+        super().__init__(
+            model=model, reward_funcs=[*funcs, self.eda], args=args, train_dataset=train_dataset,
+            eval_dataset=eval_dataset, processing_class=processing_class, **kwargs,
+        )
+        if pool is not None:
+            self.eda.set_pool(pool, self._tokenizer)
+        self._train_sampler()  # raises now, not at the first step, when batches cannot be mixed
+        self._completion_entropies: list[list[float]] | None = None
+
+    @staticmethod
+    def check_arguments(args: Any, train_dataset: Any, pool: Any = None, **kwargs: Any) -> None:
+        """Raise ValueError on arguments HEALGRPOTrainer cannot train with (what `__init__` checks first).
+
+        `heal-hf train` calls it before writing its run folder, so a refused run leaves nothing behind.
+        """
         if not isinstance(args, HEALConfig):
             raise ValueError(f"args: expected a HEALConfig, got {type(args).__name__}; build one with HEALConfig(...)")
         if args.use_vllm or args.use_transformers_continuous_batching:
@@ -666,20 +685,8 @@ class HEALGRPOTrainer(GRPOTrainer):
                 f"train_dataset: expected a datasets.Dataset with a {args.domain_column!r} column ('target' | 'general'); "
                 "mix one with heal_hf.processors.HybridSelection"
             )
-        funcs = [] if reward_funcs is None else list(reward_funcs) if isinstance(reward_funcs, list) else [reward_funcs]
-        self.eda = args.eda_reward()
         if args.eda_reference == "pool" and pool is None:
             raise ValueError('pool: eda_reference="pool" needs a general-entropy pool; pass pool=... to the trainer')
-        if args.reward_weights is not None and len(args.reward_weights) == len(funcs):
-            args.reward_weights = [*args.reward_weights, 1.0]  # lambda is applied inside the EDA reward
-        super().__init__(
-            model=model, reward_funcs=[*funcs, self.eda], args=args, train_dataset=train_dataset,
-            eval_dataset=eval_dataset, processing_class=processing_class, **kwargs,
-        )
-        if pool is not None:
-            self.eda.set_pool(pool, self._tokenizer)
-        self._train_sampler()  # raises now, not at the first step, when batches cannot be mixed
-        self._completion_entropies: list[list[float]] | None = None
 
     def _train_sampler(self, dataset: datasets.Dataset | None = None) -> DomainMixSampler:
         dataset = self.train_dataset if dataset is None else dataset
@@ -732,10 +739,3 @@ class HEALGRPOTrainer(GRPOTrainer):
         if checkpoint is not None and (Path(checkpoint) / STATE_FILE).exists():
             self.eda.load_state_dict(json.loads((Path(checkpoint) / STATE_FILE).read_text()))
 
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON to `path` via a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)

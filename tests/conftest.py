@@ -11,7 +11,8 @@ import datasets
 import pytest
 import torch
 
-from heal_hf.pool import PoolBuildConfig, build_pool
+from heal_hf.pool import PoolBuildConfig
+from heal_hf.pool_build import build_pool
 from heal_hf.toy.tiny import tiny_causal_lm
 
 # Small enough to build in seconds on 2 cores, large enough for several shards.
