@@ -113,6 +113,23 @@ def test_bad_arguments_name_the_argument():
         token_entropy([[0.0, 1.0]])
 
 
+def test_numpy_scalar_temperatures_equal_python_floats():
+    x = torch.randn(4, 7, generator=torch.Generator().manual_seed(0))
+    for t in (np.float32(0.7), np.float64(0.7), np.int64(2)):
+        assert torch.equal(token_entropy(x, temperature=t), token_entropy(x, temperature=float(t)))
+    assert torch.allclose(token_entropy(x, temperature=np.float32(0.7)), reference_entropy(x, float(np.float32(0.7))).float(),
+                          rtol=1e-5)
+    with pytest.raises(ValueError, match="temperature: expected a finite number > 0, got True"):
+        token_entropy(x, temperature=True)
+
+
+def test_a_temperature_that_overflows_the_logits_is_named_as_such():
+    x = torch.tensor([[2.0, -1.0, 0.5]])
+    with pytest.raises(ValueError, match=r"temperature: 1e-39 is too small.*overflows float32 \(largest \|logit\| 2\)"):
+        token_entropy(x, temperature=1e-39)
+    assert token_entropy(x, temperature=1e-30).item() == 0.0  # small but representable: the argmax, one-hot
+
+
 def _malloc_in_use():
     import ctypes
 
