@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args._run(args)
-    except ValueError as err:  # our clear input errors: one line, no traceback
+    except (ValueError, OSError) as err:  # bad input (ours name the fix), or a file the system refused: no traceback
         print(f"heal-hf {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -209,7 +209,8 @@ def test_lora_run_saves_an_adapter_with_a_peft_card(assets, tmp_path):
 def test_bad_input_fails_before_training(assets, full_run, tmp_path, monkeypatch):
     def fails(argv, *messages):
         code, _, err = run_cli(argv)
-        assert code == 2 and all(m in err for m in messages), err
+        errors = [line for line in err.splitlines() if line.startswith("heal-hf train: error:")]
+        assert code == 2 and len(errors) == 1 and all(m in errors[0] for m in messages), err
         assert "Traceback" not in err
 
     no_answers = write_jsonl(tmp_path / "no_answers.jsonl", [{"question": "Q: 1 + 1 = ?"}] * 4)
@@ -237,8 +238,25 @@ def test_bad_input_fails_before_training(assets, full_run, tmp_path, monkeypatch
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
     fails(cli_args(assets, tmp_path / "g", "--push-to-hub", "someone/heal-tiny"), "no Hugging Face token found")
-    for name in "abcdefg":
+    # Each of these once wrote the run folder first, or escaped the CLI as a traceback.
+    fails(cli_args(assets, tmp_path / "h", "--eda-weight", "-1"), "weight: expected lambda >= 0, got -1.0")
+    words = write_jsonl(tmp_path / "words.jsonl", [{"question": "Q: one plus one?", "solution": "two"}] * 4)
+    fails(cli_args(assets, tmp_path / "i", "--target", str(words)), f"target: {words}: 4 of 4 reference answers",
+          "cannot be checked by the numeric verifier: row 0 ('two' holds no number)", "--verifier exact")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    fails(cli_args(assets, tmp_path / "j", "--target", str(empty)), f"target: {empty} is empty; write one problem")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"question": "Q: 1 + 1 = ?", "solution": "2"}\n{"question": "Q: 2 + 2 = ?", "solution": \n')
+    fails(cli_args(assets, tmp_path / "k", "--target", str(broken)), f"target: {broken} line 2 is not JSON", "fix that line")
+    fails(cli_args(assets, tmp_path / "l", "--pool", str(tmp_path / "no-pool")),
+          f"pool: no such folder {tmp_path / 'no-pool'}; pass a folder written by `heal-hf build-pool`")
+    fails(cli_args(assets, tmp_path / "m", "--eval", str(tmp_path / "no-eval.jsonl")), "eval: no such file")
+    for name in "abcdefghijklm":
         assert not (tmp_path / name).exists()  # nothing was written, nothing trained
+    # The corrected run then starts in the same folder (no leftover makes it "another heal-hf run").
+    code, _, err = run_cli(cli_args(assets, tmp_path / "h", "--max-steps", "1", "--save-steps", "1"))
+    assert code == 0 and json.loads((tmp_path / "h" / "heal_run.json").read_text())["status"] == "complete", err
 
 
 def test_every_option_has_a_default_and_help_and_heal_defaults_match_heal_config():
