@@ -1,9 +1,10 @@
-"""Shared fixtures: a tiny saved causal LM, its prompts, and one small pool built from them."""
+"""Shared fixtures and helpers: tiny causal LMs, their prompts, one small pool built from them, a free port."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import socket
 from pathlib import Path
 from typing import Iterator
 
@@ -17,6 +18,23 @@ from heal_hf.toy.tiny import tiny_causal_lm
 
 # Small enough to build in seconds on 2 cores, large enough for several shards.
 TINY_POOL_CONFIG = dict(samples_per_prompt=3, bins=8, max_new_tokens=12, shard_size=5, batch_size=24)
+
+
+def peaked_tiny_lm(seed: int = 0):
+    """A tiny random Llama with scaled-up weights, so entropies vary by token instead of sitting at log(V)."""
+    model, tok = tiny_causal_lm(seed=seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.mul_(6)
+    return model, tok
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for servers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def addition_rows(n: int) -> list[dict[str, str]]:

@@ -1,7 +1,6 @@
 """The Entropy Explorer served for real: gradio_client calls, a headless Chromium, and `heal-hf space`."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -9,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "spaces" / "entropy-explorer" / "app.py"
@@ -20,12 +20,6 @@ CHROMIUM_FLAGS = [
 PROMPT = "Q: 23+58=?\nA:"
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve(command: list[str], log: Path, port: int, env: dict | None = None) -> subprocess.Popen:

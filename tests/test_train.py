@@ -14,6 +14,7 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
+from conftest import peaked_tiny_lm
 from huggingface_hub import ModelCard
 
 from heal_hf import cli
@@ -27,15 +28,6 @@ from heal_hf.verifiers import numeric_match
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_FLAGS = ["--max-steps", "3", "--per-device-train-batch-size", "16", "--num-generations", "4",
                "--max-completion-length", "12", "--learning-rate", "1e-2", "--save-steps", "2", "--eval-samples", "2"]
-
-
-def peaked_tiny_lm(seed: int = 0):
-    model, tok = tiny_causal_lm(seed=seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" not in name:
-                param.mul_(6)  # entropies that vary by token, not all at log(V)
-    return model, tok
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -11,6 +11,7 @@ import datasets
 import evaluate
 import pytest
 import torch
+from conftest import peaked_tiny_lm
 
 from heal_hf.eda import EDAReference, EDAReward
 from heal_hf.metrics import EDA_METRIC_PATH
@@ -28,16 +29,6 @@ from heal_hf.trl import (
     policy_token_entropies,
 )
 from heal_hf.verifiers import verifier_reward
-
-
-def peaked_tiny_lm(seed: int = 0):
-    """A tiny random Llama with scaled-up weights, so entropies vary by token instead of sitting at log(V)."""
-    model, tok = tiny_causal_lm(seed=seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" not in name:
-                param.mul_(6)
-    return model, tok
 
 
 def mixed_set(n_target: int = 4, n_general: int = 12) -> datasets.Dataset:
