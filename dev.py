@@ -63,9 +63,10 @@ def ensure_chromium() -> None:
             _run(["apt-get", "update", "-qq"], env=env)
             _run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, stdout=subprocess.DEVNULL)
         except subprocess.CalledProcessError:
-            print("! could not install chromium; the browser tests will be skipped", flush=True)
+            print("! could not install chromium; the browser test will be skipped (and fail under CI=true)", flush=True)
     else:
-        print("! chromium is not installed (apt-get install chromium); browser tests will be skipped", flush=True)
+        print("! chromium is not installed (apt-get install chromium); the browser test will be skipped "
+              "(and fail under CI=true)", flush=True)
 
 
 def main(argv: list[str]) -> int:

@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import free_port, require
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "spaces" / "entropy-explorer" / "app.py"
@@ -97,8 +97,8 @@ def test_api_answers_and_refuses_bad_input_without_stopping(app_url, tmp_path):
     assert explore()[2]["data"] == table["data"]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium")
 def test_browser_shows_plots_table_and_tokens(app_url, tmp_path):
+    require(CHROMIUM.exists(), "Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
     from playwright.sync_api import expect, sync_playwright
 
     samples = 6
