@@ -169,6 +169,14 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(built_pool, tiny_model_d
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and "BertLMHeadModel (bert) predicts each token from the tokens after it too" in errors[0]
     assert not (tmp_path / "e").exists()
+    # An empty prompts file and a malformed one: one line naming the file, nothing written.
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "bad.jsonl").write_text('{"question": "Q: 1 + 1 = ?", "solution": "2"}\n{"question": \n')
+    for name, message in (("empty.jsonl", "is empty; write one problem per row"), ("bad.jsonl", "line 2 is not JSON")):
+        assert main(_cli_args(tiny_model_dir, tmp_path / name, tmp_path / "f")) == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+        assert len(errors) == 1 and errors[0].startswith(f"heal-hf build-pool: error: dataset: {tmp_path / name} ")
+        assert message in errors[0] and not (tmp_path / "f").exists()
     # Per-row verifiers: a non-numeric answer is fine for `exact`, an unknown name is not.
     mixed = datasets.Dataset.from_dict({"prompt": ["Q: 1 + 1 = ?\nA:", "Q: reverse ab\nA:"], "answer": ["2", "ba"],
                                         "check": ["numeric", "exact"]})
