@@ -22,7 +22,6 @@ import torch
 from .eda import EDAReference
 from .files import error_line
 from .profiles import FORKING_QUANTILE, EntropyProfile
-from .rollout import sample_with_entropies
 from .selection import CRITERIA, HybridSelector, response_criteria
 from .verifiers import check_reference_answers, get_verifier
 
@@ -454,6 +453,8 @@ def sample_pool_rows(
     verifier cannot use (missing, or no number for `numeric`) raises ValueError
     before any sampling.
     """
+    from .rollout import sample_with_entropies  # here, not at the top: loading a pool needs no transformers
+
     names = list(verifiers or [config.verifier] * len(prompts))
     for name in set(names):  # a data error in the answers surfaces here, not after minutes of sampling
         check_reference_answers(name, [a for a, n in zip(answers, names) if n == name], f"answers ({name})")
