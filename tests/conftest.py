@@ -51,6 +51,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def greedy_accuracy(model, tokenizer, rows: list[tuple[str, str]], verifier: str, max_new_tokens: int) -> float:
+    """Share of (prompt, answer) rows a model answers right: greedy, one unpadded `generate` per prompt
+    (independent of heal_hf's batched, left-padded evaluation)."""
+    from heal_hf.verifiers import get_verifier
+
+    check = get_verifier(verifier)
+    right = 0.0
+    with torch.no_grad():
+        for prompt, answer in rows:
+            ids = tokenizer(prompt, return_tensors="pt")
+            out = model.generate(**ids, do_sample=False, max_new_tokens=max_new_tokens,
+                                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+            right += check(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True), answer)
+    return right / len(rows)
+
+
 def addition_rows(n: int) -> list[dict[str, str]]:
     """General-domain-like rows: an addition prompt, its answer and a family name."""
     return [

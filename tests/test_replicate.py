@@ -6,30 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import greedy_accuracy
 from huggingface_hub import ModelCard
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from heal_hf.cli import main
 from heal_hf.replicate import DEFAULT_ARMS, TOY_GRPO, ReplicateSettings, check_settings
-from heal_hf.verifiers import get_verifier
-
-
-def greedy_accuracy(model_dir: Path, problems: str, verifier: str) -> float:
-    """Share of the problems in a JSON-lines file a saved model answers right, greedy, one prompt at a time."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    check = get_verifier(verifier)
-    rows = [json.loads(line) for line in Path(problems).read_text().splitlines()]
-    right = 0.0
-    with torch.no_grad():
-        for row in rows:
-            ids = tokenizer(row["prompt"], return_tensors="pt")
-            out = model.generate(**ids, do_sample=False, max_new_tokens=TOY_GRPO["max_completion_length"],
-                                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
-            right += check(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True), row["answer"])
-    return right / len(rows)
 
 
 def test_bad_replication_options_are_clear_errors(capsys):
@@ -80,7 +62,11 @@ def test_quick_replication_runs_every_arm_and_resumes(tmp_path, capsys):
         assert [s for s, _ in row["accuracy_curve"]] == [0, 1, 2] and len(row["entropy_curve"]) == 2
         # Measured again from the saved model, one unpadded generate per problem; and the retention's own ratio.
         run = json.loads((runs / row["arm"] / "heal_run.json").read_text())
-        accuracy = greedy_accuracy(runs / row["arm"], run["settings"]["eval"], run["settings"]["verifier"])
+        model = AutoModelForCausalLM.from_pretrained(runs / row["arm"]).eval()
+        problems = [json.loads(line) for line in Path(run["settings"]["eval"]).read_text().splitlines()]
+        accuracy = greedy_accuracy(model, AutoTokenizer.from_pretrained(runs / row["arm"]),
+                                   [(p["prompt"], p["answer"]) for p in problems], run["settings"]["verifier"],
+                                   TOY_GRPO["max_completion_length"])
         assert row["greedy_accuracy"] == accuracy, row["arm"]
         trained = json.loads((runs / row["arm"] / "metrics.json").read_text())["eval"]["trained"]
         assert row["entropy_retention"] == pytest.approx(trained["mean_token_entropy"] / base["mean_token_entropy"])

@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
-from conftest import peaked_tiny_lm
+from conftest import greedy_accuracy, peaked_tiny_lm
 from huggingface_hub import ModelCard
 
 from heal_hf import cli
@@ -22,7 +22,7 @@ from heal_hf.pool import POOL_FEATURES, pool_rows, tokenizer_fingerprint, with_p
 from heal_hf.rollout import sample_with_entropies
 from heal_hf.toy.tiny import tiny_causal_lm
 from heal_hf.train import TRAINING_OPTIONS, TrainSettings, files_to_push, hub_token, train, training_defaults
-from heal_hf.trl import STATE_FILE, HEALConfig
+from heal_hf.trl import STATE_FILE, HEALConfig, policy_token_entropies
 from heal_hf.verifiers import numeric_match
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,10 +106,25 @@ def test_run_saves_the_trained_model_and_what_it_measured(full_run, assets):
             assert h[key] == e[key], key
     assert metrics["curves"]["latest"]["target"]["entropy"] == pytest.approx(logged[-1]["heal/entropy/target"])
     assert metrics["train"]["global_step"] == 3
-    for split in ("base", "trained"):
+    # The evaluation, measured again from the model before and after: greedy answers one prompt at a time,
+    # the same seeded samples counted here, their entropies from a teacher-forced forward pass.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    problems = [json.loads(line) for line in (assets / "eval.jsonl").read_text().splitlines()]
+    prompts, answers = [p["question"] for p in problems], [p["solution"] for p in problems]
+    for split, folder in (("base", assets / "model"), ("trained", out)):
         values = metrics["eval"][split]
-        assert set(values) == {"greedy_accuracy", "pass@2", "sample_accuracy", "mean_token_entropy", "problems"}
-        assert values["problems"] == 3 and 0.0 <= values["pass@2"] <= 1.0 and values["mean_token_entropy"] > 0
+        model, tok = AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+        assert values["greedy_accuracy"] == greedy_accuracy(model, tok, list(zip(prompts, answers)), "numeric", 12)
+        samples = sample_with_entropies(model, tok, prompts, num_samples=2, max_new_tokens=12, temperature=1.0, seed=0)
+        correct = [[numeric_match(t, a) for t in texts] for texts, a in zip(samples.texts, answers)]
+        assert values["pass@2"] == sum(max(c) for c in correct) / 3
+        assert values["sample_accuracy"] == sum(map(sum, correct)) / 6
+        forward = policy_token_entropies(model, tok, [p for p in prompts for _ in range(2)],
+                                         [ids for row in samples.token_ids for ids in row])
+        tokens = [h for row in forward for h in row]
+        assert values["mean_token_entropy"] == pytest.approx(sum(tokens) / len(tokens), rel=1e-4)
+        assert values["problems"] == 3
     run = json.loads((out / "heal_run.json").read_text())
     assert run["status"] == "complete"
     assert run["data"]["target"]["rows"] == 4 and run["data"]["general"]["rows"] == 12
