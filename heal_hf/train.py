@@ -326,7 +326,6 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
     per_batch = config.generation_batch_size // config.num_generations
     sampler = DomainMixSampler(mixed["domain"], config.num_generations, per_batch, target_fraction=config.target_fraction)
     train_set = mixed.map(lambda row: {"prompt": conversational([row["prompt"]])[0]}) if settings.chat_template else mixed
-    HEALGRPOTrainer.check_arguments(config, train_set, pool)
 
     run = {
         "heal_hf_version": __version__,
@@ -377,13 +376,6 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
         elif state.is_main_process:
             metrics["eval"]["base"] = _evaluate(model, tokenizer, eval_set, settings, config)
     run["eval_baseline"] = metrics["eval"].get("base")
-    if state.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        if not train_set_path.exists():
-            with atomic_write(train_set_path) as tmp:
-                mixed.to_parquet(str(tmp))
-        write_json_atomic(output_dir / RUN_FILE, run)
-    state.wait_for_everyone()
 
     peft_config = None
     if settings.lora:
@@ -400,6 +392,14 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
         processing_class=tokenizer, pool=pool, peft_config=peft_config, callbacks=callbacks,
     )
     run["model"]["trainable_parameters"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    # Written only now that the trainer has accepted its arguments too: a refused run leaves no folder behind.
+    if state.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if not train_set_path.exists():
+            with atomic_write(train_set_path) as tmp:
+                mixed.to_parquet(str(tmp))
+        write_json_atomic(output_dir / RUN_FILE, run)
+    state.wait_for_everyone()
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
     runtime = time.perf_counter() - started

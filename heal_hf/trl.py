@@ -648,26 +648,6 @@ class HEALGRPOTrainer(GRPOTrainer):
         pool: Any = None,
         **kwargs: Any,
     ) -> None:
-        self.check_arguments(args, train_dataset, pool, **kwargs)
-        funcs = [] if reward_funcs is None else list(reward_funcs) if isinstance(reward_funcs, list) else [reward_funcs]
-        self.eda = args.eda_reward()
-        if args.reward_weights is not None and len(args.reward_weights) == len(funcs):
-            args.reward_weights = [*args.reward_weights, 1.0]  # lambda is applied inside the EDA reward
-        super().__init__(
-            model=model, reward_funcs=[*funcs, self.eda], args=args, train_dataset=train_dataset,
-            eval_dataset=eval_dataset, processing_class=processing_class, **kwargs,
-        )
-        if pool is not None:
-            self.eda.set_pool(pool, self._tokenizer)
-        self._train_sampler()  # raises now, not at the first step, when batches cannot be mixed
-        self._completion_entropies: list[list[float]] | None = None
-
-    @staticmethod
-    def check_arguments(args: Any, train_dataset: Any, pool: Any = None, **kwargs: Any) -> None:
-        """Raise ValueError on arguments HEALGRPOTrainer cannot train with (what `__init__` checks first).
-
-        `heal-hf train` calls it before writing its run folder, so a refused run leaves nothing behind.
-        """
         if not isinstance(args, HEALConfig):
             raise ValueError(f"args: expected a HEALConfig, got {type(args).__name__}; build one with HEALConfig(...)")
         if args.use_vllm or args.use_transformers_continuous_batching:
@@ -685,8 +665,20 @@ class HEALGRPOTrainer(GRPOTrainer):
                 f"train_dataset: expected a datasets.Dataset with a {args.domain_column!r} column ('target' | 'general'); "
                 "mix one with heal_hf.processors.HybridSelection"
             )
+        funcs = [] if reward_funcs is None else list(reward_funcs) if isinstance(reward_funcs, list) else [reward_funcs]
+        self.eda = args.eda_reward()
         if args.eda_reference == "pool" and pool is None:
             raise ValueError('pool: eda_reference="pool" needs a general-entropy pool; pass pool=... to the trainer')
+        if args.reward_weights is not None and len(args.reward_weights) == len(funcs):
+            args.reward_weights = [*args.reward_weights, 1.0]  # lambda is applied inside the EDA reward
+        super().__init__(
+            model=model, reward_funcs=[*funcs, self.eda], args=args, train_dataset=train_dataset,
+            eval_dataset=eval_dataset, processing_class=processing_class, **kwargs,
+        )
+        if pool is not None:
+            self.eda.set_pool(pool, self._tokenizer)
+        self._train_sampler()  # raises now, not at the first step, when batches cannot be mixed
+        self._completion_entropies: list[list[float]] | None = None
 
     def _train_sampler(self, dataset: datasets.Dataset | None = None) -> DomainMixSampler:
         dataset = self.train_dataset if dataset is None else dataset

@@ -259,7 +259,9 @@ def test_bad_input_fails_before_training(assets, full_run, tmp_path, monkeypatch
     fails(cli_args(assets, tmp_path / "l", "--pool", str(tmp_path / "no-pool")),
           f"pool: no such folder {tmp_path / 'no-pool'}; pass a folder written by `heal-hf build-pool`")
     fails(cli_args(assets, tmp_path / "m", "--eval", str(tmp_path / "no-eval.jsonl")), "eval: no such file")
-    for name in "abcdefghijklm":
+    config.write_text("remove_unused_columns: true\n")  # refused by the trainer itself, after the model loaded
+    fails(cli_args(assets, tmp_path / "n", "--config", str(config)), "remove_unused_columns: must be False")
+    for name in "abcdefghijklmn":
         assert not (tmp_path / name).exists()  # nothing was written, nothing trained
     # The corrected run then starts in the same folder (no leftover makes it "another heal-hf run").
     code, _, err = run_cli(cli_args(assets, tmp_path / "h", "--max-steps", "1", "--save-steps", "1"))
