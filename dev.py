@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -31,9 +33,28 @@ def _bin(name: str) -> Path:
     return VENV / ("Scripts" if os.name == "nt" else "bin") / name
 
 
+# pip's notes about index locations this machine's pip config names but that do not exist: noise, not problems.
+_PIP_NOISE = re.compile(r"^WARNING: Location '.*' is ignored: it is neither a file nor a directory\.$")
+
+
 def _run(cmd: list[str], **kwargs) -> None:
     print("+", " ".join(str(c) for c in cmd), flush=True)
     subprocess.run([str(c) for c in cmd], check=True, **kwargs)
+
+
+def _step(what: str, cmd: list[str], log: Path) -> None:
+    """Run one set-up step quietly: one line of progress; its output goes to `log`, shown whole if it fails."""
+    print(f"  {what} ...", end="", flush=True)
+    started = time.monotonic()
+    with open(log, "a") as f:
+        f.write(f"\n$ {' '.join(str(c) for c in cmd)}\n")
+        f.flush()
+        code = subprocess.run([str(c) for c in cmd], stdout=f, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        print(" failed", flush=True)
+        sys.stderr.write(log.read_text())
+        raise SystemExit(f"dev.py: `{' '.join(str(c) for c in cmd)}` failed (exit {code}); its output is above and in {log}")
+    print(f" done ({time.monotonic() - started:.0f} s)", flush=True)
 
 
 def ensure_env() -> None:
@@ -44,12 +65,21 @@ def ensure_env() -> None:
     want = digest.hexdigest()
     if STAMP.exists() and STAMP.read_text().strip() == want and _bin("heal-hf").exists():
         return
+    print(f"setting up {VENV} (once; the full log goes to {VENV / 'setup.log'})", flush=True)
     if not _bin("python").exists():
-        _run([sys.executable, "-m", "venv", VENV])
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    log = VENV / "setup.log"
+    log.write_text("")
     py = _bin("python")
-    _run([py, "-m", "pip", "install", "-q", "--upgrade", "pip"])
-    _run([py, "-m", "pip", "install", "-q", TORCH_SPEC])
-    _run([py, "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev,space]"])
+    pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
+    _step("pip", [*pip, "--upgrade", "pip"], log)
+    _step(TORCH_SPEC, [*pip, TORCH_SPEC], log)
+    _step("heal-hf and its dependencies (editable, [dev,space])", [*pip, "-e", f"{ROOT}[dev,space]"], log)
+    # What pip or the build still warns about (not the config's missing index locations) is worth a look.
+    notes = [line for line in log.read_text().splitlines()
+             if line.startswith(("WARNING", "ERROR", "DEPRECATION")) and not _PIP_NOISE.match(line)]
+    for line in notes:
+        print(f"  {line}", flush=True)
     STAMP.write_text(want)
 
 
@@ -63,9 +93,10 @@ def ensure_chromium() -> None:
             _run(["apt-get", "update", "-qq"], env=env)
             _run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, stdout=subprocess.DEVNULL)
         except subprocess.CalledProcessError:
-            print("! could not install chromium; the browser tests will be skipped", flush=True)
+            print("! could not install chromium; the browser test will be skipped (and fail under CI=true)", flush=True)
     else:
-        print("! chromium is not installed (apt-get install chromium); browser tests will be skipped", flush=True)
+        print("! chromium is not installed (apt-get install chromium); the browser test will be skipped "
+              "(and fail under CI=true)", flush=True)
 
 
 def main(argv: list[str]) -> int:

@@ -24,8 +24,9 @@ import time
 import datasets
 import torch
 
-from heal_hf.pool import PoolBuildConfig, build_pool, load_causal_lm, load_pool, pool_rows, tokenizer_fingerprint
-from heal_hf.rollout import sample_with_entropies
+from heal_hf.pool import PoolBuildConfig, load_pool, pool_rows, tokenizer_fingerprint
+from heal_hf.pool_build import build_pool
+from heal_hf.rollout import load_causal_lm, sample_with_entropies
 from heal_hf.toy.tiny import tiny_causal_lm
 from heal_hf.verifiers import numeric_match
 

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from heal_hf import HybridSelector
-from heal_hf.selection import CRITERIA
 
 
 def make_pool(n: int, bins: int = 32, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:

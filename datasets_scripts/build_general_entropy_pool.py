@@ -6,7 +6,7 @@
 Draws `--per-family` distinct train-split problems from each general-domain task family
 of `heal_hf.toy.tasks` (arithmetic and number reasoning; the source column names the
 family), samples k responses per problem with the bundled toy reasoner and writes the
-pool with `heal_hf.pool.build_pool`: parquet shards, resumable (re-run the same command
+pool with `heal_hf.pool_build.build_pool`: parquet shards, resumable (re-run the same command
 after an interruption), split over the processes of `accelerate launch`, then finalized
 with the pool scores and a dataset card. The default output is the pool bundled with
 heal-hf (`heal_hf.pool.bundled_pool_path()`), which `heal-hf stage-hub` publishes as
@@ -20,7 +20,9 @@ import sys
 
 import datasets
 
-from heal_hf.pool import PoolBuildConfig, build_pool, bundled_pool_path, load_causal_lm, process_layout
+from heal_hf.pool import PoolBuildConfig, bundled_pool_path
+from heal_hf.pool_build import build_pool, process_layout
+from heal_hf.rollout import load_causal_lm
 
 TOY_REASONER_ID = "heal/toy-reasoner"
 

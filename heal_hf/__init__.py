@@ -13,7 +13,19 @@ from .selection import HybridSelector, Selection, response_criteria
 
 __version__ = "0.1.0"
 
+HEAL_BIBTEX = """@inproceedings{liu2026healing,
+  title     = {HEALing Entropy Collapse: Enhancing Exploration in Few-Shot RLVR via
+               Hybrid-Domain Entropy Dynamics Alignment},
+  author    = {Liu and Hu and Wang and Liu and Xiang and Li and Qiu and Su},
+  booktitle = {Proceedings of ACL},
+  year      = {2026},
+  eprint    = {2604.17928},
+  archivePrefix = {arXiv}
+}"""
+"""The paper's citation, for model and dataset cards and the evaluate modules."""
+
 __all__ = [
+    "HEAL_BIBTEX",
     "EDAReference",
     "EDAReward",
     "EDAScores",

@@ -6,24 +6,21 @@ hand-written strings.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+import datasets
+import numpy as np
+from datasets.info import DatasetInfosDict
+from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
+
+from . import HEAL_BIBTEX
+from .files import atomic_write, write_text_atomic
+from .pool import POOL_COLUMN_DOCS, POOL_FEATURES, POOL_REPO_ID, load_pool, read_build_manifest
+from .run_folder import CURVES_FILE, run_record
 
 # --- Model cards: trained HEAL checkpoints and adapters (heal-hf train / heal-hf card) ---
 
-HEAL_BIBTEX = """@inproceedings{liu2026healing,
-  title     = {HEALing Entropy Collapse: Enhancing Exploration in Few-Shot RLVR via
-               Hybrid-Domain Entropy Dynamics Alignment},
-  author    = {Liu and Hu and Wang and Liu and Xiang and Li and Qiu and Su},
-  booktitle = {Proceedings of ACL},
-  year      = {2026},
-  eprint    = {2604.17928},
-  archivePrefix = {arXiv}
-}"""
 MODEL_CARD_TAGS = ["heal", "rlvr", "grpo", "trl", "few-shot"]
 _SUMMARY_METRICS = (
     ("heal/reward/target", "reward, target rows (r_verify + lambda r_EDA)"),
@@ -39,37 +36,6 @@ _EVAL_METRICS = (
     ("sample_accuracy", "accuracy of sampled answers"),
     ("mean_token_entropy", "mean token entropy of samples (nats)"),
 )
-
-
-def run_record(folder: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(heal_run.json, metrics) of a `heal-hf train` output folder or of a checkpoint-N folder inside one.
-
-    A checkpoint's metrics come from its trainer_state.json and heal_state.json
-    (history and entropy curves up to that step; it has no evaluation).
-    """
-    from .train import METRICS_FILE, RUN_FILE, history_from_logs
-    from .trl import STATE_FILE
-
-    folder = Path(folder)
-    if (folder / RUN_FILE).is_file():
-        run = json.loads((folder / RUN_FILE).read_text())
-        metrics_path = folder / METRICS_FILE
-        if not metrics_path.is_file():
-            raise ValueError(f"checkpoint: {folder} has no {METRICS_FILE}: the run has not finished; resume it first")
-        return run, json.loads(metrics_path.read_text())
-    if (folder.parent / RUN_FILE).is_file() and (folder / "trainer_state.json").is_file():
-        run = json.loads((folder.parent / RUN_FILE).read_text())
-        logs = json.loads((folder / "trainer_state.json").read_text())["log_history"]
-        state = json.loads((folder / STATE_FILE).read_text()) if (folder / STATE_FILE).is_file() else {}
-        metrics = {
-            "history": history_from_logs(logs),
-            "curves": {"initial": state.get("initial", {}), "latest": state.get("latest", {})},
-            "train": {"global_step": max((e.get("step", 0) for e in logs), default=0)},
-        }
-        return run, metrics
-    raise ValueError(
-        f"checkpoint: {folder} is neither a heal-hf train output folder ({RUN_FILE}) nor a checkpoint inside one"
-    )
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -195,17 +161,49 @@ def model_card(
 
 def write_model_card(folder: str | Path, repo_id: str | None = None) -> Path:
     """Write README.md (and entropy_curves.png) for a run or checkpoint folder from its stored records."""
-    from .train import CURVES_FILE, plot_entropy_curves
-
     folder = Path(folder)
     run, metrics = run_record(folder)
     if metrics.get("history"):
         plot_entropy_curves(metrics, folder / CURVES_FILE)
     card = model_card(run, metrics, repo_id=repo_id, location=str(folder.resolve()))
     path = folder / "README.md"
-    tmp = folder / f".README.md.tmp-{os.getpid()}"
-    card.save(tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        card.save(tmp)
+    return path
+
+
+def plot_entropy_curves(metrics: dict[str, Any], path: str | Path) -> Path:
+    """Save the figure of a run: entropy and its retention per domain over steps, and the mean K-bin curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = metrics.get("history", [])
+    curves = metrics.get("curves", {})
+    colors = {"target": "tab:red", "general": "tab:blue"}
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for domain, color in colors.items():
+        for ax, key in ((axes[0], f"heal/entropy/{domain}"), (axes[1], f"heal/entropy_retention/{domain}")):
+            points = [(h["step"], h[key]) for h in history if key in h]
+            if points:
+                ax.plot(*zip(*points), color=color, label=domain)
+        for when, style in (("initial", "--"), ("latest", "-")):
+            curve = curves.get(when, {}).get(domain, {}).get("curve")
+            if curve:
+                x = [(k + 0.5) / len(curve) for k in range(len(curve))]
+                axes[2].plot(x, curve, style, color=color, label=f"{domain}, {'step 0' if when == 'initial' else 'last step'}")
+    axes[0].set(title="Mean token entropy", xlabel="step", ylabel="nats")
+    axes[1].set(title="Entropy retention (now / step 0)", xlabel="step")
+    axes[2].set(title="Entropy dynamics (mean curve)", xlabel="normalized position in the response", ylabel="nats")
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=100, format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
     return path
 
 
@@ -338,8 +336,6 @@ def _size_category(n: int) -> str:
 
 
 def _feature_type(feature: object) -> str:
-    import datasets
-
     if isinstance(feature, datasets.Value):
         return feature.dtype
     if isinstance(feature, (datasets.Sequence, datasets.List, datasets.LargeList)):
@@ -349,21 +345,15 @@ def _feature_type(feature: object) -> str:
     return type(feature).__name__
 
 
-def pool_dataset_card(manifest: dict, stats: dict, repo_id: str, license: str = "other") -> "DatasetCard":
+def pool_dataset_card(manifest: dict, stats: dict, repo_id: str, license: str = "other") -> DatasetCard:
     """The dataset card of a general-entropy pool.
 
     Args:
         manifest: the build's `pool_build.json` (`heal_hf.pool.read_build_manifest`).
-        stats: `heal_hf.pool.pool_stats` of the pool.
+        stats: `pool_stats` of the pool.
         repo_id: the Hub id the card describes (usage snippets name it).
         license: a Hub license id for the data.
     """
-    import datasets
-    from datasets.info import DatasetInfosDict
-    from huggingface_hub import DatasetCard, DatasetCardData
-
-    from .pool import POOL_COLUMN_DOCS, POOL_FEATURES
-
     config = manifest["config"]
     num_shards = int(manifest["num_shards"])
     data = DatasetCardData(
@@ -400,3 +390,48 @@ def pool_dataset_card(manifest: dict, stats: dict, repo_id: str, license: str = 
         stats=stats,
         bibtex=HEAL_BIBTEX,
     )
+
+
+def pool_stats(pool: datasets.Dataset) -> dict[str, Any]:
+    """Summary statistics of a pool, for its card (entropies in nats)."""
+    lengths = np.concatenate([np.asarray(x, dtype=np.float64) for x in pool["lengths"]])
+    pass_rate = np.asarray(list(pool["pass_rate"]), dtype=np.float64)
+    sources, counts = np.unique(np.asarray(list(pool["source"])), return_counts=True)
+    return {
+        "prompts": len(pool),
+        "responses": int(len(lengths)),
+        "tokens": int(lengths.sum()),
+        "mean_response_tokens": float(lengths.mean()),
+        "mean_pass_rate": float(pass_rate.mean()),
+        "share_partially_solved": float(((pass_rate > 0) & (pass_rate < 1)).mean()),
+        "mean_token_entropy": float(np.mean(list(pool["mean_entropy"]))),
+        "mean_curve_diversity": float(np.mean(list(pool["curve_diversity"]))),
+        "mean_lexical_diversity": float(np.mean(list(pool["lexical_diversity"]))),
+        "sources": {str(s): int(c) for s, c in zip(sources, counts)},
+    }
+
+
+def pool_card_text(
+    out_dir: str | Path, repo_id: str = POOL_REPO_ID, license: str | None = None, pool: datasets.Dataset | None = None
+) -> str:
+    """The dataset card (README.md text) of a complete build folder, for Hub repo `repo_id`.
+
+    `license` None keeps the license of the card already there ("other" if none).
+    `pool`: the folder's rows when the caller already holds them (default: `load_pool(out_dir)`).
+    """
+    out = Path(out_dir)
+    manifest = read_build_manifest(out)
+    readme = out / "README.md"
+    if license is None:
+        license = (DatasetCard.load(readme).data.license if readme.exists() else None) or "other"
+    stats = pool_stats(pool if pool is not None else load_pool(out))
+    return str(pool_dataset_card(manifest, stats, repo_id=repo_id, license=license))
+
+
+def write_pool_card(
+    out_dir: str | Path, repo_id: str = POOL_REPO_ID, license: str | None = None, pool: datasets.Dataset | None = None
+) -> Path:
+    """Write `pool_card_text` to the build folder's README.md and return its path."""
+    readme = Path(out_dir) / "README.md"
+    write_text_atomic(readme, pool_card_text(out_dir, repo_id=repo_id, license=license, pool=pool))
+    return readme

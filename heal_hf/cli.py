@@ -121,7 +121,9 @@ def _build_pool(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from .pool import PoolBuildConfig, build_pool, load_causal_lm, load_prompt_dataset, process_layout
+    from .pool import PoolBuildConfig
+    from .pool_build import build_pool, load_prompt_dataset, process_layout
+    from .rollout import load_causal_lm
 
     # Under `accelerate launch` each process builds its share of the shards (see build_pool).
     process_index, num_processes, process_device = process_layout()
@@ -299,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args._run(args)
-    except ValueError as err:  # our clear input errors: one line, no traceback
+    except (ValueError, OSError) as err:  # bad input (ours name the fix), or a file the system refused: no traceback
         print(f"heal-hf {args.command}: error: {err}", file=sys.stderr)
         return 2
 

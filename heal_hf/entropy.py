@@ -16,6 +16,8 @@ memory bound and, on CPU, faster than streaming the whole tensor
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 DEFAULT_CHUNK_BYTES = 8 * 2**20
@@ -53,8 +55,10 @@ def token_entropy(
         raise ValueError(f"logits: expected shape (..., V) with V >= 1, got {tuple(logits.shape)}")
     if not logits.is_floating_point():
         raise ValueError(f"logits: expected a floating-point dtype, got {logits.dtype}")
-    if not (isinstance(temperature, (int, float)) and temperature > 0 and temperature != float("inf")):
+    # numbers.Real admits numpy scalars (np.float32(0.7)); bool is an int but never a temperature.
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not 0 < temperature < float("inf"):
         raise ValueError(f"temperature: expected a finite number > 0, got {temperature!r}")
+    temperature = float(temperature)
     if chunk_bytes <= 0:
         raise ValueError(f"chunk_bytes: expected a positive number of bytes, got {chunk_bytes}")
     lead_shape = logits.shape[:-1]
@@ -106,6 +110,13 @@ def _chunk_entropy(chunk: torch.Tensor, temperature: float, z_buf: torch.Tensor,
         z.clamp_(min=_FINITE_MIN)
         dot = torch.linalg.vecdot(e, z)
         if bool((torch.isnan(dot) & ~all_masked).any()):
+            if temperature < 1.0 and not bool((torch.isnan(chunk) | torch.isposinf(chunk)).any()):
+                largest = float(chunk.float().nan_to_num(neginf=0.0).abs().max())
+                raise ValueError(
+                    f"temperature: {temperature!r} is too small for these logits: logits / temperature overflows "
+                    f"float32 (largest |logit| {largest:.3g}); use a temperature of at least "
+                    f"{largest / torch.finfo(torch.float32).max:.1e}, or greedy decoding for temperature 0"
+                )
             raise ValueError(
                 "logits: found NaN or +inf values; entropy is undefined there. "
                 "Check the model's forward pass (e.g. fp16 overflow) or mask those positions out."

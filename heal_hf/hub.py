@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import sys
@@ -31,8 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cards import pool_card_text
+from .files import atomic_write, write_json_atomic
 from .metrics import EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH
-from .pool import DATA_DIR, MANIFEST_NAME, bundled_pool_path, build_shard_paths, load_pool, pool_card_text
+from .pool import DATA_DIR, MANIFEST_NAME, bundled_pool_path, build_shard_paths, load_pool
 
 DEFAULT_NAMESPACE = "heal"
 STAGE_MANIFEST = ".heal-hf-stage.json"
@@ -168,12 +169,6 @@ def _read_stage_manifest(out: Path) -> dict[str, list[str]]:
         raise ValueError(f"out: {path} is corrupt ({err}); move {out} away and stage into a new folder") from None
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _repo_folder(out: Path, plan: _Plan, namespace: str) -> Path:
     return out / f"{plan.repo_type}s" / namespace / plan.name
 
@@ -238,22 +233,21 @@ def stage_hub(
     for rel, digest in hashes.items():
         transition[rel] = sorted(set(recorded.get(rel, [])) | {digest})
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / STAGE_MANIFEST, {"files": transition})
+    write_json_atomic(out / STAGE_MANIFEST, {"files": transition})
     for rel in recorded:  # files an earlier staging wrote that these repos no longer have (e.g. old shards)
         if rel not in wanted and any(rel.startswith(f) for f in staged_folders) and (out / rel).exists():
             (out / rel).unlink()
     for rel, content in wanted.items():
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        if isinstance(content, bytes):
-            tmp.write_bytes(content)
-        else:
-            shutil.copyfile(content, tmp)
-        os.replace(tmp, target)
+        with atomic_write(target) as tmp:
+            if isinstance(content, bytes):
+                tmp.write_bytes(content)
+            else:
+                shutil.copyfile(content, tmp)
     final = {rel: digests for rel, digests in recorded.items() if not any(rel.startswith(f) for f in staged_folders)}
     final.update({rel: [digest] for rel, digest in hashes.items()})
-    _write_json(out / STAGE_MANIFEST, {"files": final})
+    write_json_atomic(out / STAGE_MANIFEST, {"files": final})
     staged = [
         StagedRepo(
             repo_id=f"{namespace}/{plan.name}",

@@ -3,33 +3,33 @@
 One row per general-domain prompt, holding what selection and EDA need so neither
 has to run a model: the k sampled responses' per-token entropies, their profiles,
 the verifier's outcomes, the selection criteria and how it was all sampled.
+Building a pool folder is `heal_hf.pool_build`; its dataset card is `heal_hf.cards`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sys
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import datasets
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from tqdm.auto import tqdm
 
 from .eda import EDAReference
+from .files import error_line
 from .profiles import DEFAULT_BINS, EntropyProfile
 from .selection import CRITERIA, HybridSelector, response_criteria
-from .verifiers import get_verifier
+from .verifiers import check_reference_answers, get_verifier
 
 SCHEMA_VERSION = "1"
 POOL_REPO_ID = "heal/general-entropy-pool"
+DOMAIN_TARGET = "target"
+DOMAIN_GENERAL = "general"
+"""Values of the `domain` column of a hybrid training set: the few-shot rows, and the pool's picks."""
 
 _f32 = datasets.Value("float32")
 POOL_FEATURES = datasets.Features(
@@ -68,6 +68,35 @@ POOL_FEATURES = datasets.Features(
     }
 )
 """Pool row schema, version SCHEMA_VERSION. Entropies in nats; curves have `bins` entries."""
+
+POOL_COLUMN_DOCS: dict[str, str] = {
+    "prompt": "the general-domain problem, as given to the model",
+    "answer": "its reference answer, checked by the verifier",
+    "source": "where the problem comes from (a dataset, a task family)",
+    "responses": "the k sampled responses",
+    "token_entropies": "per response, the entropy (nats) of each generated token, EOS included",
+    "entropy_curves": "per response, the K-bin entropy curve over normalized time (nats)",
+    "magnitude": "per response, the mean token entropy m (nats)",
+    "total_variation": "per response, mean_t |H_{t+1} - H_t| (nats)",
+    "volatility": "per response, std_t (H_{t+1} - H_t) (nats)",
+    "lengths": "per response, the number of generated tokens",
+    "passed": "per response, the verifier's outcome (1.0 correct, 0.0 wrong)",
+    "pass_rate": "p, the share of correct responses",
+    "mean_entropy": "uncertainty criterion: mean of the responses' magnitudes (nats)",
+    "outcome_uncertainty": "uncertainty criterion: 4 p (1 - p)",
+    "curve_diversity": "diversity criterion: mean pairwise RMS distance between the responses' curves (nats)",
+    "lexical_diversity": "diversity criterion: distinct word bigrams / all bigrams over the responses",
+    "uncertainty_score": "rank-normalized uncertainty within the pool, in [0, 1]",
+    "diversity_score": "rank-normalized diversity within the pool, in [0, 1]",
+    "features": "mean profile features of the responses (K curve bins, magnitude, total variation, "
+    "volatility, forking share) used to avoid near-duplicate picks",
+    "model_id": "the model that sampled the responses",
+    "tokenizer_hash": "fingerprint of its tokenizer (entropies of other tokenizers are not comparable)",
+    "bins": "K, the number of curve bins",
+    "sampling": "k, max new tokens, temperature, top-p, top-k and the build seed",
+    "schema_version": "the pool schema version",
+}
+"""One line per pool column, for dataset cards and docs."""
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -229,15 +258,28 @@ def load_pool(source: str | Path | datasets.Dataset | None = None, **validate: A
         if not files:
             raise ValueError(f"pool: no parquet shards in {path / 'data'}; build the pool with `heal-hf build-pool`")
         for file in files:
-            _shard_rows(file)  # a clear error naming a damaged shard, before datasets reads them
+            shard_rows(file)  # a clear error naming a damaged shard, before datasets reads them
         ds = datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train", features=POOL_FEATURES)
         if is_build and np.isnan(np.asarray(list(ds["uncertainty_score"]), dtype=np.float64)).any():
             raise ValueError(
                 f"pool: {path} has no pool scores yet (the build was not finalized); re-run the same "
                 "`heal-hf build-pool` command to finish it"
             )
+    elif path.is_dir():
+        try:
+            ds = datasets.load_dataset(str(path), split="train")
+        except Exception as err:  # an unreadable folder: name it rather than show datasets' traceback
+            raise ValueError(f"pool: cannot read {path} as a dataset ({error_line(err)}); pass a folder written by "
+                             "`heal-hf build-pool`, a Hub id, or 'bundled'") from None
+    elif path.is_absolute() or str(source).startswith((".", "~")) or str(source).count("/") != 1:
+        raise ValueError(f"pool: no such folder {path}; pass a folder written by `heal-hf build-pool`, "
+                         "a Hub dataset id (user/name), or 'bundled' (the pool shipped with heal-hf)")
     else:
-        ds = datasets.load_dataset(str(source), split="train")
+        try:
+            ds = datasets.load_dataset(str(source), split="train")
+        except Exception as err:  # offline or no such repo: which input failed, and what to pass instead
+            raise ValueError(f"pool: cannot load the Hub dataset {str(source)!r} ({error_line(err)}); pass a local pool "
+                             "folder or 'bundled'") from None
     return validate_pool(ds, **validate)
 
 
@@ -257,48 +299,64 @@ def pool_reference(pool: datasets.Dataset) -> EDAReference:
     return EDAReference.from_entropies(entropies, bins=bins or DEFAULT_BINS)
 
 
-# --- Building a pool: sharded, resumable, multi-process ----------------------------
+# --- Build folders: the layout `heal-hf build-pool` writes ---------------------------
 #
 # A build folder holds `pool_build.json` (the build's settings and shard count),
 # `data/train-XXXXX-of-NNNNN.parquet` shards and, once finalized, a dataset card
-# `README.md`. Shard i is a fixed chunk of `shard_size` prompts sampled with
-# `shard_seed(seed, i)`, so its rows do not depend on which process built it or when.
-# Every file is written to a hidden temporary name and moved into place with
-# os.replace: after a kill -9 a shard either exists whole or not at all, and the next
-# run builds exactly the missing ones.
+# `README.md` (heal_hf.pool_build writes them; this module reads them).
 
 MANIFEST_NAME = "pool_build.json"
 DATA_DIR = "data"
-_IDENTITY_EXEMPT = ("heal_hf_version", "command")  # manifest keys a resumed build may differ in
 
-POOL_COLUMN_DOCS: dict[str, str] = {
-    "prompt": "the general-domain problem, as given to the model",
-    "answer": "its reference answer, checked by the verifier",
-    "source": "where the problem comes from (a dataset, a task family)",
-    "responses": "the k sampled responses",
-    "token_entropies": "per response, the entropy (nats) of each generated token, EOS included",
-    "entropy_curves": "per response, the K-bin entropy curve over normalized time (nats)",
-    "magnitude": "per response, the mean token entropy m (nats)",
-    "total_variation": "per response, mean_t |H_{t+1} - H_t| (nats)",
-    "volatility": "per response, std_t (H_{t+1} - H_t) (nats)",
-    "lengths": "per response, the number of generated tokens",
-    "passed": "per response, the verifier's outcome (1.0 correct, 0.0 wrong)",
-    "pass_rate": "p, the share of correct responses",
-    "mean_entropy": "uncertainty criterion: mean of the responses' magnitudes (nats)",
-    "outcome_uncertainty": "uncertainty criterion: 4 p (1 - p)",
-    "curve_diversity": "diversity criterion: mean pairwise RMS distance between the responses' curves (nats)",
-    "lexical_diversity": "diversity criterion: distinct word bigrams / all bigrams over the responses",
-    "uncertainty_score": "rank-normalized uncertainty within the pool, in [0, 1]",
-    "diversity_score": "rank-normalized diversity within the pool, in [0, 1]",
-    "features": "mean profile features of the responses (K curve bins, magnitude, total variation, "
-    "volatility, forking share) used to avoid near-duplicate picks",
-    "model_id": "the model that sampled the responses",
-    "tokenizer_hash": "fingerprint of its tokenizer (entropies of other tokenizers are not comparable)",
-    "bins": "K, the number of curve bins",
-    "sampling": "k, max new tokens, temperature, top-p, top-k and the build seed",
-    "schema_version": "the pool schema version",
-}
-"""One line per pool column, for dataset cards and docs."""
+
+def shard_name(index: int, num_shards: int) -> str:
+    """File name of shard `index` (the Hub's `train-XXXXX-of-NNNNN.parquet` convention)."""
+    return f"train-{index:05d}-of-{num_shards:05d}.parquet"
+
+
+def read_build_manifest(out_dir: str | Path) -> dict[str, Any]:
+    """The `pool_build.json` of a build folder (ValueError when there is none or it is unreadable)."""
+    path = Path(out_dir) / MANIFEST_NAME
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"pool: {path} not found; {out_dir} is not a heal-hf pool build folder") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"pool: {path} is corrupt ({err}); restore it or rebuild into a new folder") from None
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(
+            f"pool: {out_dir} was built with schema v{manifest.get('schema_version')} but this heal-hf writes "
+            f"v{SCHEMA_VERSION}; build into a new folder or install the matching heal-hf"
+        )
+    return manifest
+
+
+def build_shard_paths(out_dir: str | Path) -> list[Path]:
+    """The shard files of a build folder, in order; ValueError when some are missing."""
+    out = Path(out_dir)
+    num_shards = int(read_build_manifest(out)["num_shards"])
+    paths = [out / DATA_DIR / shard_name(i, num_shards) for i in range(num_shards)]
+    missing = [p.name for p in paths if not p.exists()]
+    if missing:
+        raise ValueError(
+            f"pool: the build in {out} is incomplete ({num_shards - len(missing)}/{num_shards} shards; missing "
+            f"{missing[:3]}{'...' if len(missing) > 3 else ''}); resume it by re-running the same `heal-hf build-pool`"
+        )
+    return paths
+
+
+def shard_rows(path: Path) -> int:
+    """Rows in a parquet shard; ValueError naming the file when it is damaged."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        raise ValueError(
+            f"pool: shard {path} is corrupt or truncated ({err}); delete that file and re-run the same "
+            "`heal-hf build-pool` command to rebuild it"
+        ) from None
+
+
+# --- Sampling pool rows with a model -------------------------------------------------
 
 
 @dataclass
@@ -360,78 +418,6 @@ def shard_seed(seed: int, shard: int | str) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def shard_name(index: int, num_shards: int) -> str:
-    """File name of shard `index` (the Hub's `train-XXXXX-of-NNNNN.parquet` convention)."""
-    return f"train-{index:05d}-of-{num_shards:05d}.parquet"
-
-
-def check_causal_lm(model: Any) -> None:
-    """Raise ValueError unless `model` is a decoder-only model that can `generate`."""
-    from transformers import GenerationMixin
-
-    is_seq2seq = getattr(getattr(model, "config", None), "is_encoder_decoder", False)
-    if not isinstance(model, GenerationMixin) or not model.can_generate() or is_seq2seq:
-        raise ValueError(
-            f"model: {type(model).__name__} is not a causal language model that can generate; "
-            "load a decoder-only checkpoint with transformers.AutoModelForCausalLM"
-        )
-
-
-def load_causal_lm(
-    model_id: str | Path, device: str | None = None, dtype: str = "auto"
-) -> tuple[Any, Any]:
-    """Load a causal LM and its tokenizer (local folder or Hub id; never remote code).
-
-    Raises ValueError when the checkpoint is not a causal LM (e.g. an encoder or a
-    sequence-to-sequence model) or cannot be found.
-    """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-    try:
-        config = AutoConfig.from_pretrained(str(model_id), trust_remote_code=False)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"model: cannot load {str(model_id)!r} ({err}); pass a local folder or a Hub model id") from None
-    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or getattr(config, "is_encoder_decoder", False):
-        raise ValueError(
-            f"model: {str(model_id)!r} is a {config.model_type!r} model, not a causal language model; "
-            "pass a decoder-only checkpoint (one AutoModelForCausalLM loads)"
-        )
-    torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
-    model = AutoModelForCausalLM.from_pretrained(str(model_id), dtype=torch_dtype, trust_remote_code=False)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_id), trust_remote_code=False)
-    check_causal_lm(model)
-    return model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval(), tokenizer
-
-
-def process_layout() -> tuple[int, int, str]:
-    """(process index, process count, device) of this process under `accelerate launch` (0, 1, ... alone).
-
-    On machines without CUDA each process runs on the CPU (accelerate's multi-CPU mode).
-    """
-    from accelerate import PartialState
-
-    state = PartialState(cpu=not torch.cuda.is_available())
-    device = str(state.device) if state.device.type != "cpu" else "cpu"
-    return state.process_index, state.num_processes, device
-
-
-def load_prompt_dataset(source: str | Path, split: str = "train", config_name: str | None = None) -> datasets.Dataset:
-    """A dataset of prompts: a local .json/.jsonl/.csv/.parquet file, a local folder, or a Hub id."""
-    path = Path(source)
-    builders = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
-    try:
-        if path.is_file():
-            if path.suffix not in builders:
-                raise ValueError(
-                    f"dataset: {path} is not a .json, .jsonl, .csv or .parquet file; convert it or pass its folder"
-                )
-            return datasets.load_dataset(builders[path.suffix], data_files=str(path), split="train")
-        return datasets.load_dataset(str(source), config_name, split=split)
-    except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
-        raise ValueError(f"dataset: cannot load {str(source)!r} split {split!r} ({err})") from None
-
-
 def sample_pool_rows(
     model: Any,
     tokenizer: Any,
@@ -452,11 +438,12 @@ def sample_pool_rows(
     verifier cannot use (missing, or no number for `numeric`) raises ValueError
     before any sampling.
     """
-    from .rollout import sample_with_entropies
+    from .rollout import sample_with_entropies  # here, not at the top: loading a pool needs no transformers
 
-    checks = [get_verifier(name) for name in (verifiers or [config.verifier] * len(prompts))]
-    for check, answer in zip(checks, answers):
-        check("", answer)  # a data error in the answers surfaces here, not after minutes of sampling
+    names = list(verifiers or [config.verifier] * len(prompts))
+    for name in set(names):  # a data error in the answers surfaces here, not after minutes of sampling
+        check_reference_answers(name, [a for a, n in zip(answers, names) if n == name], f"answers ({name})")
+    checks = [get_verifier(name) for name in names]
     out = sample_with_entropies(
         model,
         tokenizer,
@@ -484,323 +471,3 @@ def sample_pool_rows(
         sampling=config.sampling(),
         bins=config.bins,
     )
-
-
-def _dataset_fingerprint(
-    prompts: Sequence[str], answers: Sequence[str], sources: Sequence[str], verifiers: Sequence[str] | None
-) -> str:
-    digest = hashlib.sha256()
-    for row in zip(prompts, answers, sources, verifiers or [None] * len(prompts)):
-        digest.update(json.dumps(row, ensure_ascii=False).encode() + b"\n")
-    return digest.hexdigest()[:16]
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _atomic_write_table(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_build_manifest(out_dir: str | Path) -> dict[str, Any]:
-    """The `pool_build.json` of a build folder (ValueError when there is none or it is unreadable)."""
-    path = Path(out_dir) / MANIFEST_NAME
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"pool: {path} not found; {out_dir} is not a heal-hf pool build folder") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"pool: {path} is corrupt ({err}); restore it or rebuild into a new folder") from None
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(
-            f"pool: {out_dir} was built with schema v{manifest.get('schema_version')} but this heal-hf writes "
-            f"v{SCHEMA_VERSION}; build into a new folder or install the matching heal-hf"
-        )
-    return manifest
-
-
-def _claim_out_dir(out: Path, manifest: dict[str, Any]) -> None:
-    """Start a build in `out` or check that it continues the one already there."""
-    existing = out / MANIFEST_NAME
-    if existing.exists():
-        previous = read_build_manifest(out)
-        differ = sorted(
-            k for k in set(previous) | set(manifest) if k not in _IDENTITY_EXEMPT and previous.get(k) != manifest.get(k)
-        )
-        if differ:
-            details = "; ".join(f"{k}: {previous.get(k)!r} there, {manifest.get(k)!r} now" for k in differ)
-            raise ValueError(
-                f"out: {out} holds a pool built with other settings ({details}); "
-                "resume with the same settings or build into a new folder"
-            )
-        return
-    ours = (f".{MANIFEST_NAME}.",)  # another process of this build may be writing the manifest right now
-    if out.exists() and any(not p.name.startswith(ours) for p in out.iterdir()):
-        raise ValueError(
-            f"out: {out} is not empty and holds no {MANIFEST_NAME}; pass a new or empty folder "
-            "(nothing in it was changed)"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(existing, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
-
-def _shard_rows(path: Path) -> int:
-    try:
-        return pq.ParquetFile(path).metadata.num_rows
-    except Exception as err:  # pyarrow raises several types for a damaged file
-        raise ValueError(
-            f"pool: shard {path} is corrupt or truncated ({err}); delete that file and re-run the same "
-            "`heal-hf build-pool` command to rebuild it"
-        ) from None
-
-
-def _check_shard(path: Path, expected_rows: int) -> None:
-    rows = _shard_rows(path)
-    if rows != expected_rows:
-        raise ValueError(
-            f"pool: shard {path} has {rows} rows but this build expects {expected_rows}; delete that file "
-            "and re-run the same `heal-hf build-pool` command to rebuild it"
-        )
-
-
-def _read_shard(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
-    try:
-        return pq.read_table(path, columns=list(columns) if columns else None)
-    except Exception as err:
-        raise ValueError(
-            f"pool: shard {path} is corrupt ({err}); delete that file and re-run the same "
-            "`heal-hf build-pool` command to rebuild it"
-        ) from None
-
-
-def build_pool(
-    model: Any,
-    tokenizer: Any,
-    dataset: datasets.Dataset,
-    out_dir: str | Path,
-    config: PoolBuildConfig | None = None,
-    model_id: str | None = None,
-    dataset_id: str | None = None,
-    process_index: int = 0,
-    num_processes: int = 1,
-    progress: bool = True,
-    finalize: bool = True,
-    repo_id: str = POOL_REPO_ID,
-    license: str | None = None,
-    command: str | None = None,
-    poll_seconds: float = 2.0,
-) -> Path:
-    """Build (or resume) a general-entropy pool in `out_dir` and return the folder.
-
-    Samples `config.samples_per_prompt` responses per prompt of `dataset` with
-    `model`, records their token entropies, verifies them against the answer column
-    and writes pool rows (POOL_FEATURES) as parquet shards under `out_dir/data/`.
-    Shards already there are kept, so re-running after an interruption (even kill -9)
-    builds only what is missing.
-
-    With several processes (e.g. under `accelerate launch`), process `process_index`
-    of `num_processes` builds shards i with i % num_processes == process_index; the
-    rows equal those of a one-process build. Process 0 then waits for the other
-    shards and, with `finalize`, fills the pool scores and writes the dataset card
-    (`finalize_pool`).
-
-    Args:
-        model, tokenizer: a causal LM and its tokenizer.
-        dataset: rows with `config.prompt_column` and `config.answer_column`.
-        out_dir: a new or empty folder, or a previous build of the same pool.
-        model_id: recorded in every row (default: `model.name_or_path`).
-        dataset_id: recorded in the card, and the default `source` of every row.
-        repo_id, license: the dataset card's repo id and license (see `write_pool_card`).
-        command: how to rebuild the pool, shown on the card (default: the equivalent
-            `heal-hf build-pool` command).
-    """
-    config = (config or PoolBuildConfig()).validate()
-    check_causal_lm(model)
-    if not 0 <= process_index < num_processes:
-        raise ValueError(f"process_index: expected 0 <= {process_index} < num_processes = {num_processes}")
-    for role, column in (("prompt_column", config.prompt_column), ("answer_column", config.answer_column),
-                         ("source_column", config.source_column), ("verifier_column", config.verifier_column)):
-        if column is not None and column not in dataset.column_names:
-            raise ValueError(
-                f"dataset: no {column!r} column (columns: {dataset.column_names}); "
-                f"set {role} (--{role.replace('_', '-')}) to the column that holds it"
-            )
-    if len(dataset) == 0:
-        raise ValueError("dataset: it has no rows; expected at least one prompt")
-    dataset_id = dataset_id or dataset.info.dataset_name or "dataset"
-    model_id = model_id or getattr(model, "name_or_path", "") or type(model).__name__
-    prompts = [str(p) for p in dataset[config.prompt_column]]
-    answers = [str(a) for a in dataset[config.answer_column]]
-    if config.source_column:
-        sources = [str(s) for s in dataset[config.source_column]]
-    else:
-        sources = [config.source or dataset_id] * len(prompts)
-    verifiers = [str(v) for v in dataset[config.verifier_column]] if config.verifier_column else None
-    checks = {name: get_verifier(name) for name in set(verifiers or [config.verifier])}
-    for name, answer in zip(verifiers or [config.verifier] * len(answers), answers):
-        checks[name]("", answer)  # bad reference answers: an error before the folder is touched
-    num_shards = -(-len(prompts) // config.shard_size)
-    tokenizer_hash = tokenizer_fingerprint(tokenizer)
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "heal_hf_version": _heal_hf_version(),
-        "model_id": model_id,
-        "tokenizer_hash": tokenizer_hash,
-        "dataset": {"id": dataset_id, "num_prompts": len(prompts),
-                    "fingerprint": _dataset_fingerprint(prompts, answers, sources, verifiers)},
-        "config": asdict(config),
-        "num_shards": num_shards,
-        "command": command,
-    }
-    out = Path(out_dir)
-    _claim_out_dir(out, manifest)
-    data = out / DATA_DIR
-    data.mkdir(exist_ok=True)
-
-    def rows_of(i: int) -> range:
-        return range(i * config.shard_size, min(len(prompts), (i + 1) * config.shard_size))
-
-    mine = [i for i in range(num_shards) if i % num_processes == process_index]
-    todo = []
-    for i in mine:
-        path = data / shard_name(i, num_shards)
-        for stale in data.glob(f".{path.name}.*.tmp"):  # left by a killed run of this shard
-            stale.unlink()
-        if path.exists():
-            _check_shard(path, len(rows_of(i)))
-        else:
-            todo.append(i)
-    total = sum(len(rows_of(i)) for i in mine)
-    bar = tqdm(total=total, initial=total - sum(len(rows_of(i)) for i in todo), unit="prompt",
-               desc=f"build-pool [{process_index + 1}/{num_processes}]", position=process_index,
-               disable=not progress, smoothing=0.1, dynamic_ncols=True)
-    try:
-        for i in todo:
-            span = rows_of(i)
-            rows = sample_pool_rows(
-                model, tokenizer, prompts[span.start : span.stop], answers[span.start : span.stop],
-                sources[span.start : span.stop], config, shard_seed(config.seed, i), model_id, tokenizer_hash,
-                progress=bar.update, verifiers=verifiers[span.start : span.stop] if verifiers else None,
-            )
-            # pyarrow straight from the rows (datasets' from_list made the same table, 3x slower)
-            table = pa.Table.from_pylist(rows, schema=POOL_FEATURES.arrow_schema)
-            _atomic_write_table(table, data / shard_name(i, num_shards))
-    finally:
-        bar.close()
-    if process_index != 0 or not finalize:
-        return out
-    waiting = False
-    while missing := [i for i in range(num_shards) if not (data / shard_name(i, num_shards)).exists()]:
-        if not waiting and progress:
-            print(f"build-pool: waiting for {len(missing)} shards from the other processes", file=sys.stderr)
-        waiting = True
-        time.sleep(poll_seconds)
-    return finalize_pool(out, repo_id=repo_id, license=license)
-
-
-def _heal_hf_version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-def build_shard_paths(out_dir: str | Path) -> list[Path]:
-    """The shard files of a build folder, in order; ValueError when some are missing."""
-    out = Path(out_dir)
-    num_shards = int(read_build_manifest(out)["num_shards"])
-    paths = [out / DATA_DIR / shard_name(i, num_shards) for i in range(num_shards)]
-    missing = [p.name for p in paths if not p.exists()]
-    if missing:
-        raise ValueError(
-            f"pool: the build in {out} is incomplete ({num_shards - len(missing)}/{num_shards} shards; missing "
-            f"{missing[:3]}{'...' if len(missing) > 3 else ''}); resume it by re-running the same `heal-hf build-pool`"
-        )
-    return paths
-
-
-def finalize_pool(out_dir: str | Path, repo_id: str = POOL_REPO_ID, license: str | None = None) -> Path:
-    """Fill `uncertainty_score` / `diversity_score` (ranks over the whole pool) and write the card.
-
-    Idempotent: the scores depend only on the criteria columns, so a finalize cut
-    short can simply run again.
-    """
-    out = Path(out_dir)
-    manifest = read_build_manifest(out)
-    paths = build_shard_paths(out)
-    criteria = [_read_shard(p, CRITERIA) for p in paths]
-    uncertainty, diversity = pool_scores(
-        {c: np.concatenate([t.column(c).to_numpy() for t in criteria]) for c in CRITERIA},
-        seed=int(manifest["config"]["seed"]),
-    )
-    start = 0
-    tables = []
-    for path, part in zip(paths, criteria):
-        stop = start + part.num_rows
-        table = _read_shard(path)
-        scores = {"uncertainty_score": uncertainty[start:stop], "diversity_score": diversity[start:stop]}
-        if not all(np.array_equal(table.column(c).to_numpy(), v) for c, v in scores.items()):
-            for c, v in scores.items():
-                table = table.set_column(table.schema.get_field_index(c), c, pa.array(v, pa.float32()))
-            _atomic_write_table(table, path)
-        tables.append(table)
-        start = stop
-    # The card's statistics from the tables just written (no second read through load_dataset).
-    pool = validate_pool(datasets.Dataset(pa.concat_tables(tables)).cast(POOL_FEATURES))
-    write_pool_card(out, repo_id=repo_id, license=license, pool=pool)
-    return out
-
-
-def pool_stats(pool: datasets.Dataset) -> dict[str, Any]:
-    """Summary statistics of a pool, for its card (entropies in nats)."""
-    lengths = np.concatenate([np.asarray(x, dtype=np.float64) for x in pool["lengths"]])
-    pass_rate = np.asarray(list(pool["pass_rate"]), dtype=np.float64)
-    sources, counts = np.unique(np.asarray(list(pool["source"])), return_counts=True)
-    return {
-        "prompts": len(pool),
-        "responses": int(len(lengths)),
-        "tokens": int(lengths.sum()),
-        "mean_response_tokens": float(lengths.mean()),
-        "mean_pass_rate": float(pass_rate.mean()),
-        "share_partially_solved": float(((pass_rate > 0) & (pass_rate < 1)).mean()),
-        "mean_token_entropy": float(np.mean(list(pool["mean_entropy"]))),
-        "mean_curve_diversity": float(np.mean(list(pool["curve_diversity"]))),
-        "mean_lexical_diversity": float(np.mean(list(pool["lexical_diversity"]))),
-        "sources": {str(s): int(c) for s, c in zip(sources, counts)},
-    }
-
-
-def pool_card_text(
-    out_dir: str | Path, repo_id: str = POOL_REPO_ID, license: str | None = None, pool: datasets.Dataset | None = None
-) -> str:
-    """The dataset card (README.md text) of a complete build folder, for Hub repo `repo_id`.
-
-    `license` None keeps the license of the card already there ("other" if none).
-    `pool`: the folder's rows when the caller already holds them (default: `load_pool(out_dir)`).
-    """
-    from huggingface_hub import DatasetCard
-
-    from .cards import pool_dataset_card
-
-    out = Path(out_dir)
-    manifest = read_build_manifest(out)
-    readme = out / "README.md"
-    if license is None:
-        license = (DatasetCard.load(readme).data.license if readme.exists() else None) or "other"
-    stats = pool_stats(pool if pool is not None else load_pool(out))
-    return str(pool_dataset_card(manifest, stats, repo_id=repo_id, license=license))
-
-
-def write_pool_card(
-    out_dir: str | Path, repo_id: str = POOL_REPO_ID, license: str | None = None, pool: datasets.Dataset | None = None
-) -> Path:
-    """Write `pool_card_text` to the build folder's README.md and return its path."""
-    readme = Path(out_dir) / "README.md"
-    _atomic_write_text(readme, pool_card_text(out_dir, repo_id=repo_id, license=license, pool=pool))
-    return readme

@@ -22,12 +22,18 @@ from typing import Any, Callable, Sequence
 import datasets
 import numpy as np
 
-from .pool import POOL_FEATURES, PoolBuildConfig, check_causal_lm, sample_pool_rows, shard_seed, validate_pool
+from .pool import (
+    DOMAIN_GENERAL,
+    DOMAIN_TARGET,
+    POOL_FEATURES,
+    PoolBuildConfig,
+    sample_pool_rows,
+    shard_seed,
+    validate_pool,
+)
 from .profiles import DEFAULT_BINS
+from .rollout import check_causal_lm
 from .selection import CRITERIA, DIVERSITY_CRITERIA, UNCERTAINTY_CRITERIA, HybridSelector, response_criteria
-
-DOMAIN_TARGET = "target"
-DOMAIN_GENERAL = "general"
 
 MIXED_FEATURES = datasets.Features(
     {

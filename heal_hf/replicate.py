@@ -35,7 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from .files import atomic_write, write_json_atomic, write_text_atomic
+from .run_folder import RUN_FILE
 from .toy import tasks
+from .verifiers import get_verifier
 
 EDA_WEIGHT = 0.1
 
@@ -131,10 +134,8 @@ def check_settings(s: ReplicateSettings) -> None:
 
 def write_jsonl(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """Write the rows' prompt and answer as JSON lines, atomically."""
-    from .pool import _atomic_write_text
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(path, "".join(json.dumps({"prompt": r["prompt"], "answer": r["answer"]}) + "\n" for r in rows))
+    write_text_atomic(path, "".join(json.dumps({"prompt": r["prompt"], "answer": r["answer"]}) + "\n" for r in rows))
     return path
 
 
@@ -158,8 +159,7 @@ def accuracy_curve_callback(prompts: Sequence[str], answers: Sequence[str], veri
     """A TrainerCallback that records (step, greedy accuracy on `prompts`) at step 0 and every `every` steps."""
     from transformers import TrainerCallback
 
-    from .train import greedy_completions
-    from .verifiers import get_verifier
+    from .evaluation import greedy_completions
 
     check = get_verifier(verifier)
 
@@ -193,7 +193,7 @@ def accuracy_curve_callback(prompts: Sequence[str], answers: Sequence[str], veri
 def run_complete(folder: Path) -> bool:
     """A run folder whose training finished and whose results were written."""
     try:
-        return json.loads((folder / "heal_run.json").read_text())["status"] == "complete" and (
+        return json.loads((folder / RUN_FILE).read_text())["status"] == "complete" and (
             folder / "replicate_run.json").exists()
     except (OSError, ValueError, KeyError):
         return False
@@ -205,7 +205,6 @@ def run_arm(
 ) -> dict[str, Any]:
     """Train one arm (or read its finished results) and return its result row."""
     from .train import TrainSettings, train
-    from .trl import write_json_atomic
 
     if run_complete(folder):
         return json.loads((folder / "replicate_run.json").read_text())
@@ -259,8 +258,7 @@ def base_evaluation(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .toy import TOY_REASONER_PATH, check_toy_reasoner
-    from .train import evaluate_target
-    from .trl import write_json_atomic
+    from .evaluation import evaluate_target
 
     path = out / f"base-{family}-{settings.eval_problems}x{settings.eval_samples}.json"
     if path.exists():
@@ -288,9 +286,6 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
     """
     import torch
     from tqdm.auto import tqdm
-
-    from .pool import _atomic_write_text
-    from .trl import write_json_atomic
 
     check_settings(settings)
     torch.set_num_threads(settings.threads)
@@ -327,7 +322,7 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
     if not settings.report:
         return results
     write_json_atomic(out / "results.json", results)
-    _atomic_write_text(out / "results.md", results_table(results) + "\n")
+    write_text_atomic(out / "results.md", results_table(results) + "\n")
     plot_replication(results, out / "curves.png")
     return results
 
@@ -438,8 +433,7 @@ def plot_replication(results: dict[str, Any], path: Path) -> Path:
         row[1].set(title=f"{family}: held-out greedy accuracy", xlabel="RL step", ylabel="accuracy")
         row[1].legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=90)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=90, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path

@@ -31,11 +31,12 @@ import gradio as gr
 import pandas as pd
 import torch
 from huggingface_hub import SpaceCardData
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from . import verifiers
+from . import rollout, verifiers
 from .eda import FEATURE_NAMES, EDAReference, EDAReward, EDAScores
+from .files import error_line
+from .pool import load_pool, pool_reference, tokenizer_fingerprint
 from .rollout import Rollouts, sample_with_entropies
 
 try:
@@ -155,12 +156,6 @@ def default_model_id() -> str:
     return TOY_REASONER if _toy_reasoner_loader() is not None else TINY_RANDOM
 
 
-def _first_line(err: BaseException, limit: int = 300) -> str:
-    text = str(err).strip().splitlines()
-    line = text[0] if text else type(err).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
 def load_causal_lm(model_id: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A causal LM (eval mode, float32, CPU) and its tokenizer; raises ModelLoadError with the reason.
 
@@ -174,43 +169,20 @@ def load_causal_lm(model_id: str) -> tuple[PreTrainedModel, PreTrainedTokenizerB
         try:
             return loader()
         except Exception as err:  # e.g. a bundled file missing or corrupted
-            raise ModelLoadError(f"cannot load the bundled toy reasoner: {_first_line(err)}") from None
+            raise ModelLoadError(f"cannot load the bundled toy reasoner: {error_line(err)}") from None
     if model_id == TINY_RANDOM:
         from .toy.tiny import tiny_causal_lm
 
         model, tokenizer = tiny_causal_lm(seed=0)
         return model.eval(), tokenizer
     try:
-        config = AutoConfig.from_pretrained(model_id, trust_remote_code=False)
-    except Exception as err:  # missing repo, offline Hub, bad id, remote code: all "cannot load"
-        raise ModelLoadError(
-            f"cannot load {model_id!r}: it is not a local model folder and the Hub could not provide it "
-            f"(offline, private or misspelled?). Details: {_first_line(err)}"
-        ) from None
-    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
-        raise ModelLoadError(
-            f"{model_id!r} is a {config.model_type!r} model, not a causal language model; "
-            "the explorer samples text token by token, so it needs e.g. a Llama, GPT-2 or Qwen checkpoint"
-        )
-    with torch.device("meta"):  # count parameters without allocating them
-        parameters = sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
-    if parameters > MAX_PARAMETERS:
-        raise ModelLoadError(
-            f"{model_id!r} has {parameters / 1e9:.1f}B parameters; this CPU app loads at most "
-            f"{MAX_PARAMETERS / 1e9:.0f}B. Try a smaller checkpoint"
-        )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(model_id, trust_remote_code=False, dtype=torch.float32)
-    except Exception as err:
-        raise ModelLoadError(f"cannot load {model_id!r}: {_first_line(err)}") from None
-    return model.eval(), tokenizer
+        return rollout.load_causal_lm(model_id, device="cpu", dtype="float32", max_parameters=MAX_PARAMETERS)
+    except ValueError as err:
+        raise ModelLoadError(str(err).removeprefix("model: ")) from None
 
 
 def _bundled_pool_reference(tokenizer: PreTrainedTokenizerBase) -> tuple[EDAReference, str] | None:
     """R from the bundled general-entropy pool when it is installed and matches the tokenizer."""
-    from .pool import load_pool, pool_reference, tokenizer_fingerprint
-
     try:
         pool = load_pool(None, tokenizer_hash=tokenizer_fingerprint(tokenizer))
     except ValueError:  # not bundled in this heal-hf, or sampled with another tokenizer

@@ -15,27 +15,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import yaml
 
 from . import __version__
-from .verifiers import get_verifier, verifier_reward
+from .files import atomic_write, error_line, load_rows, write_json_atomic
+from .run_folder import (
+    CURVES_FILE,
+    METRICS_FILE,
+    RUN_FILE,
+    TRAIN_SET_FILE,
+    history_from_logs,
+    last_complete_checkpoint,
+)
+from .verifiers import check_reference_answers, get_verifier, verifier_reward
 
 DEFAULT_MODEL = str(Path(__file__).parent / "toy" / "assets" / "toy-reasoner")
 """The model `heal-hf train` uses without --model: the bundled toy reasoner (switch it here)."""
-RUN_FILE = "heal_run.json"
-METRICS_FILE = "metrics.json"
-CURVES_FILE = "entropy_curves.png"
-TRAIN_SET_FILE = "heal_train_set.parquet"
 PUSH_IGNORE = ["checkpoint-*", "checkpoint-*/**", ".*", "**/.*"]
 """Not uploaded by push: checkpoints and hidden files (the run's own temporaries)."""
-DATA_SUFFIXES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
 @dataclass
@@ -169,106 +172,21 @@ def read_config(path: str | Path | None) -> dict[str, Any]:
 # --- Data -------------------------------------------------------------------------
 
 
-def load_problems(source: str, split: str, prompt_column: str, answer_column: str, what: str) -> Any:
-    """Problems (a `datasets.Dataset`) with prompt and answer columns, from a local file/folder or a Hub id."""
-    import datasets
+def load_problems(
+    source: str, split: str, prompt_column: str, answer_column: str, what: str, verifier: str | None = None
+) -> Any:
+    """Problems (a `datasets.Dataset`) with prompt and answer columns, from a local file/folder or a Hub id.
 
-    path = Path(source)
-    if path.suffix.lower() in DATA_SUFFIXES:
-        if not path.is_file():
-            raise ValueError(f"{what}: no such file {path}")
-        ds = datasets.load_dataset(DATA_SUFFIXES[path.suffix.lower()], data_files=str(path), split="train")
-    elif path.is_dir():
-        ds = datasets.load_dataset(str(path), split=split)
-    else:
-        try:
-            ds = datasets.load_dataset(source, split=split)
-        except Exception as err:  # offline, missing repo or split: say which input failed
-            raise ValueError(f"{what}: could not load {source!r} (split {split!r}): {err}") from None
+    With `verifier`, every reference answer must be one it can check. Each failure is
+    a one-line ValueError naming `what`, the source and the fix.
+    """
+    ds = load_rows(source, split=split, what=what)
     for column, flag in ((prompt_column, "--prompt-column"), (answer_column, "--answer-column")):
         if column not in ds.column_names:
             raise ValueError(f"{what}: no {column!r} column in {source} (columns: {ds.column_names}); set {flag}")
-    if len(ds) == 0:
-        raise ValueError(f"{what}: {source} has no rows")
-    missing = [i for i, a in enumerate(ds[answer_column]) if a is None or str(a).strip() == ""]
-    if missing:
-        raise ValueError(f"{what}: rows {missing[:5]} of {source} have no {answer_column!r}; every problem needs an answer")
+    if verifier is not None:
+        check_reference_answers(verifier, ds[answer_column], f"{what}: {source}")
     return ds
-
-
-def _conversational(prompts: Sequence[str]) -> list[list[dict[str, str]]]:
-    return [[{"role": "user", "content": p}] for p in prompts]
-
-
-# --- Evaluation -------------------------------------------------------------------
-
-
-@torch.no_grad()
-def greedy_completions(
-    model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, chat_template: bool, batch_size: int = 16
-) -> list[str]:
-    """Greedy completions of `prompts`, left-padded in batches."""
-    from .rollout import completion_lengths
-
-    texts = [
-        tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in _conversational(prompts)
-    ] if chat_template else list(prompts)
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    eos = model.generation_config.eos_token_id
-    eos_ids = [] if eos is None else list(eos) if isinstance(eos, (list, tuple)) else [eos]
-    out: list[str] = []
-    try:
-        for start in range(0, len(texts), batch_size):
-            enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True,
-                            add_special_tokens=not chat_template)
-            enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-            ids = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens,
-                                 pad_token_id=tokenizer.pad_token_id)[:, enc["input_ids"].shape[1] :].cpu()
-            lengths = completion_lengths(ids, eos_ids)
-            out += tokenizer.batch_decode([row[:n] for row, n in zip(ids, lengths)], skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
-    return out
-
-
-def evaluate_target(
-    model: Any,
-    tokenizer: Any,
-    prompts: Sequence[str],
-    answers: Sequence[str],
-    verifier: str,
-    samples: int,
-    max_new_tokens: int,
-    temperature: float,
-    chat_template: bool = False,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Greedy accuracy, pass@k (k = `samples` sampled answers) and mean token entropy (nats) of the samples."""
-    from tqdm.auto import tqdm
-
-    from .rollout import sample_with_entropies
-
-    check = get_verifier(verifier)
-    was_training = model.training
-    model.eval()
-    try:
-        greedy = greedy_completions(model, tokenizer, prompts, max_new_tokens, chat_template)
-        with tqdm(total=len(prompts), desc="evaluating", unit="problem") as bar:
-            rollouts = sample_with_entropies(
-                model, tokenizer, list(prompts), num_samples=samples, max_new_tokens=max_new_tokens,
-                temperature=temperature, seed=seed, chat_template=chat_template, progress=bar.update,
-            )
-    finally:
-        model.train(was_training)
-    correct = [[check(t, a) for t in texts] for texts, a in zip(rollouts.texts, answers)]
-    tokens = [h for e in rollouts.flat_entropies() for h in e]
-    return {
-        "greedy_accuracy": sum(check(c, a) for c, a in zip(greedy, answers)) / len(prompts),
-        f"pass@{samples}": sum(max(c) for c in correct) / len(prompts),
-        "sample_accuracy": sum(map(sum, correct)) / (len(prompts) * samples),
-        "mean_token_entropy": sum(tokens) / len(tokens) if tokens else 0.0,
-        "problems": len(prompts),
-    }
 
 
 # --- Output folder, token, push ---------------------------------------------------
@@ -294,18 +212,6 @@ def check_output_dir(output_dir: Path, resume: bool, fingerprint: dict[str, Any]
             "options or start a new --output-dir"
         )
     return last_complete_checkpoint(output_dir)
-
-
-def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest checkpoint-N that was fully written (its heal_state.json comes last), or None.
-
-    A run killed while saving leaves a partial folder; resuming skips it.
-    """
-    from .trl import STATE_FILE
-
-    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    complete = [p for p in found if (p / STATE_FILE).is_file() and (p / "trainer_state.json").is_file()]
-    return max(complete, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
 def hub_token() -> str:
@@ -346,58 +252,6 @@ def push_run(output_dir: str | Path, repo_id: str, private: bool = False, token:
     return info.commit_url
 
 
-# --- Metrics and the entropy-curve figure -----------------------------------------
-
-
-def history_from_logs(log_history: Sequence[dict[str, Any]]) -> list[dict[str, float]]:
-    """Per logged step: HEAL's metrics, the total reward, per-function mean rewards and TRL's entropy."""
-
-    def keep(key: str) -> bool:
-        return key.startswith("heal/") or key in ("reward", "entropy") or (key.startswith("rewards/") and key.endswith("/mean"))
-
-    return [
-        {"step": entry["step"], **{k: float(v) for k, v in entry.items() if keep(k)}}
-        for entry in log_history
-        if "step" in entry and any(k.startswith("heal/") for k in entry)
-    ]
-
-
-def plot_entropy_curves(metrics: dict[str, Any], path: str | Path, bins: int | None = None) -> Path:
-    """Save the figure of a run: entropy and its retention per domain over steps, and the mean K-bin curves."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    history = metrics.get("history", [])
-    curves = metrics.get("curves", {})
-    colors = {"target": "tab:red", "general": "tab:blue"}
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for domain, color in colors.items():
-        for ax, key in ((axes[0], f"heal/entropy/{domain}"), (axes[1], f"heal/entropy_retention/{domain}")):
-            points = [(h["step"], h[key]) for h in history if key in h]
-            if points:
-                ax.plot(*zip(*points), color=color, label=domain)
-        for when, style in (("initial", "--"), ("latest", "-")):
-            curve = curves.get(when, {}).get(domain, {}).get("curve")
-            if curve:
-                x = [(k + 0.5) / len(curve) for k in range(len(curve))]
-                axes[2].plot(x, curve, style, color=color, label=f"{domain}, {'step 0' if when == 'initial' else 'last step'}")
-    axes[0].set(title="Mean token entropy", xlabel="step", ylabel="nats")
-    axes[1].set(title="Entropy retention (now / step 0)", xlabel="step")
-    axes[2].set(title="Entropy dynamics (mean curve)", xlabel="normalized position in the response", ylabel="nats")
-    for ax in axes:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
-
-
 # --- The pipeline -----------------------------------------------------------------
 
 
@@ -419,9 +273,11 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
     from accelerate import PartialState
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .pool import POOL_REPO_ID, load_pool, tokenizer_fingerprint
-    from .processors import DOMAIN_GENERAL, HybridSelection
-    from .trl import DomainMixSampler, HEALConfig, HEALGRPOTrainer, write_json_atomic
+    from .cards import plot_entropy_curves, write_model_card
+    from .evaluation import conversational
+    from .pool import DOMAIN_GENERAL, POOL_REPO_ID, load_pool, tokenizer_fingerprint
+    from .processors import HybridSelection
+    from .trl import DomainMixSampler, HEALConfig, HEALGRPOTrainer
 
     state = PartialState()
     overrides = dict(overrides or {})
@@ -443,13 +299,19 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
         **{**training_defaults(), **overrides, "answer_column": "answer", "verifier": settings.verifier},
     )
 
-    target = load_problems(settings.target, settings.target_split, settings.prompt_column, settings.answer_column, "target")
+    target = load_problems(settings.target, settings.target_split, settings.prompt_column, settings.answer_column,
+                           "target", settings.verifier)
     eval_set = None
     if settings.eval is not None:
-        eval_set = load_problems(settings.eval, settings.eval_split, settings.prompt_column, settings.answer_column, "eval")
+        eval_set = load_problems(settings.eval, settings.eval_split, settings.prompt_column, settings.answer_column,
+                                 "eval", settings.verifier)
     if not Path(settings.model).exists() and settings.model == DEFAULT_MODEL:
         raise ValueError(f"model: the bundled toy reasoner is not installed at {DEFAULT_MODEL}; pass --model")
-    tokenizer = AutoTokenizer.from_pretrained(settings.model, trust_remote_code=settings.trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(settings.model, trust_remote_code=settings.trust_remote_code)
+    except OSError as err:  # no such folder, or a Hub id that cannot be reached
+        raise ValueError(f"model: cannot load {settings.model!r} ({error_line(err)}); pass --model with a local "
+                         "folder or a Hub id of a causal LM") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     pool = load_pool(settings.pool, bins=config.eda_bins, tokenizer_hash=tokenizer_fingerprint(tokenizer))
@@ -463,7 +325,7 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
         )(target)
     per_batch = config.generation_batch_size // config.num_generations
     sampler = DomainMixSampler(mixed["domain"], config.num_generations, per_batch, target_fraction=config.target_fraction)
-    train_set = mixed.map(lambda row: {"prompt": _conversational([row["prompt"]])[0]}) if settings.chat_template else mixed
+    train_set = mixed.map(lambda row: {"prompt": conversational([row["prompt"]])[0]}) if settings.chat_template else mixed
 
     run = {
         "heal_hf_version": __version__,
@@ -514,14 +376,6 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
         elif state.is_main_process:
             metrics["eval"]["base"] = _evaluate(model, tokenizer, eval_set, settings, config)
     run["eval_baseline"] = metrics["eval"].get("base")
-    if state.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        if not train_set_path.exists():
-            tmp = output_dir / f".{TRAIN_SET_FILE}.tmp"
-            mixed.to_parquet(str(tmp))
-            os.replace(tmp, train_set_path)
-        write_json_atomic(output_dir / RUN_FILE, run)
-    state.wait_for_everyone()
 
     peft_config = None
     if settings.lora:
@@ -538,6 +392,14 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
         processing_class=tokenizer, pool=pool, peft_config=peft_config, callbacks=callbacks,
     )
     run["model"]["trainable_parameters"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    # Written only now that the trainer has accepted its arguments too: a refused run leaves no folder behind.
+    if state.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if not train_set_path.exists():
+            with atomic_write(train_set_path) as tmp:
+                mixed.to_parquet(str(tmp))
+        write_json_atomic(output_dir / RUN_FILE, run)
+    state.wait_for_everyone()
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
     runtime = time.perf_counter() - started
@@ -558,8 +420,6 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
         plot_entropy_curves(metrics, output_dir / CURVES_FILE)
         run.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         write_json_atomic(output_dir / RUN_FILE, run)
-        from .cards import write_model_card
-
         write_model_card(output_dir)
     state.wait_for_everyone()
     pushed = None
@@ -569,6 +429,8 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
 
 
 def _evaluate(model: Any, tokenizer: Any, eval_set: Any, settings: TrainSettings, config: Any) -> dict:
+    from .evaluation import evaluate_target
+
     return evaluate_target(
         model, tokenizer, eval_set[settings.prompt_column], [str(a) for a in eval_set[settings.answer_column]],
         settings.verifier, settings.eval_samples, config.max_completion_length, config.temperature,
@@ -584,3 +446,13 @@ def _versions() -> dict[str, str]:
 
     return {"heal_hf": __version__, "trl": trl.__version__, "transformers": transformers.__version__,
             "torch": torch.__version__, "peft": peft.__version__, "datasets": datasets.__version__}
+
+
+def __getattr__(name: str) -> Any:
+    # greedy_completions moved to heal_hf.evaluation; `from heal_hf.train import greedy_completions` keeps working
+    # without making this module's import heavy (the CLI builds its options from it).
+    if name == "greedy_completions":
+        from .evaluation import greedy_completions
+
+        return greedy_completions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,7 +39,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -56,9 +55,10 @@ from trl import GRPOConfig, GRPOTrainer
 from .eda import DEFAULT_EPS, DEFAULT_ESTIMATOR, DEFAULT_REL_FLOOR, DIRECTIONS, ESTIMATORS, EDAReference, EDAReward, check_settings
 from .entropy import DEFAULT_CHUNK_BYTES, token_entropy
 from .metrics import EDA_METRIC_PATH  # re-exported: a user's script needs only `from heal_hf.trl import ...`
-from .pool import load_pool, pool_reference, tokenizer_fingerprint
-from .processors import DOMAIN_GENERAL, DOMAIN_TARGET
+from .files import write_json_atomic
+from .pool import DOMAIN_GENERAL, DOMAIN_TARGET, load_pool, pool_reference, tokenizer_fingerprint
 from .profiles import DEFAULT_BINS, EntropyProfile
+from .run_folder import STATE_FILE
 from .verifiers import get_verifier
 
 logger = logging.getLogger(__name__)
@@ -68,8 +68,6 @@ ENTROPY_SOURCES = ("scoring", "generation", "forward")
 DOMAINS = (DOMAIN_TARGET, DOMAIN_GENERAL)
 ENTROPIES_KWARG = "completion_entropies"
 """Reward-function keyword through which `HEALGRPOTrainer` passes the captured entropies."""
-STATE_FILE = "heal_state.json"
-"""Per-checkpoint EDA state (step-0 entropies, EMA reference), so `--resume` continues them."""
 
 
 # --- Entropies of completions under the current policy -----------------------------
@@ -584,6 +582,7 @@ class HEALConfig(GRPOConfig):
             raise ValueError(f"eda_reference: expected one of {REFERENCE_MODES}, got {self.eda_reference!r}")
         if self.target_fraction is not None and not 0.0 < self.target_fraction < 1.0:
             raise ValueError(f"target_fraction: expected a share in (0, 1) or None, got {self.target_fraction!r}")
+        self.eda_reward()  # bad EDA settings (e.g. eda_weight < 0) fail now, before any run folder exists
 
     def eda_reward(self) -> EDARewardFunction:
         """The EDA reward function these settings describe (no model: the trainer supplies entropies)."""
@@ -830,10 +829,3 @@ class HEALGRPOTrainer(GRPOTrainer):
         if checkpoint is not None and (Path(checkpoint) / STATE_FILE).exists():
             self.eda.load_state_dict(json.loads((Path(checkpoint) / STATE_FILE).read_text()))
 
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON to `path` via a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)

@@ -3,8 +3,10 @@
 Every verifier takes the model's completion (free text, or a chat completion as TRL
 passes it) and the reference answer. The final answer is read from the completion as
 the last `\\boxed{...}`, else what follows the last `Answer:` / `####`, else the last
-non-empty line. Malformed model output scores 0.0; a missing reference answer is a
-data error and raises ValueError.
+non-empty line. Verifiers never raise: malformed model output scores 0.0, and so does
+a reference answer the verifier cannot use (missing, or holding no number for
+`numeric`). Such answers are data errors: `check_reference_answers` finds them up
+front, before training or sampling starts.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 import re
 import threading
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 _MARKER = re.compile(r"(?:answer\s*[:=]|####)\s*(.*)", re.IGNORECASE)
 _NUMBER = re.compile(r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?:\s*/\s*[-+]?\d+(?:\.\d+)?)?")
@@ -59,17 +61,18 @@ def _normalize(text: str) -> str:
     return " ".join(text.strip().rstrip(".").split()).lower()
 
 
-def _check_gold(answer: Any) -> str:
-    if answer is None or (isinstance(answer, float) and math.isnan(answer)):
-        raise ValueError("answer: the reference answer is missing; every row needs a non-empty answer")
+def _gold(answer: Any) -> str | None:
+    """The reference answer as text, or None when it is missing."""
+    if answer is None or (isinstance(answer, float) and math.isnan(answer)) or not str(answer).strip():
+        return None
     return str(answer)
 
 
 def exact_match(completion: Any, answer: Any) -> float:
     """1.0 when the extracted answer equals `answer` up to case, spacing and a final period."""
-    gold = _normalize(_check_gold(answer))
+    gold = _gold(answer)
     try:
-        return float(_normalize(extract_answer(completion)) == gold)
+        return float(gold is not None and _normalize(extract_answer(completion)) == _normalize(gold))
     except Exception:  # malformed model output is a wrong answer, not a crash
         return 0.0
 
@@ -88,9 +91,9 @@ def parse_number(text: str) -> float | None:
 
 def numeric_match(completion: Any, answer: Any, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> float:
     """1.0 when the extracted answer's last number is within tolerance of `answer`'s."""
-    gold = parse_number(_check_gold(answer))
-    if gold is None:
-        raise ValueError(f"answer: {answer!r} holds no number; use exact_match for non-numeric answers")
+    gold = parse_number(_gold(answer) or "")
+    if gold is None:  # an unusable reference answer (check_reference_answers reports it up front)
+        return 0.0
     try:
         pred = parse_number(extract_answer(completion))
         return float(pred is not None and math.isclose(pred, gold, rel_tol=rel_tol, abs_tol=abs_tol))
@@ -106,7 +109,9 @@ def math_match(completion: Any, answer: Any, timeout_seconds: int = 5) -> float:
     """
     from math_verify import parse, verify
 
-    gold_text = _check_gold(answer)
+    gold_text = _gold(answer)
+    if gold_text is None:
+        return 0.0
     timeout = timeout_seconds if threading.current_thread() is threading.main_thread() else None
     try:
         gold = parse(f"${gold_text}$" if "$" not in gold_text else gold_text, parsing_timeout=timeout)
@@ -140,6 +145,28 @@ def get_verifier(name: str | Callable[..., float]) -> Callable[..., float]:
         return VERIFIERS[name]
     except KeyError:
         raise ValueError(f"verifier: unknown name {name!r}; expected one of {sorted(VERIFIERS)}") from None
+
+
+def reference_answer_problem(verifier: str | Callable[..., float], answer: Any) -> str | None:
+    """Why `answer` cannot be a reference answer for `verifier`, or None when it can."""
+    if _gold(answer) is None:
+        return "missing"
+    if get_verifier(verifier) is numeric_match and parse_number(str(answer)) is None:
+        return f"{str(answer)[:40]!r} holds no number"
+    return None
+
+
+def check_reference_answers(verifier: str | Callable[..., float], answers: Sequence[Any], what: str) -> None:
+    """Raise one ValueError, starting with `what` (e.g. the file), naming the rows whose answers
+    `verifier` cannot check and the fix; do nothing when every answer is usable."""
+    bad = [(i, why) for i, a in enumerate(answers) if (why := reference_answer_problem(verifier, a)) is not None]
+    if bad:
+        name = verifier if isinstance(verifier, str) else getattr(verifier, "__name__", "the")
+        rows = ", ".join(f"row {i} ({why})" for i, why in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        fix = ("fix those answers, or pick the exact or math verifier (--verifier exact) for non-numeric answers"
+               if get_verifier(verifier) is numeric_match else "give every row a reference answer")
+        raise ValueError(f"{what}: {len(bad)} of {len(answers)} reference answers cannot be checked by the "
+                         f"{name} verifier: {rows}; {fix}")
 
 
 def verifier_reward(verifier: str | Callable[..., float] = "numeric", answer_column: str = "answer"):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import evaluate
+from conftest import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _GIT = ["git", "-c", "user.name=heal-hf tests", "-c", "user.email=tests@heal-hf.invalid", "-c", "init.defaultBranch=main"]
@@ -50,16 +51,10 @@ def mirror_staged(stage_out: Path, mirrors: Path) -> None:
             subprocess.run([*_GIT, "tag", f"v{evaluate.__version__}"], cwd=target, check=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def olah_server(mirrors: Path, workdir: Path, timeout: float = 60.0) -> Iterator[str]:
     """Run olah offline on 127.0.0.1 over `mirrors`; yield its base URL; stop it on exit."""
-    port = _free_port()
+    port = free_port()
     config = workdir / "olah.toml"
     config.write_text(
         "[basic]\n"

@@ -3,6 +3,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from conftest import require
 from hypothesis.extra.numpy import arrays
 
 from heal_hf import token_entropy
@@ -113,6 +114,23 @@ def test_bad_arguments_name_the_argument():
         token_entropy([[0.0, 1.0]])
 
 
+def test_numpy_scalar_temperatures_equal_python_floats():
+    x = torch.randn(4, 7, generator=torch.Generator().manual_seed(0))
+    for t in (np.float32(0.7), np.float64(0.7), np.int64(2)):
+        assert torch.equal(token_entropy(x, temperature=t), token_entropy(x, temperature=float(t)))
+    assert torch.allclose(token_entropy(x, temperature=np.float32(0.7)), reference_entropy(x, float(np.float32(0.7))).float(),
+                          rtol=1e-5)
+    with pytest.raises(ValueError, match="temperature: expected a finite number > 0, got True"):
+        token_entropy(x, temperature=True)
+
+
+def test_a_temperature_that_overflows_the_logits_is_named_as_such():
+    x = torch.tensor([[2.0, -1.0, 0.5]])
+    with pytest.raises(ValueError, match=r"temperature: 1e-39 is too small.*overflows float32 \(largest \|logit\| 2\)"):
+        token_entropy(x, temperature=1e-39)
+    assert token_entropy(x, temperature=1e-30).item() == 0.0  # small but representable: the argmax, one-hot
+
+
 def _malloc_in_use():
     import ctypes
 
@@ -134,8 +152,7 @@ def test_peak_extra_memory_stays_within_chunk_bytes(chunk_mib):
     import time
 
     in_use = _malloc_in_use()
-    if in_use is None:
-        pytest.skip("needs glibc's mallinfo2 to count allocated bytes")
+    require(in_use is not None, "needs glibc's mallinfo2 to count allocated bytes")
     x = (torch.randn(256, 152064) * 3).to(torch.bfloat16)
     token_entropy(x[:4], chunk_bytes=chunk_mib * 2**20)
     base, peak, done = in_use(), [0], threading.Event()

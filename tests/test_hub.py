@@ -14,7 +14,8 @@ from heal_hf import hub
 from heal_hf.cli import main
 from heal_hf.hub import STAGE_MANIFEST, publish, stage_hub
 from heal_hf.metrics import EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH
-from heal_hf.pool import PoolBuildConfig, build_pool, load_pool
+from heal_hf.pool import PoolBuildConfig, load_pool
+from heal_hf.pool_build import build_pool
 from heal_hf.toy.tiny import tiny_causal_lm
 
 

@@ -7,16 +7,19 @@ import shutil
 import pytest
 import torch
 
+from conftest import require
 from hub_mirror import file_hashes, mirror_staged, olah_server, run_clients, staged_repo_folders
 from heal_hf import EDAReward
 from heal_hf.hub import explorer_space_dir, stage_hub, toy_reasoner_dir
 from heal_hf.metrics import ENTROPY_DYNAMICS_PATH
 from heal_hf.pool import POOL_FEATURES, load_pool, pool_reference
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("git") is None, reason="olah serves git repositories: needs git"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _needs_git() -> None:
+    require(shutil.which("git") is not None, "olah serves git repositories: needs git")
 
 
 def test_load_dataset_evaluate_and_snapshot_download_through_olah(built_pool, tiny_model_dir, tmp_path):

@@ -22,14 +22,13 @@ from heal_hf.pool import (
     MANIFEST_NAME,
     POOL_FEATURES,
     PoolBuildConfig,
-    build_pool,
-    finalize_pool,
-    load_causal_lm,
     load_pool,
     shard_name,
     shard_seed,
     with_pool_scores,
 )
+from heal_hf.pool_build import build_pool, finalize_pool
+from heal_hf.rollout import load_causal_lm
 from heal_hf.toy.tiny import tiny_causal_lm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -160,6 +159,24 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(built_pool, tiny_model_d
     T5Config(d_model=16, num_layers=1, num_heads=2, d_ff=32, vocab_size=100).save_pretrained(tmp_path / "t5")
     with pytest.raises(ValueError, match="'t5' model, not a causal language model"):
         load_causal_lm(tmp_path / "t5")
+    # An encoder-only BERT folder: `bert` is in the causal-LM mapping (BertLMHeadModel loads), but it attends both ways.
+    from transformers import BertForMaskedLM
+
+    BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=32)).save_pretrained(tmp_path / "bert")
+    tokenizer.save_pretrained(tmp_path / "bert")
+    assert main(_cli_args(tmp_path / "bert", prompts_file, tmp_path / "e")) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "BertLMHeadModel (bert) predicts each token from the tokens after it too" in errors[0]
+    assert not (tmp_path / "e").exists()
+    # An empty prompts file and a malformed one: one line naming the file, nothing written.
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "bad.jsonl").write_text('{"question": "Q: 1 + 1 = ?", "solution": "2"}\n{"question": \n')
+    for name, message in (("empty.jsonl", "is empty; write one problem per row"), ("bad.jsonl", "line 2 is not JSON")):
+        assert main(_cli_args(tiny_model_dir, tmp_path / name, tmp_path / "f")) == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+        assert len(errors) == 1 and errors[0].startswith(f"heal-hf build-pool: error: dataset: {tmp_path / name} ")
+        assert message in errors[0] and not (tmp_path / "f").exists()
     # Per-row verifiers: a non-numeric answer is fine for `exact`, an unknown name is not.
     mixed = datasets.Dataset.from_dict({"prompt": ["Q: 1 + 1 = ?\nA:", "Q: reverse ab\nA:"], "answer": ["2", "ba"],
                                         "check": ["numeric", "exact"]})

@@ -1,10 +1,12 @@
 import datasets
+import numpy as np
 import pytest
 import torch
 
 from heal_hf.eda import EDAReference
 from heal_hf.pool import POOL_FEATURES, load_pool, pool_reference, pool_rows, tokenizer_fingerprint, with_pool_scores
 from heal_hf.rollout import sample_with_entropies
+from heal_hf.selection import DIVERSITY_CRITERIA, UNCERTAINTY_CRITERIA
 from heal_hf.toy.tiny import char_tokenizer, tiny_causal_lm
 from heal_hf.verifiers import numeric_match
 
@@ -33,10 +35,18 @@ def test_reference_from_stored_profiles_equals_from_entropies(small_pool):
 
 
 def test_scores_are_pool_ranks(small_pool):
+    # Each score is the mean of its two criteria's ranks over the pool, scaled to [0, 1] (highest value -> 1);
+    # tied values (e.g. every pass rate 0) share their block of ranks in a seeded random order.
     pool, _ = small_pool
-    for col in ("uncertainty_score", "diversity_score"):
-        values = pool[col]
-        assert all(0.0 <= v <= 1.0 for v in values) and max(values) > min(values)
+    n = len(pool)
+    for score, (first, second) in (("uncertainty_score", UNCERTAINTY_CRITERIA), ("diversity_score", DIVERSITY_CRITERIA)):
+        a, b = np.asarray(pool[first], dtype=np.float64), np.asarray(pool[second], dtype=np.float64)
+        assert len(set(a)) == n  # the first criterion has no ties: its ranks are plain
+        rank_a = np.argsort(np.argsort(a)) / (n - 1)
+        rank_b = (2 * np.asarray(pool[score], dtype=np.float64) - rank_a) * (n - 1)
+        assert sorted(np.round(rank_b, 4)) == list(range(n)), score
+        for i in range(n):  # within the block of positions its value's ties occupy
+            assert (b < b[i]).sum() - 1e-4 <= rank_b[i] <= (b <= b[i]).sum() - 1 + 1e-4, (score, i)
 
 
 def test_load_from_a_folder_validates(small_pool, tmp_path):

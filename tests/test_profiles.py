@@ -101,4 +101,6 @@ def test_bad_input_names_the_argument(kwargs, message):
 def test_masked_nan_is_ignored():
     h = torch.tensor([[1.0, 2.0, float("nan")]])
     p = EntropyProfile.from_entropies(h, torch.tensor([[True, True, False]]), bins=2)
-    assert torch.isfinite(p.curve).all()
+    # The profile of [1, 2] alone: two bins of one token each, mean 1.5, one step of +1.
+    assert p.curve.tolist() == [[1.0, 2.0]] and p.lengths.tolist() == [2]
+    assert p.magnitude.tolist() == [1.5] and p.total_variation.tolist() == [1.0] and p.volatility.tolist() == [0.0]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from conftest import greedy_accuracy
 from huggingface_hub import ModelCard
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from heal_hf.cli import main
-from heal_hf.replicate import DEFAULT_ARMS, ReplicateSettings, check_settings
+from heal_hf.replicate import DEFAULT_ARMS, TOY_GRPO, ReplicateSettings, check_settings
 
 
 def test_bad_replication_options_are_clear_errors(capsys):
@@ -52,12 +55,24 @@ def test_quick_replication_runs_every_arm_and_resumes(tmp_path, capsys):
     assert main(["replicate", "--quick", "--output-dir", str(out), "--steps", "2", "--curve-every", "1"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert [r["arm"] for r in results["runs"]] == list(DEFAULT_ARMS)
+    runs = out / "runs" / "sort_digits" / "seed0"
+    base = json.loads(next(out.glob("base-sort_digits-*.json")).read_text())
     for row in results["runs"]:
-        assert row["steps"] == 2 and 0.0 <= row["greedy_accuracy"] <= 1.0 and row["entropy_retention"] > 0
+        assert row["steps"] == 2
         assert [s for s, _ in row["accuracy_curve"]] == [0, 1, 2] and len(row["entropy_curve"]) == 2
+        # Measured again from the saved model, one unpadded generate per problem; and the retention's own ratio.
+        run = json.loads((runs / row["arm"] / "heal_run.json").read_text())
+        model = AutoModelForCausalLM.from_pretrained(runs / row["arm"]).eval()
+        problems = [json.loads(line) for line in Path(run["settings"]["eval"]).read_text().splitlines()]
+        accuracy = greedy_accuracy(model, AutoTokenizer.from_pretrained(runs / row["arm"]),
+                                   [(p["prompt"], p["answer"]) for p in problems], run["settings"]["verifier"],
+                                   TOY_GRPO["max_completion_length"])
+        assert row["greedy_accuracy"] == accuracy, row["arm"]
+        trained = json.loads((runs / row["arm"] / "metrics.json").read_text())["eval"]["trained"]
+        assert row["entropy_retention"] == pytest.approx(trained["mean_token_entropy"] / base["mean_token_entropy"])
+        assert 0 < row["entropy_retention"] < 2
     by_arm = {r["arm"]: r for r in results["runs"]}
     # The arms differ where they should: data sizes, mixing and the EDA reward.
-    runs = out / "runs" / "sort_digits" / "seed0"
     rows = {a: json.loads((runs / a / "heal_run.json").read_text())["data"] for a in DEFAULT_ARMS}
     assert rows["grpo-1k"]["target"]["rows"] == 1000 and rows["grpo-32"]["target"]["rows"] == 32
     assert rows["heal-32"]["general"]["rows"] == 96 and rows["eda-32"]["general"]["rows"] == 0

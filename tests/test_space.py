@@ -8,6 +8,7 @@ from huggingface_hub import SpaceCard
 from transformers import LlamaConfig, T5Config
 
 from heal_hf import pool, space
+from heal_hf.eda import EDAReward
 from heal_hf.rollout import sample_with_entropies
 
 SPACE_DIR = Path(__file__).resolve().parents[1] / "spaces" / "entropy-explorer"
@@ -47,8 +48,10 @@ def test_exploration_gives_one_row_trace_and_curve_per_sample(tiny):
     table = space.sample_table(result)
     assert list(table.columns) == space.TABLE_HEADERS and len(table) == 5
     assert table["tokens"].tolist() == [len(e) for e in result.entropies]
-    assert table["EDA"].between(0, 1).all()
-    assert table["verified"].str.contains("correct|gold").all()  # a known task: every sample verified
+    rewards = EDAReward(tiny.reference).score(result.entropies).reward.tolist()  # scored again, outside the app
+    assert table["EDA"].tolist() == [float(f"{r:.3g}") for r in rewards]
+    verdicts = ["✓ correct" if task.check(t, task.answer) == 1.0 else f"✗ (gold {task.answer})" for t in result.texts]
+    assert table["verified"].tolist() == verdicts  # a known task: each sample's own verdict
     per_token = space.entropy_figure(result)
     assert [t.name for t in per_token.data] == [f"sample {i}" for i in range(1, 6)] + ["forking threshold"]
     profiles = space.profile_figure(result)

@@ -1,7 +1,6 @@
 """The Entropy Explorer served for real: gradio_client calls, a headless Chromium, and `heal-hf space`."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -9,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import free_port, require
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "spaces" / "entropy-explorer" / "app.py"
@@ -20,12 +20,6 @@ CHROMIUM_FLAGS = [
 PROMPT = "Q: 23+58=?\nA:"
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve(command: list[str], log: Path, port: int, env: dict | None = None) -> subprocess.Popen:
@@ -103,8 +97,8 @@ def test_api_answers_and_refuses_bad_input_without_stopping(app_url, tmp_path):
     assert explore()[2]["data"] == table["data"]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium")
 def test_browser_shows_plots_table_and_tokens(app_url, tmp_path):
+    require(CHROMIUM.exists(), "Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
     from playwright.sync_api import expect, sync_playwright
 
     samples = 6

@@ -14,6 +14,7 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
+from conftest import greedy_accuracy, peaked_tiny_lm
 from huggingface_hub import ModelCard
 
 from heal_hf import cli
@@ -21,21 +22,12 @@ from heal_hf.pool import POOL_FEATURES, pool_rows, tokenizer_fingerprint, with_p
 from heal_hf.rollout import sample_with_entropies
 from heal_hf.toy.tiny import tiny_causal_lm
 from heal_hf.train import TRAINING_OPTIONS, TrainSettings, files_to_push, hub_token, train, training_defaults
-from heal_hf.trl import STATE_FILE, HEALConfig
+from heal_hf.trl import STATE_FILE, HEALConfig, policy_token_entropies
 from heal_hf.verifiers import numeric_match
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_FLAGS = ["--max-steps", "3", "--per-device-train-batch-size", "16", "--num-generations", "4",
                "--max-completion-length", "12", "--learning-rate", "1e-2", "--save-steps", "2", "--eval-samples", "2"]
-
-
-def peaked_tiny_lm(seed: int = 0):
-    model, tok = tiny_causal_lm(seed=seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" not in name:
-                param.mul_(6)  # entropies that vary by token, not all at log(V)
-    return model, tok
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -114,10 +106,25 @@ def test_run_saves_the_trained_model_and_what_it_measured(full_run, assets):
             assert h[key] == e[key], key
     assert metrics["curves"]["latest"]["target"]["entropy"] == pytest.approx(logged[-1]["heal/entropy/target"])
     assert metrics["train"]["global_step"] == 3
-    for split in ("base", "trained"):
+    # The evaluation, measured again from the model before and after: greedy answers one prompt at a time,
+    # the same seeded samples counted here, their entropies from a teacher-forced forward pass.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    problems = [json.loads(line) for line in (assets / "eval.jsonl").read_text().splitlines()]
+    prompts, answers = [p["question"] for p in problems], [p["solution"] for p in problems]
+    for split, folder in (("base", assets / "model"), ("trained", out)):
         values = metrics["eval"][split]
-        assert set(values) == {"greedy_accuracy", "pass@2", "sample_accuracy", "mean_token_entropy", "problems"}
-        assert values["problems"] == 3 and 0.0 <= values["pass@2"] <= 1.0 and values["mean_token_entropy"] > 0
+        model, tok = AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+        assert values["greedy_accuracy"] == greedy_accuracy(model, tok, list(zip(prompts, answers)), "numeric", 12)
+        samples = sample_with_entropies(model, tok, prompts, num_samples=2, max_new_tokens=12, temperature=1.0, seed=0)
+        correct = [[numeric_match(t, a) for t in texts] for texts, a in zip(samples.texts, answers)]
+        assert values["pass@2"] == sum(max(c) for c in correct) / 3
+        assert values["sample_accuracy"] == sum(map(sum, correct)) / 6
+        forward = policy_token_entropies(model, tok, [p for p in prompts for _ in range(2)],
+                                         [ids for row in samples.token_ids for ids in row])
+        tokens = [h for row in forward for h in row]
+        assert values["mean_token_entropy"] == pytest.approx(sum(tokens) / len(tokens), rel=1e-4)
+        assert values["problems"] == 3
     run = json.loads((out / "heal_run.json").read_text())
     assert run["status"] == "complete"
     assert run["data"]["target"]["rows"] == 4 and run["data"]["general"]["rows"] == 12
@@ -209,7 +216,8 @@ def test_lora_run_saves_an_adapter_with_a_peft_card(assets, tmp_path):
 def test_bad_input_fails_before_training(assets, full_run, tmp_path, monkeypatch):
     def fails(argv, *messages):
         code, _, err = run_cli(argv)
-        assert code == 2 and all(m in err for m in messages), err
+        errors = [line for line in err.splitlines() if line.startswith("heal-hf train: error:")]
+        assert code == 2 and len(errors) == 1 and all(m in errors[0] for m in messages), err
         assert "Traceback" not in err
 
     no_answers = write_jsonl(tmp_path / "no_answers.jsonl", [{"question": "Q: 1 + 1 = ?"}] * 4)
@@ -237,8 +245,27 @@ def test_bad_input_fails_before_training(assets, full_run, tmp_path, monkeypatch
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
     fails(cli_args(assets, tmp_path / "g", "--push-to-hub", "someone/heal-tiny"), "no Hugging Face token found")
-    for name in "abcdefg":
+    # Each of these once wrote the run folder first, or escaped the CLI as a traceback.
+    fails(cli_args(assets, tmp_path / "h", "--eda-weight", "-1"), "weight: expected lambda >= 0, got -1.0")
+    words = write_jsonl(tmp_path / "words.jsonl", [{"question": "Q: one plus one?", "solution": "two"}] * 4)
+    fails(cli_args(assets, tmp_path / "i", "--target", str(words)), f"target: {words}: 4 of 4 reference answers",
+          "cannot be checked by the numeric verifier: row 0 ('two' holds no number)", "--verifier exact")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    fails(cli_args(assets, tmp_path / "j", "--target", str(empty)), f"target: {empty} is empty; write one problem")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"question": "Q: 1 + 1 = ?", "solution": "2"}\n{"question": "Q: 2 + 2 = ?", "solution": \n')
+    fails(cli_args(assets, tmp_path / "k", "--target", str(broken)), f"target: {broken} line 2 is not JSON", "fix that line")
+    fails(cli_args(assets, tmp_path / "l", "--pool", str(tmp_path / "no-pool")),
+          f"pool: no such folder {tmp_path / 'no-pool'}; pass a folder written by `heal-hf build-pool`")
+    fails(cli_args(assets, tmp_path / "m", "--eval", str(tmp_path / "no-eval.jsonl")), "eval: no such file")
+    config.write_text("remove_unused_columns: true\n")  # refused by the trainer itself, after the model loaded
+    fails(cli_args(assets, tmp_path / "n", "--config", str(config)), "remove_unused_columns: must be False")
+    for name in "abcdefghijklmn":
         assert not (tmp_path / name).exists()  # nothing was written, nothing trained
+    # The corrected run then starts in the same folder (no leftover makes it "another heal-hf run").
+    code, _, err = run_cli(cli_args(assets, tmp_path / "h", "--max-steps", "1", "--save-steps", "1"))
+    assert code == 0 and json.loads((tmp_path / "h" / "heal_run.json").read_text())["status"] == "complete", err
 
 
 def test_every_option_has_a_default_and_help_and_heal_defaults_match_heal_config():

@@ -11,6 +11,7 @@ import datasets
 import evaluate
 import pytest
 import torch
+from conftest import peaked_tiny_lm
 
 from heal_hf.eda import EDAReference, EDAReward
 from heal_hf.metrics import EDA_METRIC_PATH
@@ -28,16 +29,6 @@ from heal_hf.trl import (
     policy_token_entropies,
 )
 from heal_hf.verifiers import verifier_reward
-
-
-def peaked_tiny_lm(seed: int = 0):
-    """A tiny random Llama with scaled-up weights, so entropies vary by token instead of sitting at log(V)."""
-    model, tok = tiny_causal_lm(seed=seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" not in name:
-                param.mul_(6)
-    return model, tok
 
 
 def mixed_set(n_target: int = 4, n_general: int = 12) -> datasets.Dataset:
@@ -217,6 +208,7 @@ def test_trainer_and_drop_in_give_the_same_rewards_on_the_same_batch(tmp_path, e
         captured = kwargs.pop(ENTROPIES_KWARG)  # the trainer's; the drop-in computes its own
         seen.setdefault("captured", captured)
         seen.setdefault("batch", (prompts, completion_ids, kwargs["domain"]))
+        seen["last"] = (captured, kwargs["domain"])
         return drop_in(prompts, completions, completion_ids, **kwargs)
 
     peft_config = None
@@ -236,7 +228,12 @@ def test_trainer_and_drop_in_give_the_same_rewards_on_the_same_batch(tmp_path, e
     assert len(ours) == 16 and torch.equal(torch.isnan(ours), torch.isnan(theirs))
     assert int((~torch.isnan(ours)).sum()) == 4  # 1 target prompt x 4 generations per batch
     assert torch.allclose(ours.nan_to_num(), theirs.nan_to_num(), atol=1e-6, rtol=0)
-    assert float(ours.nan_to_num().max()) > 0
+    # The target rows' rewards, recomputed with the core EDA reward from the last batch's entropies and general rows.
+    captured, domains = seen["last"]
+    target_rows = [i for i, d in enumerate(domains) if d == "target"]
+    reference = EDAReward([e for e, d in zip(captured, domains) if d == "general"])
+    expected = 0.1 * reference.reward([captured[i] for i in target_rows]).double()
+    assert torch.allclose(ours[target_rows], expected, rtol=1e-5, atol=0)
     # Logged metrics are the rewards' own: the per-step mean of r_EDA / lambda.
     logs = [e for e in trainer.state.log_history if "heal/eda_reward" in e]
     assert len(logs) == 2

@@ -5,12 +5,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heal_hf.verifiers import (
+    check_reference_answers,
     exact_match,
     extract_answer,
     get_verifier,
     math_match,
     numeric_match,
     parse_number,
+    reference_answer_problem,
     verifier_reward,
 )
 
@@ -73,12 +75,21 @@ def test_math_never_raises_on_latex_noise(completion):
     assert math_match(completion, "3") in (0.0, 1.0)
 
 
-def test_missing_gold_is_a_data_error():
+def test_unusable_gold_scores_zero_and_is_reported_up_front():
+    # The verifiers never raise, even on a bad reference answer: TRL calls them mid-training.
     for check in (exact_match, numeric_match, math_match):
-        with pytest.raises(ValueError, match="answer"):
-            check("Answer: 1", None)
-    with pytest.raises(ValueError, match="no number"):
-        numeric_match("Answer: 1", "abc")
+        assert check("Answer: 1", None) == 0.0
+        assert check("Answer: ", "") == 0.0
+    assert numeric_match("Answer: 1", "abc") == 0.0
+    # The data error is found before anything runs, naming the rows and the fix.
+    with pytest.raises(ValueError, match=r"target: t\.jsonl: 2 of 4 .* numeric verifier: row 1 \('abc' holds no number\), "
+                       r"row 3 \(missing\); .*--verifier exact"):
+        check_reference_answers("numeric", ["1", "abc", "2.5", None], "target: t.jsonl")
+    with pytest.raises(ValueError, match="row 0 \\(missing\\); give every row a reference answer"):
+        check_reference_answers("exact", ["  ", "x"], "eval")
+    check_reference_answers("exact", ["abc", "x"], "eval")
+    check_reference_answers(numeric_match, ["3/4", "-1e3"], "eval")
+    assert reference_answer_problem("math", "\\frac{1}{2}") is None
 
 
 def test_helpers_and_registry():

@@ -3,22 +3,13 @@
 import datasets
 import evaluate
 
+from heal_hf import HEAL_BIBTEX
 from heal_hf.eda import EDAReference
 from heal_hf.eda import EDAReward
 from heal_hf.pool import load_pool
 from heal_hf.pool import pool_reference
 
-_CITATION = """\
-@inproceedings{liu2026healing,
-  title     = {HEALing Entropy Collapse: Enhancing Exploration in Few-Shot RLVR via
-               Hybrid-Domain Entropy Dynamics Alignment},
-  author    = {Liu and Hu and Wang and Liu and Xiang and Li and Qiu and Su},
-  booktitle = {Proceedings of ACL},
-  year      = {2026},
-  eprint    = {2604.17928},
-  archivePrefix = {arXiv}
-}
-"""
+_CITATION = HEAL_BIBTEX
 
 _DESCRIPTION = """\
 EDA scores how much the token-entropy dynamics of target-domain trajectories look

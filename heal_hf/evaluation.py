@@ -1,0 +1,84 @@
+"""Evaluation on held-out target problems: greedy completions, accuracy and pass@k.
+
+What `heal-hf train` reports before and after training, and what `heal-hf replicate`
+and the demo measure. Answers are checked with a verifier (`heal_hf.verifiers`);
+sampled answers come from `heal_hf.rollout.sample_with_entropies`, so their mean
+token entropy (nats) is reported too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .rollout import completion_lengths, sample_with_entropies
+from .verifiers import get_verifier
+
+
+def conversational(prompts: Sequence[str]) -> list[list[dict[str, str]]]:
+    """Prompts as one-message user conversations, the form chat templates take."""
+    return [[{"role": "user", "content": p}] for p in prompts]
+
+
+@torch.no_grad()
+def greedy_completions(
+    model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, chat_template: bool, batch_size: int = 16
+) -> list[str]:
+    """Greedy completions of `prompts`, left-padded in batches."""
+    texts = [
+        tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in conversational(prompts)
+    ] if chat_template else list(prompts)
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    eos = model.generation_config.eos_token_id
+    eos_ids = [] if eos is None else list(eos) if isinstance(eos, (list, tuple)) else [eos]
+    out: list[str] = []
+    try:
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True,
+                            add_special_tokens=not chat_template)
+            enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+            ids = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens,
+                                 pad_token_id=tokenizer.pad_token_id)[:, enc["input_ids"].shape[1] :].cpu()
+            lengths = completion_lengths(ids, eos_ids)
+            out += tokenizer.batch_decode([row[:n] for row, n in zip(ids, lengths)], skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+    return out
+
+
+def evaluate_target(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    verifier: str,
+    samples: int,
+    max_new_tokens: int,
+    temperature: float,
+    chat_template: bool = False,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Greedy accuracy, pass@k (k = `samples` sampled answers) and mean token entropy (nats) of the samples."""
+    check = get_verifier(verifier)
+    was_training = model.training
+    model.eval()
+    try:
+        greedy = greedy_completions(model, tokenizer, prompts, max_new_tokens, chat_template)
+        with tqdm(total=len(prompts), desc="evaluating", unit="problem") as bar:
+            rollouts = sample_with_entropies(
+                model, tokenizer, list(prompts), num_samples=samples, max_new_tokens=max_new_tokens,
+                temperature=temperature, seed=seed, chat_template=chat_template, progress=bar.update,
+            )
+    finally:
+        model.train(was_training)
+    correct = [[check(t, a) for t in texts] for texts, a in zip(rollouts.texts, answers)]
+    tokens = [h for e in rollouts.flat_entropies() for h in e]
+    return {
+        "greedy_accuracy": sum(check(c, a) for c, a in zip(greedy, answers)) / len(prompts),
+        f"pass@{samples}": sum(max(c) for c in correct) / len(prompts),
+        "sample_accuracy": sum(map(sum, correct)) / (len(prompts) * samples),
+        "mean_token_entropy": sum(tokens) / len(tokens) if tokens else 0.0,
+        "problems": len(prompts),
+    }

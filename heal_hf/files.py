@@ -1,0 +1,122 @@
+"""File helpers: the one atomic write, and reading a table of problems from a file or the Hub.
+
+Every file heal-hf writes for itself (pool shards, manifests, run records, cards,
+figures) goes through `atomic_write`: readers, and a run resumed after kill -9, see
+the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+DATA_SUFFIXES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+"""Local file types `load_rows` reads, and the `datasets` builder of each."""
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Yield a hidden temporary path beside `path`; on success fsync it and move it onto `path`.
+
+    Write the file's content to the yielded path (any writer works: `write_text`,
+    `pq.write_table`, `savefig(..., format=...)`). The temporary name,
+    `.<name>.<pid>.tmp`, never matches `*.parquet` or `*.json` globs; on error it is
+    removed and `path` is left as it was.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if os.name == "posix":  # the rename itself survives a power cut once the folder is synced
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write UTF-8 `text` to `path` through `atomic_write`."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write `data` as indented, key-sorted JSON to `path` through `atomic_write`."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def load_rows(source: str | Path, split: str = "train", what: str = "dataset", config_name: str | None = None) -> Any:
+    """A `datasets.Dataset` from a local .json/.jsonl/.csv/.parquet file, a local folder or a Hub id.
+
+    Every way this can fail is a one-line ValueError starting with `what` that names
+    the file and the fix: a missing file or folder, an empty or malformed file, an
+    unknown Hub id or split, a table without rows.
+    """
+    import datasets
+
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix in DATA_SUFFIXES or path.is_file():
+        if not path.is_file():
+            raise ValueError(f"{what}: no such file {path}; check the path")
+        if suffix not in DATA_SUFFIXES:
+            raise ValueError(f"{what}: {path} is not a .json, .jsonl, .csv or .parquet file; convert it or pass its folder")
+        if suffix == ".jsonl":
+            _check_json_lines(path, what)
+        elif path.stat().st_size == 0:
+            raise ValueError(f"{what}: {path} is empty; write one problem per row into it")
+        try:
+            ds = datasets.load_dataset(DATA_SUFFIXES[suffix], data_files=str(path), split="train")
+        except Exception as err:  # datasets wraps parse errors of every format in its own types
+            raise ValueError(f"{what}: cannot read {path} as {suffix[1:]} ({error_line(err)}); fix the file's "
+                             f"format{' (one JSON object per line)' if suffix == '.jsonl' else ''}") from None
+    else:
+        looks_local = path.is_absolute() or str(source).startswith((".", "~")) or str(source).count("/") > 1
+        if looks_local and not path.exists():
+            raise ValueError(f"{what}: no such folder {path}; check the path (a Hub id looks like user/name)")
+        try:
+            ds = datasets.load_dataset(str(source), config_name, split=split)
+        except Exception as err:  # offline, missing repo or split, unreadable folder: say which input failed
+            raise ValueError(f"{what}: cannot load {str(source)!r} split {split!r} ({error_line(err)}); "
+                             "pass a data file, a dataset folder or a Hub dataset id") from None
+    if len(ds) == 0:
+        raise ValueError(f"{what}: {source} has no rows; it needs at least one problem")
+    return ds
+
+
+def _check_json_lines(path: Path, what: str) -> None:
+    """ValueError naming the first line of a .jsonl file that is not a JSON object, or an empty file."""
+    rows = 0
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as err:
+                raise ValueError(f"{what}: {path} line {number} is not JSON ({err}); fix that line "
+                                 "(one JSON object per line)") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{what}: {path} line {number} is a JSON {type(row).__name__}, not an object; "
+                                 'write one {"prompt": ..., "answer": ...} object per line')
+            rows += 1
+    if rows == 0:
+        raise ValueError(f"{what}: {path} is empty; write one problem per row into it")
+
+
+def error_line(err: BaseException, limit: int = 300) -> str:
+    """The first line of the innermost error behind `err` (datasets' own wrappers say little), shortened."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__
+    lines = str(err).strip().splitlines()
+    line = lines[0] if lines else type(err).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
