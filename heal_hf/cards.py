@@ -26,6 +26,8 @@ _SUMMARY_METRICS = (
     ("heal/reward/target", "reward, target rows (r_verify + lambda r_EDA)"),
     ("heal/reward/general", "reward, general rows (r_verify)"),
     ("heal/eda_reward", "EDA reward r_EDA, target rows"),
+    ("heal/eda_distance", "EDA distance D, target rows"),
+    ("heal/eda_d0", "EDA D0 (distance that scores 0.5)"),
     ("heal/entropy/target", "mean token entropy, target (nats)"),
     ("heal/entropy/general", "mean token entropy, general (nats)"),
     ("heal/entropy_retention/target", "entropy retention, target"),
@@ -44,6 +46,21 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
+
+
+def _eda_sentence(training: dict[str, Any], history: list[dict[str, Any]]) -> str:
+    """Which EDA estimator trained the model and, for the calibrated one, its D0 over training."""
+    estimator = training.get("eda_estimator", "gaussian")  # runs of heal-hf < 0.2 had only the gaussian one
+    if training.get("eda_weight", 0) == 0:
+        return f"EDA off (lambda = 0): plain GRPO rewards; the {estimator} EDA reward was only logged."
+    if estimator == "gaussian":
+        return "EDA reward: the gaussian estimator (v1), r = exp(-D / 2)."
+    points = [(h["step"], h["heal/eda_d0"]) for h in history if "heal/eda_d0" in h]
+    text = ("EDA reward: the calibrated estimator (v2), r = 1 / (1 + D / D0), D0 being the median D of the "
+            "reference's own trajectories (a trajectory at distance D0 scores 0.5)")
+    if points:
+        text += f"; D0 was {points[0][1]:.3g} at step {points[0][0]} and {points[-1][1]:.3g} at step {points[-1][0]}"
+    return text + "."
 
 
 def model_card(
@@ -123,7 +140,7 @@ def model_card(
              f"rank-normalized reasoning uncertainty x exploratory diversity, greedy MMR picks (redundancy {data['general']['redundancy']})"],
         ]) + f"\n\nEvery generation batch holds {data['target_prompts_per_batch']} target and "
              f"{data['prompts_per_batch'] - data['target_prompts_per_batch']} general prompts."),
-        ("## Training procedure", "HEAL:\n\n" + _table(["setting", "value"], [[k, training[k]] for k in training if k.startswith("eda_") or k == "target_fraction"])
+        ("## Training procedure", "HEAL:\n\n" + _eda_sentence(training, metrics.get("history", [])) + "\n\n" + _table(["setting", "value"], [[k, training[k]] for k in training if k.startswith("eda_") or k == "target_fraction"])
          + "\n\nGRPO" + (" with LoRA" if adapter else "") + ":\n\n"
          + _table(["setting", "value"], [[k, training[k]] for k in training if not (k.startswith("eda_") or k == "target_fraction")])
          + "\n\nVersions: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()) + "."),

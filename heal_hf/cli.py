@@ -203,7 +203,7 @@ def _space(args: argparse.Namespace) -> int:
 def _train_args(p: argparse.ArgumentParser) -> None:
     import dataclasses
 
-    from .train import TRAINING_OPTIONS, TrainSettings, training_defaults
+    from .train import TRAINING_CHOICES, TRAINING_OPTIONS, TrainSettings, training_defaults
 
     p.add_argument("--config", help="YAML file of options: any option below (underscores), or any HEALConfig / "
                    "GRPOConfig field; the command line wins (default: none)")
@@ -229,7 +229,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             kind = float if value is None or isinstance(value, float) else type(value)
-            p.add_argument(flag, type=kind, default=None, help=help_text)
+            p.add_argument(flag, type=kind, default=None, choices=TRAINING_CHOICES.get(name), help=help_text)
 
 
 def _train(args: argparse.Namespace) -> int:

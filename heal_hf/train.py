@@ -24,6 +24,7 @@ import torch
 import yaml
 
 from . import __version__
+from .eda import ESTIMATORS
 from .files import atomic_write, error_line, load_rows, write_json_atomic
 from .run_folder import (
     CURVES_FILE,
@@ -87,6 +88,7 @@ TRAINING_OPTIONS = {
     "beta": "KL coefficient to the initial model (0: no reference model)",
     "eda_weight": "lambda in r = r_verify + lambda * r_EDA",
     "eda_reference": "EDA reference: batch (the batch's general rows), pool, or ema",
+    "eda_estimator": "EDA estimator: calibrated (v2: 1 / (1 + D / D0), 0.5 = a typical general trajectory) or gaussian (v1)",
     "eda_only_correct": "give EDA only to rollouts the verifier accepts",
     "target_fraction": "share of target prompts per batch (default: the training set's share, --n-general decides)",
     "save_steps": "steps between checkpoints (what --resume continues from)",
@@ -94,6 +96,8 @@ TRAINING_OPTIONS = {
     "seed": "seed of selection, sampling and training",
 }
 """HEALConfig fields `heal-hf train` has flags for (any field works in --config), with their help."""
+TRAINING_CHOICES = {"eda_estimator": ESTIMATORS}
+"""The allowed values of those flags that take one of a few names."""
 
 
 def training_defaults() -> dict[str, Any]:
@@ -111,6 +115,7 @@ def training_defaults() -> dict[str, Any]:
         "beta": 0.0,
         "eda_weight": 0.1,
         "eda_reference": "batch",
+        "eda_estimator": "calibrated",
         "eda_only_correct": False,
         "target_fraction": None,
         "save_steps": 25,
@@ -125,13 +130,14 @@ def training_defaults() -> dict[str, Any]:
 
 
 HEAL_FIELDS = (
-    "eda_weight", "eda_reference", "eda_bins", "eda_w_mag", "eda_w_dyn", "eda_eps", "eda_momentum",
-    "eda_min_reference_rows", "eda_only_correct", "target_fraction",
+    "eda_weight", "eda_reference", "eda_estimator", "eda_bins", "eda_w_mag", "eda_w_var", "eda_w_dyn",
+    "eda_direction", "eda_eps", "eda_rel_floor", "eda_momentum", "eda_min_reference_rows", "eda_only_correct",
+    "target_fraction",
 )
 GRPO_FIELDS = (
     "max_steps", "learning_rate", "lr_scheduler_type", "per_device_train_batch_size", "gradient_accumulation_steps",
     "num_generations", "generation_batch_size", "max_completion_length", "temperature", "top_p", "top_k", "beta",
-    "loss_type", "scale_rewards", "num_iterations", "seed",
+    "loss_type", "scale_rewards", "num_iterations", "epsilon", "epsilon_high", "top_entropy_quantile", "seed",
 )
 _SETTINGS_FIELDS = {f.name for f in dataclasses.fields(TrainSettings)}
 _RUN_FLAGS = {"resume", "push_to_hub", "private"}  # may differ between a run and its resumption

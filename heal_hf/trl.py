@@ -24,7 +24,9 @@ reference R comes from the batch's general rows (gathered across processes), the
 general-entropy pool, or an EMA blend of both. Logged through TRL's `log_metric`:
 `heal/entropy/<domain>` (mean token entropy, nats), `heal/entropy_retention/<domain>`
 (entropy now / entropy at step 0), `heal/eda_reward` (mean r_EDA of target rows, before
-lambda) and `heal/reference_count` (trajectories behind R).
+lambda), `heal/eda_distance` and its parts `heal/eda_magnitude|variation|dynamics` (means
+over target rows), `heal/eda_d0` (the calibrated kernel's D0 for this batch's reference)
+and `heal/reference_count` (trajectories behind R).
 
 Several processes (tested with `heal-hf train` on 2 CPU processes): accelerate 1.15
 starts only one process for `--cpu --num_processes 2`, so on CPUs launch with torchrun:
@@ -407,12 +409,17 @@ class EDARewardFunction:
         if self.metric is not None:
             out = self.metric.compute(predictions=target, pool=reference.to_dict(), **self.settings)
         else:
-            scores = EDAReward(reference, **self.settings).score(target)
+            eda = EDAReward(reference, **self.settings)
+            scores = eda.score(target)
             out = {"eda_reward": scores.reward.tolist(), "distance": scores.distance.tolist(),
                    **{f"mean_{part}": float(getattr(scores, part).mean())
                       for part in ("magnitude_gap", "variation_gap", "dynamics_gap")}}
+            if eda.estimator == "calibrated":
+                out["d0"] = eda.d0
         gaps = {part: out[f"mean_{part}_gap"] for part in ("magnitude", "variation", "dynamics")}
         gaps["distance"] = sum(out["distance"]) / len(out["distance"])
+        if "d0" in out:
+            gaps["d0"] = out["d0"]
         return [float(r) for r in out["eda_reward"]], gaps
 
     def _log(

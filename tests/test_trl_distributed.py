@@ -2,19 +2,13 @@
 
 import json
 import os
-import socket
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import free_port
 
 from heal_hf.trl import ENTROPIES_KWARG, EDARewardFunction
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _batch(rank: int) -> tuple[list[str], list[list[float]]]:
@@ -40,7 +34,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
 
 
 def test_every_rank_scores_against_the_same_gathered_reference(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert ranks[0]["reference"] == ranks[1]["reference"]
     assert ranks[0]["reference"]["count"] == 5  # 3 general rows on rank 0 + 2 on rank 1

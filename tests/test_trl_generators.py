@@ -10,23 +10,13 @@ import logging
 import datasets
 import pytest
 import torch
+from conftest import peaked_tiny_lm
 from trl import GRPOConfig, GRPOTrainer
 
-from heal_hf.toy.tiny import tiny_causal_lm
 from heal_hf.trl import ENTROPIES_KWARG, GenerationEntropyRecorder, HEALConfig, HEALGRPOTrainer, policy_token_entropies
 from heal_hf.verifiers import verifier_reward
 
 TOKENS = 12
-
-
-def peaked_model(seed: int = 0):
-    """A tiny random Llama with scaled-up weights, so token entropies differ from log(V)."""
-    model, tok = tiny_causal_lm(seed=seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" not in name:
-                param.mul_(6)
-    return model, tok
 
 
 def mixed() -> datasets.Dataset:
@@ -62,7 +52,7 @@ class RecordingTrainer(HEALGRPOTrainer):
 
 
 def test_scoring_forward_entropies_equal_generation_time_ones(tmp_path):
-    model, tok = peaked_model()
+    model, tok = peaked_tiny_lm()
     received = []
 
     def spy(prompts, completions, **kwargs):
@@ -99,7 +89,7 @@ def test_heal_runs_exactly_as_many_model_forwards_as_plain_grpo(tmp_path, num_it
     common = settings(tmp_path, num_iterations=num_iterations, generation_kwargs={"min_new_tokens": TOKENS})
     counts = {}
     for name in ("grpo", "heal"):
-        model, tok = peaked_model()
+        model, tok = peaked_tiny_lm()
         counter = ForwardCounter(model)
         if name == "grpo":
             trainer = GRPOTrainer(model=model, reward_funcs=[verifier_reward("numeric")], args=GRPOConfig(**common),
@@ -120,7 +110,7 @@ def test_heal_runs_exactly_as_many_model_forwards_as_plain_grpo(tmp_path, num_it
 def test_paged_continuous_batching_on_cpu(tmp_path, caplog):
     """transformers' paged continuous batching: scoring-forward entropies at num_iterations=2, one extra forward at 1."""
     for num_iterations, source in ((2, "scoring"), (1, "forward")):
-        model, tok = peaked_model()
+        model, tok = peaked_tiny_lm()
         checked = []
 
         def check(prompts, completions, completion_ids, **kwargs):

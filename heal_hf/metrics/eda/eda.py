@@ -52,6 +52,8 @@ Returns:
     variation_gap (`list` of `float`): mean squared z of the variation features (0 for gaussian).
     dynamics_gap (`list` of `float`): mean squared z of the phase shape (calibrated) or of dc_k (gaussian).
     mean_magnitude_gap, mean_variation_gap, mean_dynamics_gap (`float`): their means.
+    d0 (`float`, calibrated only): D0, the median D of the reference's own trajectories
+        (a prediction at distance D0 scores 0.5).
 Examples:
     >>> eda = evaluate.load("heal/eda")
     >>> general = [[2.1, 1.4, 0.9, 1.6, 0.7, 0.5, 1.2, 0.4], [1.8, 1.6, 0.8, 1.1, 0.9, 0.6, 0.8, 0.5],
@@ -106,5 +108,7 @@ class EDA(evaluate.Metric):
         for part in ("magnitude_gap", "variation_gap", "dynamics_gap"):
             values = getattr(scores, part)
             out[part], out[f"mean_{part}"] = values.tolist(), float(values.mean())
+        if estimator == "calibrated":
+            out["d0"] = eda.d0
         return out
 
