@@ -10,7 +10,14 @@ steps from the same bundled toy reasoner:
     heal-32     HEAL: 32 target + 3 x 32 selected general problems, EDA (batch reference)
     hybrid-32   the same mixed data, no EDA              (ablation)
     eda-32      EDA with the pool as reference, no mixing (ablation)
+    clip-higher-32      GRPO-32 with DAPO's Clip-Higher (TRL: epsilon_high = 0.28)
+    entropy-mask-32     GRPO-32 training only the top 20% highest-entropy tokens (TRL: top_entropy_quantile = 0.2)
     heal-32-pool  HEAL with the pool as EDA reference (a variant, only when asked for)
+
+The last two are the fixes users reach for today, both in TRL. Clip-Higher acts only
+when the policy takes more than one gradient step per generation batch (at
+num_iterations = 1 TRL's importance ratio is exactly 1), so every arm runs with the
+same `num_iterations` (2 by default): equal steps, equal budget.
 
 Every arm goes through `heal_hf.train.train` (HEALGRPOTrainer; the GRPO arms with
 lambda = 0, which leaves GRPO's objective untouched but still logs entropies), then
@@ -37,6 +44,7 @@ from typing import Any, Sequence
 
 from .files import atomic_write, write_json_atomic, write_text_atomic
 from .run_folder import RUN_FILE
+from .eda import DEFAULT_ESTIMATOR, ESTIMATORS
 from .toy import tasks
 from .verifiers import get_verifier
 
@@ -53,6 +61,7 @@ class Arm:
     eda: bool  # the EDA reward, with lambda = ReplicateSettings.eda_weight
     eda_reference: str
     about: str
+    grpo: tuple[tuple[str, Any], ...] = ()  # HEALConfig fields this arm sets (the baselines' TRL options)
 
 
 ARMS: dict[str, Arm] = {
@@ -63,10 +72,14 @@ ARMS: dict[str, Arm] = {
         Arm("heal-32", 32, True, True, "batch", "HEAL: 32 target + 96 selected general, EDA (batch reference)"),
         Arm("hybrid-32", 32, True, False, "batch", "ablation: the same hybrid data, no EDA"),
         Arm("eda-32", 32, False, True, "pool", "ablation: EDA against the pool, no general problems"),
+        Arm("clip-higher-32", 32, False, False, "batch", "baseline: GRPO-32 with Clip-Higher (epsilon_high 0.28)",
+            (("epsilon_high", 0.28),)),
+        Arm("entropy-mask-32", 32, False, False, "batch",
+            "baseline: GRPO-32 on the top 20% highest-entropy tokens only", (("top_entropy_quantile", 0.2),)),
         Arm("heal-32-pool", 32, True, True, "pool", "variant: HEAL with the pool as EDA reference (not run by default)"),
     )
 }
-DEFAULT_ARMS = ("grpo-32", "grpo-1k", "heal-32", "hybrid-32", "eda-32")
+DEFAULT_ARMS = ("grpo-32", "grpo-1k", "heal-32", "hybrid-32", "eda-32", "clip-higher-32", "entropy-mask-32")
 
 TOY_GRPO: dict[str, Any] = {
     "learning_rate": 5e-5,
@@ -92,6 +105,7 @@ class ReplicateSettings:
     steps: int = field(default=60, metadata={"help": "RL steps of every arm (equal steps)"})
     learning_rate: float = field(default=TOY_GRPO["learning_rate"], metadata={"help": "AdamW learning rate"})
     eda_weight: float = field(default=EDA_WEIGHT, metadata={"help": "lambda of the EDA arms"})
+    eda_estimator: str = field(default=DEFAULT_ESTIMATOR, metadata={"help": "EDA estimator of the EDA arms: calibrated or gaussian"})
     target_fraction: float | None = field(default=None, metadata={"help": "share of target prompts per batch in the hybrid arms (default: the data's share, 1/4)"})
     eval_problems: int = field(default=100, metadata={"help": "held-out test problems per family"})
     eval_samples: int = field(default=4, metadata={"help": "k of pass@k"})
@@ -115,6 +129,8 @@ def check_settings(s: ReplicateSettings) -> None:
     for family in s.families:
         if tasks.get_family(family).domain != tasks.TARGET:
             raise ValueError(f"families: {family!r} is a general-domain family; choose from {list(tasks.TARGET_FAMILIES)}")
+    if s.eda_estimator not in ESTIMATORS:
+        raise ValueError(f"eda_estimator: {s.eda_estimator!r}; choose from {list(ESTIMATORS)}")
     unknown = sorted(set(s.arms) - set(ARMS))
     if unknown:
         raise ValueError(f"arms: unknown arms {unknown}; choose from {list(ARMS)}")
@@ -225,6 +241,7 @@ def run_arm(
         "eda_weight": settings.eda_weight if arm.eda else 0.0, "eda_reference": arm.eda_reference,
         "disable_tqdm": True, "save_steps": settings.steps,
     }
+    overrides.update({"eda_estimator": settings.eda_estimator, **dict(arm.grpo)})
     if arm.mix_general and settings.target_fraction is not None:
         overrides["target_fraction"] = settings.target_fraction
     folder.mkdir(parents=True)
@@ -385,16 +402,18 @@ def results_table(results: dict[str, Any]) -> str:
     """Markdown: per family, the base model and each arm (mean ± std over seeds)."""
     k = results["settings"]["eval_samples"]
     lines = [
-        f"| family | arm | runs | greedy accuracy | pass@{k} | entropy retention (eval) | entropy retention (train, target) |",
-        "|---|---|---|---|---|---|---|",
+        f"| family | arm | runs | sampled accuracy | greedy accuracy | pass@{k} | entropy retention (eval) "
+        "| entropy retention (train, target) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for family in results["settings"]["families"]:
         b = results["base"][family]
-        lines.append(f"| {family} | base model | | {b['greedy_accuracy']:.3f} | {b[f'pass@{k}']:.3f} | 1 | |")
+        lines.append(f"| {family} | base model | | {b['sample_accuracy']:.3f} | {b['greedy_accuracy']:.3f} "
+                     f"| {b[f'pass@{k}']:.3f} | 1 | |")
         for arm in results["settings"]["arms"]:
             runs = [r for r in results["runs"] if r["family"] == family and r["arm"] == arm]
             cells = [_mean_std([r[key] for r in runs]) for key in
-                     ("greedy_accuracy", "pass_at_k", "entropy_retention", "train_entropy_retention")]
+                     ("sample_accuracy", "greedy_accuracy", "pass_at_k", "entropy_retention", "train_entropy_retention")]
             lines.append(f"| {family} | {arm} | {len(runs)} | " + " | ".join(cells) + " |")
     seeds = len(results["settings"]["seeds"])
     lines.append("")
@@ -405,7 +424,7 @@ def results_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_STYLES = {"hybrid-32": "--", "eda-32": ":"}  # ablations dashed, so that arms that coincide stay visible
+_STYLES = {"hybrid-32": "--", "eda-32": ":", "clip-higher-32": "-.", "entropy-mask-32": "-."}  # ablations and baselines broken, so that arms that coincide stay visible
 
 
 def plot_replication(results: dict[str, Any], path: Path) -> Path:

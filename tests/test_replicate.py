@@ -25,6 +25,8 @@ def test_bad_replication_options_are_clear_errors(capsys):
         check_settings(ReplicateSettings(arms=("ppo",)))
     with pytest.raises(ValueError, match="steps"):
         check_settings(ReplicateSettings(steps=0))
+    with pytest.raises(ValueError, match="eda_estimator: 'kde'"):
+        check_settings(ReplicateSettings(eda_estimator="kde"))
     with pytest.raises(SystemExit):
         main(["demo", "--target", "chess"])
     assert "invalid choice: 'chess'" in capsys.readouterr().err
@@ -79,6 +81,9 @@ def test_quick_replication_runs_every_arm_and_resumes(tmp_path, capsys):
     training = {a: json.loads((runs / a / "heal_run.json").read_text())["training"] for a in DEFAULT_ARMS}
     assert training["heal-32"]["eda_weight"] == 0.1 and training["hybrid-32"]["eda_weight"] == 0.0
     assert training["eda-32"]["eda_reference"] == "pool"
+    assert training["clip-higher-32"]["epsilon_high"] == 0.28 and training["grpo-32"]["epsilon_high"] is None
+    assert training["entropy-mask-32"]["top_entropy_quantile"] == 0.2 and training["grpo-32"]["top_entropy_quantile"] == 1.0
+    assert {t["eda_estimator"] for t in training.values()} == {"calibrated"}
     table = (out / "results.md").read_text()
     assert all(f"| sort_digits | {a} |" in table for a in DEFAULT_ARMS) and (out / "curves.png").stat().st_size > 10_000
     assert f"{by_arm['heal-32']['greedy_accuracy']:.3f}" in table
