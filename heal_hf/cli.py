@@ -15,13 +15,13 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     from .toy.tasks import TARGET_FAMILIES
 
     p.add_argument("--target", default="sort_digits", choices=TARGET_FAMILIES, help="target task family (default sort_digits)")
-    p.add_argument("--output-dir", default=None, help="folder for the trained model, card, PNG and metrics.json "
+    p.add_argument("--output-dir", default=None, help="folder for both runs, the curves and the numbers "
                    "(default: a new runs/demo-<target>-<time>)")
     p.add_argument("--shots", type=int, default=32, help="target-domain training examples (default 32)")
     p.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"GRPO steps (default {DEMO_STEPS})")
     p.add_argument("--eval-problems", type=int, default=100, help="held-out test problems (default 100)")
     p.add_argument("--eval-samples", type=int, default=4, help="k of pass@k (default 4)")
-    p.add_argument("--eda-weight", type=float, default=0.1, help="lambda of the EDA reward (default 0.1)")
+    p.add_argument("--eda-weight", type=float, default=None, help="lambda of HEAL's EDA reward (default: the replication's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the 32 examples, selection and training (default 0)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo in --output-dir")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the toy model gains nothing from more)")
@@ -32,12 +32,14 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.resume and not args.output_dir:
         raise ValueError("resume: pass the --output-dir of the demo to continue")
-    out, metrics = run_demo(args.target, args.output_dir, shots=args.shots, steps=args.steps,
+    out, results = run_demo(args.target, args.output_dir, shots=args.shots, steps=args.steps,
                             eval_problems=args.eval_problems, eval_samples=args.eval_samples, seed=args.seed,
                             eda_weight=args.eda_weight, resume=args.resume, threads=args.threads)
-    print(f"\nfew-shot HEAL on {args.target}: {args.shots} target examples, {args.steps} GRPO steps with EDA")
-    print(summary_table(metrics, args.eval_samples))
-    print(f"\nsaved to {out}: model, README.md (model card), entropy_curves.png, metrics.json")
+    print(f"\nfew-shot RL on {args.target}: {args.shots} target examples, {args.steps} steps each, same start and "
+          "settings;\ngrpo-32 = plain GRPO, heal-32 = + 96 selected general problems and the EDA reward")
+    print(summary_table(results))
+    print(f"\nsaved to {out}: grpo-32/ and heal-32/ (model, model card, metrics), curves.png, demo.json, "
+          "<arm>.train.log")
     return 0
 
 

@@ -1,26 +1,60 @@
-"""`heal-hf demo`: few-shot HEAL on the bundled toy reasoner, end to end, in minutes on a CPU.
+"""`heal-hf demo`: few-shot GRPO and few-shot HEAL side by side on the bundled toy reasoner, in minutes on a CPU.
 
-32 examples of one target family, hybrid selection from the bundled general-entropy
-pool, GRPO with EDA (`heal_hf.train.train`), then the held-out test split before and
-after: greedy accuracy, pass@k and entropy retention. Writes what `heal-hf train`
-writes (model, model card, entropy_curves.png, metrics.json) to the output folder.
+From the same start (the bundled toy reasoner), on the same 32 examples of one target
+family, with the same steps and settings (the replication's, `heal_hf.replicate`):
+`grpo-32` trains plain GRPO; `heal-32` mixes in 96 general problems selected from the
+bundled general-entropy pool and adds the EDA reward. Both are then evaluated on the
+family's held-out test problems (sampled and greedy accuracy, pass@k, token entropy), and
+the demo prints them beside the base model, with entropy retention during training.
+
+The output folder holds each run's folder (`grpo-32/`, `heal-32/`: model, model card,
+metrics, `entropy_curves.png`), each run's full log (`<arm>.train.log`: TRL's per-step log
+dicts, warnings), `curves.png` (both runs' target entropy and held-out accuracy over
+steps) and `demo.json` (the table's numbers). The terminal shows one progress bar per
+run and the table.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .replicate import TOY_GRPO, target_files, test_set
+from .files import write_json_atomic
+from .replicate import ARMS, ReplicateSettings, base_evaluation, plot_replication, run_arm, target_files, test_set
 from .toy import tasks
 
 DEMO_STEPS = 40
+DEMO_ARMS = ("grpo-32", "heal-32")
+DEMO_FILE = "demo.json"
+DEMO_SETTINGS_FILE = "demo_settings.json"
 
 
 def default_output_dir(family: str) -> str:
     """A new folder per demo run: runs/demo-<family>-<time>."""
     return f"runs/demo-{family}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def step_bar(name: str, total: int, stream: Any) -> Any:
+    """A TrainerCallback drawing one tqdm bar for a run's optimizer steps on `stream`."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class StepBar(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.bar = tqdm(total=total, desc=f"{name:<8}", unit="step", file=stream, dynamic_ncols=True)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.bar.update(state.global_step - self.bar.n)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.bar.set_postfix_str("evaluating on the held-out problems")
+            self.bar.close()
+
+    return StepBar()
 
 
 def run_demo(
@@ -31,19 +65,19 @@ def run_demo(
     eval_problems: int = 100,
     eval_samples: int = 4,
     seed: int = 0,
-    eda_weight: float = 0.1,
+    eda_weight: float | None = None,
     resume: bool = False,
     threads: int = 1,
 ) -> tuple[Path, dict[str, Any]]:
-    """Train and evaluate; return the output folder and its metrics (as in metrics.json).
+    """Train both arms and evaluate them; return the output folder and the numbers of the table.
 
-    `threads`: torch CPU threads; the toy reasoner is too small to gain from more than one,
-    and extra threads stall whenever another process holds a core.
+    `resume`: continue an interrupted demo in `output_dir` (same options): finished runs are
+    kept, the others start over. `threads`: torch CPU threads; the toy reasoner is too small
+    to gain from more than one.
     """
     import torch
 
     from .toy import check_toy_reasoner
-    from .train import TrainSettings, train
 
     family = tasks.get_family(target)
     if family.domain != tasks.TARGET:
@@ -53,34 +87,70 @@ def run_demo(
     check_toy_reasoner()
     torch.set_num_threads(threads)
     out = Path(output_dir or default_output_dir(target))
-    data_dir = out.with_name(out.name + "-data")
-    train_file = target_files(target, seed, [shots], data_dir)[shots]
-    _, eval_file = test_set(target, eval_problems, data_dir)
-    settings = TrainSettings(
-        target=str(train_file), eval=str(eval_file), output_dir=str(out), verifier=family.verifier,
-        eval_samples=eval_samples, license="apache-2.0", base_model_id="heal/toy-reasoner", resume=resume,
+    options = {"target": target, "shots": shots, "steps": steps, "eval_problems": eval_problems,
+               "eval_samples": eval_samples, "seed": seed, "eda_weight": eda_weight}
+    _claim(out, options, resume)
+    settings = ReplicateSettings(
+        output_dir=str(out), families=(target,), seeds=(seed,), arms=DEMO_ARMS, steps=steps,
+        eval_problems=eval_problems, eval_samples=eval_samples, curve_every=max(1, steps // 4),
+        curve_problems=min(32, eval_problems), threads=threads,
+        **({"eda_weight": eda_weight} if eda_weight is not None else {}),
     )
-    overrides = {**TOY_GRPO, "max_steps": steps, "seed": seed, "eda_weight": eda_weight, "logging_steps": 5}
-    result = train(settings, overrides)
-    return result.output_dir, result.metrics
+    arms = {name: dataclasses.replace(ARMS[name], target_size=shots) for name in DEMO_ARMS}
+    data_dir = out / "data"
+    test_rows, test_path = test_set(target, eval_problems, data_dir)
+    data = {"test": test_path, f"train-{shots}": target_files(target, seed, [shots], data_dir)[shots]}
+    terminal = sys.stderr
+    with open(out / "base.eval.log", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        print("evaluating the base model on the held-out problems", file=terminal, flush=True)
+        base = base_evaluation(target, settings, test_rows, out)
+    rows = {}
+    for name, arm in arms.items():
+        rows[name] = run_arm(target, seed, arm, settings, data, test_rows, out / name, base["mean_token_entropy"],
+                             callbacks=[step_bar(name, steps, terminal)])
+    results = {
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(settings).items()},
+        "shots": shots, "base": {target: base}, "runs": list(rows.values()),
+    }
+    plot_replication(results, out / "curves.png")
+    write_json_atomic(out / DEMO_FILE, results)
+    return out, results
 
 
-def summary_table(metrics: dict[str, Any], eval_samples: int) -> str:
-    """The before/after table the demo prints."""
-    base, trained = metrics["eval"]["base"], metrics["eval"]["trained"]
-    history = metrics.get("history", [])
-    retention = {d: next((h[f"heal/entropy_retention/{d}"] for h in reversed(history)
-                          if f"heal/entropy_retention/{d}" in h), float("nan")) for d in ("target", "general")}
+def _claim(out: Path, options: dict[str, Any], resume: bool) -> None:
+    """Refuse a folder holding anything but this demo's own earlier run (with `resume`, of the same options)."""
+    import json
+
+    stored = out / DEMO_SETTINGS_FILE
+    if not resume:
+        if out.exists() and any(out.iterdir()):
+            what = "another heal-hf run" if stored.exists() else "files"
+            raise ValueError(f"output_dir: {out} already holds {what}; pass --resume to continue it or choose a new --output-dir")
+    elif not stored.exists():
+        raise ValueError(f"output_dir: --resume needs a demo in {out}, but it has no {DEMO_SETTINGS_FILE}; drop --resume")
+    elif json.loads(stored.read_text()) != options:
+        raise ValueError(f"output_dir: the demo in {out} ran with other options ({stored}); repeat them or drop --resume")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(stored, options)
+
+
+def summary_table(results: dict[str, Any]) -> str:
+    """The side-by-side table the demo prints: base model, GRPO-32 and HEAL-32 on the held-out problems."""
+    k = results["settings"]["eval_samples"]
+    family = results["settings"]["families"][0]
+    base = results["base"][family]
+    runs = {r["arm"]: r for r in results["runs"]}
+    names = list(runs)
     rows = [
-        ("greedy accuracy", base["greedy_accuracy"], trained["greedy_accuracy"]),
-        (f"pass@{eval_samples}", base[f"pass@{eval_samples}"], trained[f"pass@{eval_samples}"]),
-        ("sampled accuracy (T=1)", base["sample_accuracy"], trained["sample_accuracy"]),
-        ("token entropy (nats)", base["mean_token_entropy"], trained["mean_token_entropy"]),
+        ("sampled accuracy (T=1)", base["sample_accuracy"], "sample_accuracy"),
+        ("greedy accuracy", base["greedy_accuracy"], "greedy_accuracy"),
+        (f"pass@{k}", base[f"pass@{k}"], "pass_at_k"),
+        ("token entropy (nats)", base["mean_token_entropy"], "mean_token_entropy"),
+        ("entropy retention (eval)", 1.0, "entropy_retention"),
     ]
-    lines = [f"{'held-out test':<26}{'before':>10}{'after':>10}"]
-    lines += [f"{name:<26}{b:>10.3f}{a:>10.3f}" for name, b, a in rows]
-    ratio = trained["mean_token_entropy"] / base["mean_token_entropy"] if base["mean_token_entropy"] > 0 else float("nan")
-    lines.append(f"{'entropy retention (eval)':<26}{1.0:>10.3f}{ratio:>10.3f}")
-    lines.append(f"{'entropy retention (train)':<26}{'target':>10}{'general':>10}")
-    lines.append(f"{'  last logged step':<26}{retention['target']:>10.3f}{retention['general']:>10.3f}")
+    title = f"held-out test ({base['problems']} problems)"
+    lines = [f"{title:<34}{'base':>9}" + "".join(f"{n:>10}" for n in names)]
+    lines += [f"{label:<34}{b:>9.3f}" + "".join(f"{runs[n][key]:>10.3f}" for n in names) for label, b, key in rows]
+    lines.append(f"{'entropy retention (train, target)':<34}{'':>9}"
+                 + "".join(f"{runs[n]['train_entropy_retention']:>10.3f}" for n in names))
     return "\n".join(lines)

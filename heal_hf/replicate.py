@@ -217,9 +217,14 @@ def run_complete(folder: Path) -> bool:
 
 def run_arm(
     family: str, seed: int, arm: Arm, settings: ReplicateSettings, data: dict[str, Path],
-    test_rows: Sequence[dict[str, str]], folder: Path, base_entropy: float,
+    test_rows: Sequence[dict[str, str]], folder: Path, base_entropy: float, callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """Train one arm (or read its finished results) and return its result row."""
+    """Train one arm (or read its finished results) and return its result row.
+
+    Everything the trainer and the evaluation print (TRL's per-step log dicts, progress
+    bars, warnings) goes to `<arm>.train.log` beside the run's folder; `callbacks` are
+    extra TrainerCallbacks (e.g. a progress bar of the caller's own).
+    """
     from .train import TrainSettings, train
 
     if run_complete(folder):
@@ -234,7 +239,7 @@ def run_arm(
         target=str(data[f"train-{arm.target_size}"]), output_dir=str(folder), eval=str(data["test"]),
         pool=settings.pool, verifier=fam.verifier, n_general=None if arm.mix_general else 0,
         eval_samples=settings.eval_samples, eval_baseline=False, license="apache-2.0",
-        **({"model": settings.model} if settings.model else {}),
+        **({"model": settings.model} if settings.model else {"base_model_id": "heal/toy-reasoner"}),
     )
     overrides = {
         **TOY_GRPO, "learning_rate": settings.learning_rate, "max_steps": settings.steps, "seed": seed,
@@ -245,9 +250,9 @@ def run_arm(
     if arm.mix_general and settings.target_fraction is not None:
         overrides["target_fraction"] = settings.target_fraction
     folder.mkdir(parents=True)
-    # The trainer prints every logged step: into the run's own log, not over the progress bar.
-    with open(folder.parent / f".{arm.name}.train.log", "w") as log, contextlib.redirect_stdout(log):
-        result = train(run_settings, overrides, callbacks=[curve])
+    with open(folder.parent / f"{arm.name}.train.log", "w") as log, contextlib.redirect_stdout(log), \
+            contextlib.redirect_stderr(log):
+        result = train(run_settings, overrides, callbacks=[curve, *callbacks])
     trained = result.metrics["eval"]["trained"]
     history = result.metrics.get("history", [])
     tail = [h["heal/entropy_retention/target"] for h in history if "heal/entropy_retention/target" in h]

@@ -33,22 +33,39 @@ def test_bad_replication_options_are_clear_errors(capsys):
 
 
 @pytest.mark.slow
-def test_demo_trains_evaluates_and_writes_model_card_png_and_metrics(tmp_path, capsys):
+def test_demo_trains_grpo_and_heal_side_by_side(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--output-dir", str(out), "--steps", "3", "--eval-problems", "6", "--eval-samples", "2"]) == 0
-    printed = capsys.readouterr().out
-    assert "held-out test" in printed and "pass@2" in printed and "entropy retention" in printed
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["train"]["global_step"] == 3
-    assert set(metrics["eval"]) == {"base", "trained"} and metrics["eval"]["trained"]["problems"] == 6
-    assert f"{metrics['eval']['trained']['greedy_accuracy']:.3f}" in printed
-    run = json.loads((out / "heal_run.json").read_text())
-    assert run["data"]["target"]["rows"] == 32 and run["data"]["general"]["rows"] == 96
-    assert (out / "model.safetensors").exists() and (out / "entropy_curves.png").stat().st_size > 10_000
-    assert ModelCard.load(out / "README.md").data.base_model == "heal/toy-reasoner"
-    # The same folder again is another run's: refused, nothing overwritten.
+    captured = capsys.readouterr()
+    printed = captured.out
+    results = json.loads((out / "demo.json").read_text())
+    runs = {r["arm"]: r for r in results["runs"]}
+    assert list(runs) == ["grpo-32", "heal-32"] and all(r["steps"] == 3 for r in runs.values())
+    # The table holds each run's own numbers, beside the base model's.
+    base = results["base"]["sort_digits"]
+    line = next(x for x in printed.splitlines() if x.startswith("sampled accuracy"))
+    assert line.split()[-3:] == [f"{v:.3f}" for v in (base["sample_accuracy"], runs["grpo-32"]["sample_accuracy"],
+                                                       runs["heal-32"]["sample_accuracy"])]
+    assert "pass@2" in printed and "entropy retention (train, target)" in printed
+    # Same start and settings; only the data and the EDA reward differ.
+    record = {a: json.loads((out / a / "heal_run.json").read_text()) for a in runs}
+    assert record["grpo-32"]["data"]["target"]["rows"] == record["heal-32"]["data"]["target"]["rows"] == 32
+    assert record["grpo-32"]["data"]["general"]["rows"] == 0 and record["heal-32"]["data"]["general"]["rows"] == 96
+    assert record["grpo-32"]["training"]["eda_weight"] == 0.0 and record["heal-32"]["training"]["eda_weight"] > 0
+    differing = {k for k in record["grpo-32"]["training"] if record["grpo-32"]["training"][k] != record["heal-32"]["training"][k]}
+    assert differing == {"eda_weight"}, differing
+    assert ModelCard.load(out / "heal-32" / "README.md").data.base_model == "heal/toy-reasoner"
+    assert (out / "curves.png").stat().st_size > 10_000
+    # A quiet terminal: TRL's per-step log dicts are in each run's log file, not on the screen.
+    assert "'loss'" not in printed + captured.err
+    assert "'loss'" in (out / "heal-32.train.log").read_text()
+    # The same folder again is refused unless resumed; resuming trains nothing again.
     assert main(["demo", "--output-dir", str(out), "--steps", "3"]) == 2
     assert "already holds another heal-hf run" in capsys.readouterr().err
+    stamp = (out / "heal-32" / "model.safetensors").stat().st_mtime_ns
+    assert main(["demo", "--output-dir", str(out), "--steps", "3", "--eval-problems", "6", "--eval-samples", "2",
+                 "--resume"]) == 0
+    assert (out / "heal-32" / "model.safetensors").stat().st_mtime_ns == stamp
 
 
 @pytest.mark.slow
