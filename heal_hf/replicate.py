@@ -432,6 +432,11 @@ def results_table(results: dict[str, Any]) -> str:
 _STYLES = {"hybrid-32": "--", "eda-32": ":", "clip-higher-32": "-.", "entropy-mask-32": "-."}  # ablations and baselines broken, so that arms that coincide stay visible
 
 
+def _moving_average(values: Sequence[float], window: int) -> list[float]:
+    """Mean of each value and the `window - 1` before it (fewer at the start)."""
+    return [statistics.mean(values[max(0, i - window + 1): i + 1]) for i in range(len(values))]
+
+
 def plot_replication(results: dict[str, Any], path: Path) -> Path:
     """Per family: target-domain entropy and held-out greedy accuracy over steps, one line per arm (seed mean)."""
     import matplotlib
@@ -450,10 +455,13 @@ def plot_replication(results: dict[str, Any], path: Path) -> Path:
                     for step, value in r[key]:
                         by_step.setdefault(int(step), []).append(value)
                 steps = sorted(by_step)
+                values = [statistics.mean(by_step[s]) for s in steps]
+                if key == "entropy_curve":  # one target prompt per batch: a step's entropy is noisy, so smooth it
+                    values = _moving_average(values, max(1, len(values) // 10))
                 if steps:
-                    ax.plot(steps, [statistics.mean(by_step[s]) for s in steps], label=arm,
-                            linewidth=2.2 if arm == "heal-32" else 1.2, linestyle=_STYLES.get(arm, "-"))
-        row[0].set(title=f"{family}: target-domain token entropy", xlabel="RL step", ylabel="nats")
+                    ax.plot(steps, values, label=arm, linewidth=2.2 if arm == "heal-32" else 1.2,
+                            linestyle=_STYLES.get(arm, "-"))
+        row[0].set(title=f"{family}: target-domain token entropy (moving average)", xlabel="RL step", ylabel="nats")
         row[1].set(title=f"{family}: held-out greedy accuracy", xlabel="RL step", ylabel="accuracy")
         row[1].legend(fontsize=8)
     fig.tight_layout()
