@@ -14,6 +14,7 @@ vocabulary an entropy needs.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -207,6 +208,30 @@ def completion_entropies(
         ent = token_entropy(logits, mask[:, p_width:].to(device).bool(), temperature=temperature).cpu()
         out.extend(ent[r, : len(completion_ids[i])].tolist() for r, i in enumerate(rows))
     return out
+
+
+VLLM_MISSING = "backend vllm: vLLM is not installed; pip install 'heal-hf[vllm]' (a CUDA GPU build), or use --backend transformers-two-phase"
+
+
+def check_vllm() -> None:
+    """Raise a one-line ValueError naming the fix when vLLM is not importable."""
+    if importlib.util.find_spec("vllm") is None:
+        raise ValueError(VLLM_MISSING)
+
+
+def load_vllm(model_path: str, dtype: str = "auto", gpu_memory_utilization: float = 0.5, distributed: bool = False) -> Any:
+    """A `vllm.LLM` of the checkpoint at `model_path` that generates for the two-phase builder.
+
+    `gpu_memory_utilization` leaves the rest of the GPU to the transformers model that
+    scores the completions. `distributed`: one engine per process under
+    `accelerate launch` / torchrun, each on its own GPU (vLLM's external launcher,
+    as TRL's colocate mode starts it).
+    """
+    check_vllm()
+    from vllm import LLM
+
+    return LLM(model=model_path, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+               **({"distributed_executor_backend": "external_launcher"} if distributed else {}))
 
 
 def vllm_completion_ids(
