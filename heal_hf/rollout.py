@@ -247,15 +247,15 @@ def vllm_completion_ids(
     """Sample `num_samples` completions per prompt with a `vllm.LLM`: token ids[p][j], EOS included when produced.
 
     The thin vLLM-specific part of the two-phase path: prompts go in as token ids,
-    so the scoring forward sees exactly the prompt vLLM continued. Prompt p samples
-    with seed `seed + p` (vLLM's per-request generator): reproducible, and not the
-    same random stream for every prompt.
+    so the scoring forward sees exactly the prompt vLLM continued. Prompt p's request
+    has seed `seed + p * num_samples` and vLLM seeds its j-th sample with that + j, so
+    every sample has a random stream of its own and a rerun draws the same ones.
     """
     from vllm import SamplingParams, TokensPrompt
 
     params = [
         SamplingParams(n=num_samples, temperature=temperature, top_p=top_p, top_k=top_k if top_k > 0 else -1,
-                       max_tokens=max_new_tokens, seed=(seed + p) % 2**63, detokenize=False)
+                       max_tokens=max_new_tokens, seed=(seed + p * num_samples) % 2**63, detokenize=False)
         for p in range(len(prompt_ids))
     ]
     outputs = llm.generate([TokensPrompt(prompt_token_ids=list(ids)) for ids in prompt_ids], params, use_tqdm=False)
@@ -288,8 +288,9 @@ def sample_with_entropies(
         max_new_tokens: generation cap per response.
         temperature, top_p, top_k: sampling settings; entropies use `temperature`
             over the full vocabulary (top-k/top-p do not change them).
-        seed: seeds torch's RNG once before the first batch (with `llm`: prompt p
-            samples with vLLM seed `seed + p`), so the same call gives the same responses.
+        seed: seeds torch's RNG once before the first batch (with `llm`: vLLM's
+            per-sample seeds, see `vllm_completion_ids`), so the same call gives the
+            same responses.
         batch_size: sequences per `generate` call and per scoring forward
             (prompts per call = batch_size // k).
         progress: optional callable taking the number of prompts just finished
