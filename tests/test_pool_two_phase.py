@@ -15,7 +15,7 @@ import sys
 import datasets
 import numpy as np
 import pytest
-from conftest import TINY_POOL_CONFIG, addition_rows, peaked_tiny_lm, require
+from conftest import addition_rows, peaked_tiny_lm
 from huggingface_hub import DatasetCard
 from test_pool_build import _assert_same_rows, _cli_args, _config, _env, _snapshot
 
@@ -123,8 +123,9 @@ def test_a_build_from_before_the_backend_option_resumes_as_transformers(built_po
 
 
 def test_backend_vllm_without_vllm_is_one_line_before_anything_is_written(tiny_model_dir, prompts_file, tmp_path,
-                                                                          capsys):
-    require(importlib.util.find_spec("vllm") is None, "vllm is installed here: its absence cannot be tested")
+                                                                          capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # absent even where it is installed (it is not, here)
+    assert importlib.util.find_spec("vllm") is None
     assert main(_cli_args(tiny_model_dir, prompts_file, tmp_path / "cli", backend="vllm")) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert errors == [f"heal-hf build-pool: error: {VLLM_MISSING}"] and "pip install 'heal-hf[vllm]'" in errors[0]
