@@ -311,6 +311,7 @@ heal-hf build-pool --model {{ model_id }} --dataset {{ dataset_id }} --out DIR \
     --temperature {{ config.temperature }} --top-p {{ config.top_p }} --top-k {{ config.top_k }} \\
     --verifier {{ config.verifier }}{% if config.verifier_column %} --verifier-column {{ config.verifier_column }}{% endif %} --seed {{ config.seed }} \\
     --shard-size {{ config.shard_size }} --batch-size {{ config.batch_size }}{% if config.chat_template %} --chat-template{% endif %}
+{%- if config.backend and config.backend != "transformers" %} --backend {{ config.backend }}{% endif %}
 ```
 {%- endif %}
 

@@ -89,7 +89,7 @@ def _replicate(args: argparse.Namespace) -> int:
 def _build_pool_args(p: argparse.ArgumentParser) -> None:
     import dataclasses
 
-    from .pool import POOL_REPO_ID, PoolBuildConfig
+    from .pool import POOL_BACKENDS, POOL_REPO_ID, PoolBuildConfig
     from .verifiers import VERIFIERS
 
     p.add_argument("--model", required=True, help="a causal LM: local folder or Hub id")
@@ -107,7 +107,7 @@ def _build_pool_args(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, action="store_true", help=help_text)
         else:
             kind = type(f.default) if f.default is not None else str
-            choices = sorted(VERIFIERS) if f.name == "verifier" else None
+            choices = {"verifier": sorted(VERIFIERS), "backend": POOL_BACKENDS}.get(f.name)
             p.add_argument(flag, type=kind, default=f.default, choices=choices, help=help_text)
     p.add_argument("--model-id", default=None,
                    help="the model name recorded in the rows and card (default: --model, a folder's name)")
@@ -125,13 +125,15 @@ def _build_pool(args: argparse.Namespace) -> int:
 
     from .pool import PoolBuildConfig
     from .pool_build import build_pool, load_prompt_dataset, process_layout
-    from .rollout import load_causal_lm
+    from .rollout import check_vllm, load_causal_lm
 
     # Under `accelerate launch` each process builds its share of the shards (see build_pool).
     process_index, num_processes, process_device = process_layout()
     device = args.device or process_device
     config = PoolBuildConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PoolBuildConfig)})
     config.validate()
+    if config.backend == "vllm":  # before minutes of loading, not after
+        check_vllm()
     dataset = load_prompt_dataset(args.dataset, split=args.split, config_name=args.dataset_config)
     if args.limit is not None:
         dataset = dataset.select(range(min(args.limit, len(dataset))))

@@ -358,6 +358,12 @@ def shard_rows(path: Path) -> int:
 
 # --- Sampling pool rows with a model -------------------------------------------------
 
+POOL_BACKENDS = ("transformers", "transformers-two-phase", "vllm")
+"""How a pool's responses are generated and scored (`PoolBuildConfig.backend`):
+transformers' `generate` with the entropies recorded during generation (one phase);
+`generate`, then one teacher-forced forward per batch for the entropies (two phase);
+vLLM, then the same teacher-forced forward with transformers (two phase)."""
+
 
 @dataclass
 class PoolBuildConfig:
@@ -379,8 +385,14 @@ class PoolBuildConfig:
     source_column: str | None = field(default=None, metadata={"help": "a column naming each row's source"})
     source: str | None = field(default=None, metadata={"help": "source of every row (default: the dataset id)"})
     shard_size: int = field(default=64, metadata={"help": "prompts per shard (the unit of resume and of work)"})
-    batch_size: int = field(default=64, metadata={"help": "sequences per generate call"})
+    batch_size: int = field(default=64, metadata={"help": "sequences per generate call and per scoring forward"})
     chat_template: bool = field(default=False, metadata={"help": "wrap prompts in the tokenizer's chat template"})
+    backend: str = field(
+        default="transformers",
+        metadata={"help": "transformers: generate, entropies recorded while generating; transformers-two-phase: "
+                  "generate, then one teacher-forced forward for the entropies; vllm: generate with vLLM, "
+                  "then the same forward with transformers (pip install 'heal-hf[vllm]')"},
+    )
 
     def validate(self) -> "PoolBuildConfig":
         """Raise ValueError on settings that cannot build a pool."""
@@ -398,6 +410,8 @@ class PoolBuildConfig:
         if not isinstance(self.verifier, str):  # the name is recorded in the build manifest and card
             raise ValueError(f"verifier: expected a name (exact, numeric, math), got {self.verifier!r}")
         get_verifier(self.verifier)
+        if self.backend not in POOL_BACKENDS:
+            raise ValueError(f"backend: expected one of {', '.join(POOL_BACKENDS)}, got {self.backend!r}")
         return self
 
     def sampling(self) -> dict[str, Any]:
@@ -430,13 +444,15 @@ def sample_pool_rows(
     tokenizer_hash: str | None = None,
     progress: Any = None,
     verifiers: Sequence[str] | None = None,
+    llm: Any = None,
 ) -> list[dict[str, Any]]:
     """Sample k responses per prompt, verify them and profile them: pool rows (scores left NaN).
 
     `seed` seeds this call's sampling; rows record `config.seed`. `verifiers` names
-    each prompt's verifier (default `config.verifier` for all). A reference answer a
-    verifier cannot use (missing, or no number for `numeric`) raises ValueError
-    before any sampling.
+    each prompt's verifier (default `config.verifier` for all). With
+    `config.backend` "vllm", `llm` (a `vllm.LLM` of the same checkpoint) generates and
+    `model` scores. A reference answer a verifier cannot use (missing, or no number
+    for `numeric`) raises ValueError before any sampling.
     """
     from .rollout import sample_with_entropies  # here, not at the top: loading a pool needs no transformers
 
@@ -444,6 +460,8 @@ def sample_pool_rows(
     for name in set(names):  # a data error in the answers surfaces here, not after minutes of sampling
         check_reference_answers(name, [a for a, n in zip(answers, names) if n == name], f"answers ({name})")
     checks = [get_verifier(name) for name in names]
+    if (config.backend == "vllm") != (llm is not None):
+        raise ValueError(f"llm: pass a vllm.LLM exactly when backend is 'vllm' (backend {config.backend!r})")
     out = sample_with_entropies(
         model,
         tokenizer,
@@ -457,6 +475,8 @@ def sample_pool_rows(
         batch_size=config.batch_size,
         chat_template=config.chat_template,
         progress=progress,
+        two_phase=config.backend != "transformers",
+        llm=llm,
     )
     passed = [[check(text, answer) for text in texts] for texts, answer, check in zip(out.texts, answers, checks)]
     return pool_rows(

@@ -44,7 +44,7 @@ from .pool import (
     tokenizer_fingerprint,
     validate_pool,
 )
-from .rollout import check_causal_lm
+from .rollout import check_causal_lm, check_vllm, load_vllm
 from .selection import CRITERIA
 from .verifiers import check_reference_answers
 
@@ -65,6 +65,7 @@ def _claim_out_dir(out: Path, manifest: dict[str, Any]) -> None:
     existing = out / MANIFEST_NAME
     if existing.exists():
         previous = read_build_manifest(out)
+        previous.get("config", {}).setdefault("backend", "transformers")  # builds from before --backend
         differ = sorted(
             k for k in set(previous) | set(manifest) if k not in _IDENTITY_EXEMPT and previous.get(k) != manifest.get(k)
         )
@@ -120,12 +121,16 @@ def build_pool(
     license: str | None = None,
     command: str | None = None,
     poll_seconds: float = 2.0,
+    llm: Any = None,
 ) -> Path:
     """Build (or resume) a general-entropy pool in `out_dir` and return the folder.
 
     Samples `config.samples_per_prompt` responses per prompt of `dataset` with
     `model`, records their token entropies, verifies them against the answer column
     and writes pool rows (POOL_FEATURES) as parquet shards under `out_dir/data/`.
+    `config.backend` chooses how (POOL_BACKENDS): entropies recorded during
+    `generate`, or generation first (transformers or vLLM) and then one batched
+    teacher-forced forward of `model` for the entropies.
     Shards already there are kept, so re-running after an interruption (even kill -9)
     builds only what is missing.
 
@@ -144,8 +149,12 @@ def build_pool(
         repo_id, license: the dataset card's repo id and license (see `write_pool_card`).
         command: how to rebuild the pool, shown on the card (default: the equivalent
             `heal-hf build-pool` command).
+        llm: backend "vllm" only: a `vllm.LLM` of the same checkpoint (default: one
+            loaded from `model.name_or_path` once there are shards to build, `load_vllm`).
     """
     config = (config or PoolBuildConfig()).validate()
+    if config.backend == "vllm" and llm is None:
+        check_vllm()
     check_causal_lm(model)
     if not 0 <= process_index < num_processes:
         raise ValueError(f"process_index: expected 0 <= {process_index} < num_processes = {num_processes}")
@@ -201,6 +210,9 @@ def build_pool(
             _check_shard(path, len(rows_of(i)))
         else:
             todo.append(i)
+    if todo and config.backend == "vllm" and llm is None:
+        dtype = str(next(model.parameters()).dtype).removeprefix("torch.")  # vLLM generates in the scorer's dtype
+        llm = load_vllm(str(model.name_or_path), dtype=dtype, distributed=num_processes > 1)
     total = sum(len(rows_of(i)) for i in mine)
     bar = tqdm(total=total, initial=total - sum(len(rows_of(i)) for i in todo), unit="prompt",
                desc=f"build-pool [{process_index + 1}/{num_processes}]", position=process_index,
@@ -211,7 +223,7 @@ def build_pool(
             rows = sample_pool_rows(
                 model, tokenizer, prompts[span.start : span.stop], answers[span.start : span.stop],
                 sources[span.start : span.stop], config, shard_seed(config.seed, i), model_id, tokenizer_hash,
-                progress=bar.update, verifiers=verifiers[span.start : span.stop] if verifiers else None,
+                progress=bar.update, verifiers=verifiers[span.start : span.stop] if verifiers else None, llm=llm,
             )
             # pyarrow straight from the rows (datasets' from_list made the same table, 3x slower)
             table = pa.Table.from_pylist(rows, schema=POOL_FEATURES.arrow_schema)

@@ -5,10 +5,16 @@ custom processors after its own (repetition penalty, min length...) and before t
 sampling warpers (temperature, top-k, top-p), so each step's entropy is that of
 softmax(logits / temperature) over the full vocabulary, before truncation (HEAL.md),
 with no extra forward pass and no stored logits.
+
+The two-phase path generates first (transformers' `generate` or vLLM) and then takes
+the same entropies from one batched teacher-forced forward over prompt + completion
+(`completion_entropies`): vLLM returns at most top-k logprobs, never the full
+vocabulary an entropy needs.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -153,6 +159,110 @@ def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list
 
 
 @torch.no_grad()
+def completion_entropies(
+    model: torch.nn.Module,
+    prompt_ids: Sequence[Sequence[int]],
+    completion_ids: Sequence[Sequence[int]],
+    temperature: float = 1.0,
+    batch_size: int = 8,
+    pad_id: int = 0,
+) -> list[list[float]]:
+    """Per-token entropies (nats) of each completion under `model`, teacher-forced.
+
+    One no-grad forward over prompt + completion, `batch_size` rows at a time, keeping
+    only the completion positions' logits; entropy of softmax(logits / temperature)
+    over the full vocabulary (chunked `token_entropy`). Prompts are left-padded and
+    completions right-padded (with `pad_id`, masked out), as `generate` and
+    GRPOTrainer lay them out, so the numbers equal the ones seen while sampling.
+
+    Args:
+        prompt_ids, completion_ids: N token-id lists each (row i is prompt i followed
+            by completion i; a completion may be empty).
+    Returns:
+        N lists, list i of len(completion_ids[i]) entropies.
+    """
+    if len(prompt_ids) != len(completion_ids):
+        raise ValueError(
+            f"prompt_ids, completion_ids: expected one of each per row, got {len(prompt_ids)} and {len(completion_ids)}"
+        )
+    device = next(model.parameters()).device
+    out: list[list[float]] = []
+    for start in range(0, len(prompt_ids), batch_size):
+        rows = range(start, min(start + batch_size, len(prompt_ids)))
+        p_width = max(len(prompt_ids[i]) for i in rows)
+        c_width = max(len(completion_ids[i]) for i in rows)
+        if c_width == 0:
+            out.extend([] for _ in rows)
+            continue
+        ids = torch.full((len(rows), p_width + c_width), pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, i in enumerate(rows):
+            p, c = list(prompt_ids[i]), list(completion_ids[i])
+            ids[r, p_width - len(p) : p_width] = torch.tensor(p, dtype=torch.long)
+            ids[r, p_width : p_width + len(c)] = torch.tensor(c, dtype=torch.long)
+            mask[r, p_width - len(p) : p_width + len(c)] = 1
+        # Logits at positions P-1 .. P+C-2 predict the C completion tokens.
+        logits = model(
+            input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=c_width + 1
+        ).logits[:, :-1]
+        ent = token_entropy(logits, mask[:, p_width:].to(device).bool(), temperature=temperature).cpu()
+        out.extend(ent[r, : len(completion_ids[i])].tolist() for r, i in enumerate(rows))
+    return out
+
+
+VLLM_MISSING = "backend vllm: vLLM is not installed; pip install 'heal-hf[vllm]' (a CUDA GPU build), or use --backend transformers-two-phase"
+
+
+def check_vllm() -> None:
+    """Raise a one-line ValueError naming the fix when vLLM is not importable."""
+    if importlib.util.find_spec("vllm") is None:
+        raise ValueError(VLLM_MISSING)
+
+
+def load_vllm(model_path: str, dtype: str = "auto", gpu_memory_utilization: float = 0.5, distributed: bool = False) -> Any:
+    """A `vllm.LLM` of the checkpoint at `model_path` that generates for the two-phase builder.
+
+    `gpu_memory_utilization` leaves the rest of the GPU to the transformers model that
+    scores the completions. `distributed`: one engine per process under
+    `accelerate launch` / torchrun, each on its own GPU (vLLM's external launcher,
+    as TRL's colocate mode starts it).
+    """
+    check_vllm()
+    from vllm import LLM
+
+    return LLM(model=model_path, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+               **({"distributed_executor_backend": "external_launcher"} if distributed else {}))
+
+
+def vllm_completion_ids(
+    llm: Any,
+    prompt_ids: Sequence[Sequence[int]],
+    num_samples: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    seed: int = 0,
+) -> list[list[list[int]]]:
+    """Sample `num_samples` completions per prompt with a `vllm.LLM`: token ids[p][j], EOS included when produced.
+
+    The thin vLLM-specific part of the two-phase path: prompts go in as token ids,
+    so the scoring forward sees exactly the prompt vLLM continued. Prompt p's request
+    has seed `seed + p * num_samples` and vLLM seeds its j-th sample with that + j, so
+    every sample has a random stream of its own and a rerun draws the same ones.
+    """
+    from vllm import SamplingParams, TokensPrompt
+
+    params = [
+        SamplingParams(n=num_samples, temperature=temperature, top_p=top_p, top_k=top_k if top_k > 0 else -1,
+                       max_tokens=max_new_tokens, seed=(seed + p * num_samples) % 2**63, detokenize=False)
+        for p in range(len(prompt_ids))
+    ]
+    outputs = llm.generate([TokensPrompt(prompt_token_ids=list(ids)) for ids in prompt_ids], params, use_tqdm=False)
+    return [[list(c.token_ids) for c in sorted(out.outputs, key=lambda c: c.index)] for out in outputs]
+
+
+@torch.no_grad()
 def sample_with_entropies(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -166,6 +276,8 @@ def sample_with_entropies(
     batch_size: int = 64,
     chat_template: bool = False,
     progress: Any = None,
+    two_phase: bool = False,
+    llm: Any = None,
 ) -> Rollouts:
     """Sample `num_samples` responses per prompt and record per-token entropies.
 
@@ -176,11 +288,19 @@ def sample_with_entropies(
         max_new_tokens: generation cap per response.
         temperature, top_p, top_k: sampling settings; entropies use `temperature`
             over the full vocabulary (top-k/top-p do not change them).
-        seed: seeds torch's RNG once before the first batch, so the same call gives
-            the same responses.
-        batch_size: sequences per `generate` call (prompts per call = batch_size // k).
+        seed: seeds torch's RNG once before the first batch (with `llm`: vLLM's
+            per-sample seeds, see `vllm_completion_ids`), so the same call gives the
+            same responses.
+        batch_size: sequences per `generate` call and per scoring forward
+            (prompts per call = batch_size // k).
         progress: optional callable taking the number of prompts just finished
             (e.g. a tqdm bar's `update`).
+        two_phase: generate without recording, then take each batch's entropies from
+            one teacher-forced forward of `model` (`completion_entropies`). The samples
+            are the one-phase path's (the recorder leaves the scores unchanged), the
+            entropies equal within float rounding; costs one extra forward per batch.
+        llm: a `vllm.LLM` of the same checkpoint to generate with instead of
+            `model.generate` (implies two_phase: `model` scores its completions).
     """
     if not prompts:
         raise ValueError("prompts: expected at least one prompt")
@@ -214,12 +334,36 @@ def sample_with_entropies(
         "top_k": top_k,
         "seed": seed,
     }
+
+    def keep(prompt_ids: list[list[int]], ids: list[list[int]], ents: list[list[float]] | None) -> None:
+        """Append one batch: its prompts' ids (P'), their P' * k completions (prompt-major), entropies or None."""
+        if ents is None:  # two-phase: one teacher-forced forward over the batch's prompt + completion rows
+            rows = [ids_p for ids_p in prompt_ids for _ in range(num_samples)]
+            ents = completion_entropies(model, rows, ids, temperature, batch_size=len(ids), pad_id=pad_id)
+        texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
+        for p in range(len(prompt_ids)):
+            rows = slice(p * num_samples, (p + 1) * num_samples)
+            out.token_ids.append(ids[rows])
+            out.entropies.append(ents[rows])
+            out.texts.append(texts[rows])
+            out.tokens.append([tokenizer.convert_ids_to_tokens(i) for i in ids[rows]])
+        if progress is not None:
+            progress(len(prompt_ids))
+
     try:
+        if llm is not None:
+            prompt_ids = tokenizer(texts_in, add_special_tokens=not chat_template)["input_ids"]
+            sampled = vllm_completion_ids(llm, prompt_ids, num_samples, max_new_tokens, temperature, top_p, top_k, seed)
+            for start in range(0, len(prompt_ids), per_call):
+                keep(prompt_ids[start : start + per_call], [c for per in sampled[start : start + per_call] for c in per],
+                     None)
+            return out
         for start in range(0, len(texts_in), per_call):
             chunk = texts_in[start : start + per_call]
             enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=not chat_template)
+            prompt_ids = [row[m.bool()].tolist() for row, m in zip(enc["input_ids"], enc["attention_mask"])]
             enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-            recorder = EntropyRecorder(temperature)
+            recorder = None if two_phase else EntropyRecorder(temperature)
             cache = preallocated_cache(model, enc["input_ids"].shape[1] + max_new_tokens)
             generated = model.generate(
                 **enc,
@@ -230,25 +374,18 @@ def sample_with_entropies(
                 top_k=top_k,
                 max_new_tokens=max_new_tokens,
                 num_return_sequences=num_samples,
-                logits_processor=LogitsProcessorList([recorder]),
+                logits_processor=LogitsProcessorList([recorder] if recorder else []),
                 pad_token_id=pad_id,
                 eos_token_id=eos_ids or None,
             )
             new_ids = generated[:, enc["input_ids"].shape[1] :].cpu()
-            ent = torch.stack(recorder.steps, 1) if recorder.steps else torch.zeros(len(new_ids), 0)
             lengths = completion_lengths(new_ids, eos_ids).tolist()
-            all_ids, all_ent = new_ids.tolist(), ent.tolist()
-            ids = [row[:n] for row, n in zip(all_ids, lengths)]
-            ents = [row[:n] for row, n in zip(all_ent, lengths)]
-            texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
-            for p in range(len(chunk)):
-                rows = slice(p * num_samples, (p + 1) * num_samples)
-                out.token_ids.append(ids[rows])
-                out.entropies.append(ents[rows])
-                out.texts.append(texts[rows])
-                out.tokens.append([tokenizer.convert_ids_to_tokens(i) for i in ids[rows]])
-            if progress is not None:
-                progress(len(chunk))
+            ids = [row[:n] for row, n in zip(new_ids.tolist(), lengths)]
+            ents = None
+            if recorder is not None:
+                steps = torch.stack(recorder.steps, 1) if recorder.steps else torch.zeros(len(new_ids), 0)
+                ents = [row[:n] for row, n in zip(steps.tolist(), lengths)]
+            keep(prompt_ids, ids, ents)
     finally:
         tokenizer.padding_side = padding_side
         model.train(was_training)

@@ -60,6 +60,7 @@ from .metrics import EDA_METRIC_PATH  # re-exported: a user's script needs only 
 from .files import write_json_atomic
 from .pool import DOMAIN_GENERAL, DOMAIN_TARGET, load_pool, pool_reference, tokenizer_fingerprint
 from .profiles import DEFAULT_BINS, EntropyProfile
+from .rollout import completion_entropies
 from .run_folder import STATE_FILE
 from .verifiers import get_verifier
 
@@ -96,39 +97,13 @@ def policy_token_entropies(
 ) -> list[list[float]]:
     """Per-token entropies (nats) of each completion under `model`, teacher-forced.
 
-    One no-grad forward over prompt + completion, `batch_size` rows at a time, keeping
-    only the completion positions' logits; entropy of softmax(logits / temperature)
-    over the full vocabulary (chunked `token_entropy`). Prompts are left-padded and
-    completions right-padded, as GRPOTrainer does, so the numbers equal the ones seen
-    while sampling. Returns one list per completion, of its length.
+    `heal_hf.rollout.completion_entropies` over the prompts tokenized exactly as
+    GRPOTrainer does (chat template for conversational prompts), so the numbers equal
+    the ones seen while sampling. Returns one list per completion, of its length.
     """
-    if len(prompts) != len(completion_ids):
-        raise ValueError(f"prompts, completion_ids: expected one of each per row, got {len(prompts)} and {len(completion_ids)}")
-    prompt_ids = _prompt_token_ids(tokenizer, prompts)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    device = next(model.parameters()).device
-    out: list[list[float]] = []
-    for start in range(0, len(prompt_ids), batch_size):
-        rows = range(start, min(start + batch_size, len(prompt_ids)))
-        p_width = max(len(prompt_ids[i]) for i in rows)
-        c_width = max(len(completion_ids[i]) for i in rows)
-        if c_width == 0:
-            out.extend([] for _ in rows)
-            continue
-        ids = torch.full((len(rows), p_width + c_width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, i in enumerate(rows):
-            p, c = prompt_ids[i], list(completion_ids[i])
-            ids[r, p_width - len(p) : p_width] = torch.tensor(p, dtype=torch.long)
-            ids[r, p_width : p_width + len(c)] = torch.tensor(c, dtype=torch.long)
-            mask[r, p_width - len(p) : p_width + len(c)] = 1
-        # Logits at positions P-1 .. P+C-2 predict the C completion tokens.
-        logits = model(
-            input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=c_width + 1
-        ).logits[:, :-1]
-        ent = token_entropy(logits, mask[:, p_width:].to(device).bool(), temperature=temperature).cpu()
-        out.extend(ent[r, : len(completion_ids[i])].tolist() for r, i in enumerate(rows))
-    return out
+    return completion_entropies(model, _prompt_token_ids(tokenizer, prompts), completion_ids, temperature,
+                                batch_size=batch_size, pad_id=pad_id)
 
 
 class GenerationEntropyRecorder:
