@@ -52,11 +52,20 @@ def test_stage_writes_the_exact_repo_folders(built_pool, tiny_model_dir, explore
     assert file_hashes(out / "spaces/heal/entropy_dynamics") == file_hashes(Path(ENTROPY_DYNAMICS_PATH))
     assert file_hashes(out / "models/heal/toy-reasoner") == file_hashes(tiny_model_dir)
     assert sorted(file_hashes(out / "spaces/heal/entropy-explorer")) == ["README.md", "app.py"]
-    # The pool: its card, build manifest and shards; loadable as it stands.
-    pool_files = file_hashes(out / "datasets/heal/general-entropy-pool")
-    source_files = file_hashes(built_pool)
-    assert sorted(pool_files) == sorted(source_files) and pool_files == source_files  # same repo id: same card
-    assert load_pool(out / "datasets/heal/general-entropy-pool").to_list() == load_pool(built_pool).to_list()
+    # The pool: a card, and one config named after the pool's model holding its build manifest and shards
+    # byte for byte; loadable as it stands, as the repo's default config and as a build folder of its own.
+    pool_folder = out / "datasets/heal/general-entropy-pool"
+    assert sorted(file_hashes(pool_folder)) == ["README.md"] + sorted(
+        f"tiny-llama/{f}" for f in file_hashes(built_pool) if f != "README.md")
+    assert file_hashes(pool_folder / "tiny-llama") == {
+        f: h for f, h in file_hashes(built_pool).items() if f != "README.md"}
+    rows = load_pool(built_pool).to_list()
+    assert load_pool(pool_folder).to_list() == rows
+    assert load_pool(pool_folder, config="tiny-llama").to_list() == rows
+    assert load_pool(pool_folder / "tiny-llama").to_list() == rows
+    assert DatasetCard.load(pool_folder / "README.md").data.configs == [
+        {"config_name": "tiny-llama", "data_files": [{"split": "train", "path": "tiny-llama/data/train-*"}],
+         "default": True}]
     assert {r.repo_id: r.files for r in staged}["heal/eda"] == ("README.md", "app.py", "eda.py", "requirements.txt")
 
 
@@ -95,15 +104,16 @@ def test_missing_optional_repos_are_skipped(monkeypatch, tmp_path):
 def test_restaging_replaces_its_own_files_only(built_pool, tmp_path):
     out = tmp_path / "out"
     stage_hub(out, pool_dir=built_pool)
-    data = out / "datasets/heal/general-entropy-pool/data"
+    data = out / "datasets/heal/general-entropy-pool/tiny-llama/data"
     assert len(list(data.iterdir())) == 3
-    # A rebuilt pool with one shard: the three old shards go, nothing else is touched.
+    # A rebuilt pool of the same model with one shard: the three old shards go, nothing else is touched.
     rebuilt = tmp_path / "rebuilt"
     model, tokenizer = tiny_causal_lm(seed=0)
     import datasets
 
     build_pool(model, tokenizer, datasets.Dataset.from_dict({"prompt": ["Q: 1 + 1 = ?\nA:"], "answer": ["2"]}),
-               rebuilt, PoolBuildConfig(samples_per_prompt=2, bins=8, max_new_tokens=4), progress=False)
+               rebuilt, PoolBuildConfig(samples_per_prompt=2, bins=8, max_new_tokens=4), model_id="tiny-llama",
+               progress=False)
     (out / "notes.txt").write_text("mine, outside the repo folders")
     stage_hub(out, pool_dir=rebuilt)
     assert [p.name for p in data.iterdir()] == ["train-00000-of-00001.parquet"]
@@ -136,7 +146,7 @@ def test_publish_dry_run_lists_uploads_and_never_prints_the_token(built_pool, mo
     printed = capsys.readouterr().out
     assert "would create private dataset bob/general-entropy-pool and upload 5 files" in printed
     assert "would create private space bob/eda and upload 4 files" in printed
-    assert "  data/train-00002-of-00003.parquet" in printed and "hf_secretTOKEN123" not in printed
+    assert "  tiny-llama/data/train-00002-of-00003.parquet" in printed and "hf_secretTOKEN123" not in printed
 
 
 def test_publish_without_a_token_is_a_clear_error(built_pool, monkeypatch, tmp_path, capsys):
@@ -173,7 +183,8 @@ def test_publish_creates_each_repo_then_uploads_its_staged_folder(built_pool, mo
     assert creates == [("carol/general-entropy-pool", "dataset", True, None), ("carol/eda", "space", True, "gradio"),
                        ("carol/entropy_dynamics", "space", True, "gradio")]
     uploads = {c[1]: c[2] for c in api.calls if c[0] == "upload_folder"}
-    assert uploads["carol/general-entropy-pool"]["delete_patterns"] == ["data/*"]  # no stale shards on the Hub
+    # No stale shards of the staged config on the Hub, nor a one-pool repo's; other configs' files stay.
+    assert uploads["carol/general-entropy-pool"]["delete_patterns"] == ["data/*", "pool_build.json", "tiny-llama/data/*"]
     assert uploads["carol/general-entropy-pool"]["files"] == file_hashes(
         tmp_path / "staged/datasets/carol/general-entropy-pool")
     assert uploads["carol/eda"]["delete_patterns"] is None
