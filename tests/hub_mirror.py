@@ -128,19 +128,34 @@ def client_checks(spec: dict[str, Any]) -> dict[str, Any]:
     import datasets
     from huggingface_hub import snapshot_download
 
+    from heal_hf.cli import main
     from heal_hf.pool import load_pool
+    from heal_hf.trl import as_pool_reference
 
-    ns = spec["namespace"]
+    ns, config = spec["namespace"], spec["pool_config"]
     pool_id = f"{ns}/general-entropy-pool"
     ds = datasets.load_dataset(pool_id, split="train")
     eda = evaluate.load(f"{ns}/eda")
     dynamics = evaluate.load(f"{ns}/entropy_dynamics", module_type="measurement")
+    try:
+        load_pool(pool_id, config="no-such-model")
+    except ValueError as err:
+        unknown_config = str(err)
+    train_out = Path(spec["train"]["output_dir"])
+    train_code = main(["train", "--pool", f"{pool_id}:{config}", *spec["train"]["args"], "--output-dir", str(train_out)])
     return {
         "pool_features": ds.features.to_dict(),
         "pool_rows": ds.to_list(),
-        "load_pool_rows": len(load_pool(pool_id, bins=spec["bins"])),
+        "config_rows": datasets.load_dataset(pool_id, config, split="train").to_list(),
+        "load_pool_rows": len(load_pool(pool_id)),
+        "load_pool_config_rows": load_pool(pool_id, config=config, bins=spec["bins"]).to_list(),
+        "unknown_config": unknown_config,
+        "reference": as_pool_reference(f"{pool_id}:{config}", bins=spec["bins"]).to_dict(),
+        "train_code": train_code,
+        "train_general": json.loads((train_out / "heal_run.json").read_text())["data"]["general"],
         "eda_references": eda.compute(predictions=spec["predictions"], references=spec["references"], bins=spec["bins"]),
         "eda_pool": eda.compute(predictions=spec["predictions"], pool=pool_id),
+        "eda_pool_config": eda.compute(predictions=spec["predictions"], pool=f"{pool_id}:{config}"),
         "dynamics": dynamics.compute(data=spec["references"], bins=spec["bins"]),
         "snapshots": {
             f"{repo_type}:{repo_id}": file_hashes(Path(snapshot_download(repo_id, repo_type=repo_type)))

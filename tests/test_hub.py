@@ -14,7 +14,7 @@ from heal_hf import hub
 from heal_hf.cli import main
 from heal_hf.hub import STAGE_MANIFEST, publish, stage_hub
 from heal_hf.metrics import EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH
-from heal_hf.pool import PoolBuildConfig, load_pool
+from heal_hf.pool import PoolBuildConfig, bundled_pool_path, config_name_for, load_pool, split_pool_source
 from heal_hf.pool_build import build_pool
 from heal_hf.toy.tiny import tiny_causal_lm
 
@@ -190,3 +190,63 @@ def test_publish_creates_each_repo_then_uploads_its_staged_folder(built_pool, mo
     assert uploads["carol/eda"]["delete_patterns"] is None
     assert "published space carol/eda: 4 files" in stream.getvalue()
     shutil.rmtree(tmp_path / "staged")
+
+
+def test_a_second_pool_adds_a_config_and_leaves_the_first_untouched(built_pool, tmp_path, capsys):
+    out = tmp_path / "out"
+    stage_hub(out)  # the bundled toy reasoner's pool: the default config
+    folder = out / "datasets/heal/general-entropy-pool"
+    first = file_hashes(folder / "toy-reasoner")
+    first_times = _tree(folder / "toy-reasoner")
+    assert main(["stage-hub", str(out), "--add-pool", str(built_pool)]) == 0  # named after its model: tiny-llama
+    assert "staged dataset heal/general-entropy-pool: 19 files" in capsys.readouterr().out
+    assert file_hashes(folder / "toy-reasoner") == first and _tree(folder / "toy-reasoner") == first_times
+    assert file_hashes(folder / "tiny-llama") == {f: h for f, h in file_hashes(built_pool).items() if f != "README.md"}
+
+    card = DatasetCard.load(folder / "README.md")
+    assert card.data.configs == [
+        {"config_name": "toy-reasoner", "data_files": [{"split": "train", "path": "toy-reasoner/data/train-*"}],
+         "default": True},
+        {"config_name": "tiny-llama", "data_files": [{"split": "train", "path": "tiny-llama/data/train-*"}]},
+    ]
+    assert [info["config_name"] for info in card.data.dataset_info] == ["tiny-llama", "toy-reasoner"]
+    # One row per config: model, source, prompts, responses, k, temperature, top-p / top-k, max new tokens, K.
+    assert ("| `toy-reasoner` (default) | `heal/toy-reasoner` | `heal-hf toy general-domain tasks (train split)` "
+            "| 800 | 6400 | 8 | 1.0 | 1.0 / 0 | 64 | 32 |") in card.text
+    assert "| `tiny-llama` | `tiny-llama` | `toy-addition` | 13 | 39 | 3 | 1.0 | 1.0 / 0 | 12 | 8 |" in card.text
+    assert 'load_dataset("heal/general-entropy-pool", "tiny-llama", split="train")' in card.text
+    assert card.data.license == "apache-2.0"  # the default config's build card's
+
+    assert load_pool(folder).to_list() == load_pool("bundled").to_list()
+    assert load_pool(folder, config="tiny-llama").to_list() == load_pool(built_pool).to_list()
+    assert len(load_pool(f"{folder}:tiny-llama")) == 13
+    with pytest.raises(ValueError, match="has no config 'nope'; its configs are tiny-llama, toy-reasoner"):
+        load_pool(folder, config="nope")
+
+    # Staging the same sources again rewrites nothing; a file stage-hub did not write still stops it.
+    before = _tree(folder)
+    stage_hub(out, add_pools=[built_pool])
+    assert _tree(folder) == before
+    (folder / "tiny-llama/data/mine.parquet").write_bytes(b"not staged")
+    with pytest.raises(ValueError, match="tiny-llama/data/mine.parquet: not written by stage-hub"):
+        stage_hub(out, add_pools=[built_pool])
+
+
+def test_pool_config_names_are_checked_before_anything_is_written(built_pool, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["stage-hub", str(out), "--add-pool", f"default={built_pool}"]) == 2
+    assert "config: 'default' cannot name a pool config" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="'twice' is given to two pools"):
+        stage_hub(out, pool_dir=("twice", built_pool), add_pools=[("twice", bundled_pool_path())])
+    assert not out.exists()
+    stage_hub(out, pool_dir=("mine", built_pool))
+    before = _tree(out)
+    with pytest.raises(ValueError, match="'mine' is already staged with the pool of 'tiny-llama', not 'heal/toy-reasoner'"):
+        stage_hub(out, pool_dir=("mine", bundled_pool_path()))
+    assert _tree(out) == before
+    with pytest.raises(ValueError, match="drop the config 'x'"):
+        load_pool(built_pool, config="x")  # a build folder is one pool
+    assert config_name_for("Qwen/Qwen2.5-1.5B-Instruct") == "Qwen2.5-1.5B-Instruct"
+    assert config_name_for("/runs/my model (v2)/") == "my-model-v2"
+    assert split_pool_source("heal/general-entropy-pool:toy-reasoner") == ("heal/general-entropy-pool", "toy-reasoner")
+    assert split_pool_source(str(built_pool)) == (str(built_pool), None)
