@@ -386,6 +386,9 @@ def publish(
             print(f"skip {line}", file=stream)
         if not dry_run:
             api = api or HfApi(token=token)
+            for repo in staged:  # before any upload: a refused publish changes nothing on the Hub
+                if repo.repo_type == "dataset":
+                    _check_hub_configs(api, repo)
         for repo in staged:
             size = sum((repo.folder / f).stat().st_size for f in repo.files)
             visibility = "private" if private else "public"
@@ -409,8 +412,32 @@ def publish(
     return staged
 
 
+def _pool_config_names(files: Sequence[str]) -> list[str]:
+    """The pool configs among a pool dataset's files (each `<config>/pool_build.json`)."""
+    return sorted({f.split("/")[0] for f in files if f.count("/") == 1 and f.endswith(f"/{MANIFEST_NAME}")})
+
+
 def _replaced_files(repo: StagedRepo) -> list[str]:
     """Patterns of the pool dataset's files on the Hub that its staged folder replaces: the shards of each staged
     config, and a one-pool repo's `data/` shards and manifest (uploaded files are never deleted)."""
-    configs = sorted({f.split("/")[0] for f in repo.files if f.endswith(f"/{MANIFEST_NAME}")})
-    return [f"{DATA_DIR}/*", MANIFEST_NAME] + [f"{name}/{DATA_DIR}/*" for name in configs]
+    return [f"{DATA_DIR}/*", MANIFEST_NAME] + [f"{name}/{DATA_DIR}/*" for name in _pool_config_names(repo.files)]
+
+
+def _check_hub_configs(api: Any, repo: StagedRepo) -> None:
+    """ValueError when the pool dataset on the Hub has configs the staged folder lacks: the uploaded card, listing
+    the staged configs only, would hide them."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        hub_files = api.list_repo_files(repo.repo_id, repo_type="dataset")
+    except RepositoryNotFoundError:  # a first publish
+        return
+    missing = sorted(set(_pool_config_names(hub_files)) - set(_pool_config_names(repo.files)))
+    if missing:
+        name = missing[0]
+        raise ValueError(
+            f"publish: {repo.repo_id} on the Hub has pool configs {', '.join(missing)} that are not staged here, and "
+            f"its new card would drop them; stage them too (e.g. `hf download {repo.repo_id} --repo-type dataset "
+            f"--include '{name}/*' --local-dir D`, then --add-pool {name}=D/{name}) or publish with --staged set to "
+            "the folder that holds them (nothing was uploaded)"
+        )

@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import evaluate
+import httpx
 from conftest import free_port
+from huggingface_hub import HfApi
+from huggingface_hub.errors import RepositoryNotFoundError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _GIT = ["git", "-c", "user.name=heal-hf tests", "-c", "user.email=tests@heal-hf.invalid", "-c", "init.defaultBranch=main"]
@@ -112,6 +115,29 @@ def run_clients(endpoint: str, workdir: Path, spec: dict[str, Any], timeout: flo
     if proc.returncode != 0:
         raise AssertionError(f"client checks failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return json.loads(result_path.read_text())
+
+
+class RecordingApi(HfApi):
+    """HfApi that records create_repo / upload_folder (with the folder's files) instead of sending them: no
+    writable Hub server runs offline, and olah serves reads only. Reads go to `endpoint` (an olah mirror); with
+    none, every repo is new (list_repo_files: not found)."""
+
+    def __init__(self, endpoint: str | None = None) -> None:
+        super().__init__(endpoint=endpoint, token="hf_unused")
+        self.offline = endpoint is None
+        self.calls: list[tuple] = []
+
+    def list_repo_files(self, repo_id, **kwargs):
+        if self.offline:
+            request = httpx.Request("GET", f"https://huggingface.co/api/datasets/{repo_id}")
+            raise RepositoryNotFoundError(f"{repo_id}: not created yet", response=httpx.Response(404, request=request))
+        return super().list_repo_files(repo_id, **kwargs)
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        self.calls.append(("upload_folder", repo_id, {**kwargs, "files": file_hashes(Path(folder_path))}))
 
 
 def file_hashes(folder: Path) -> dict[str, str]:

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from huggingface_hub import DatasetCard, HfApi
-from hub_mirror import file_hashes
+from huggingface_hub import DatasetCard
+from hub_mirror import RecordingApi, file_hashes
 
 from heal_hf import hub
 from heal_hf.cli import main
@@ -157,21 +157,6 @@ def test_publish_without_a_token_is_a_clear_error(built_pool, monkeypatch, tmp_p
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
     assert main(["publish", "--pool", str(built_pool)]) == 2
     assert "no Hugging Face token found; set HF_TOKEN or run `hf auth login`" in capsys.readouterr().err
-
-
-class RecordingApi(HfApi):
-    """HfApi that records create_repo / upload_folder (with the folder's files) instead of sending them:
-    no writable Hub server runs offline, and olah serves reads only."""
-
-    def __init__(self) -> None:
-        super().__init__(token="hf_unused")
-        self.calls: list[tuple] = []
-
-    def create_repo(self, repo_id, **kwargs):
-        self.calls.append(("create_repo", repo_id, kwargs))
-
-    def upload_folder(self, *, repo_id, folder_path, **kwargs):
-        self.calls.append(("upload_folder", repo_id, {**kwargs, "files": file_hashes(Path(folder_path))}))
 
 
 def test_publish_creates_each_repo_then_uploads_its_staged_folder(built_pool, monkeypatch, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 
@@ -9,9 +10,9 @@ import pytest
 import torch
 
 from conftest import require
-from hub_mirror import file_hashes, mirror_staged, olah_server, run_clients, staged_repo_folders
+from hub_mirror import RecordingApi, file_hashes, mirror_staged, olah_server, run_clients, staged_repo_folders
 from heal_hf import EDAReward
-from heal_hf.hub import explorer_space_dir, stage_hub, toy_reasoner_dir
+from heal_hf.hub import explorer_space_dir, publish, stage_hub, toy_reasoner_dir
 from heal_hf.metrics import ENTROPY_DYNAMICS_PATH
 from heal_hf.pool import POOL_FEATURES, load_pool, pool_reference
 
@@ -61,6 +62,14 @@ def test_load_dataset_evaluate_and_snapshot_download_through_olah(built_pool, ti
     (tmp_path / "olah").mkdir()
     with olah_server(tmp_path / "mirrors", tmp_path / "olah") as endpoint:
         got = run_clients(endpoint, tmp_path, spec)
+        # publish reads the Hub's configs first: a staged folder without `tiny` would drop it from the card.
+        api = RecordingApi(endpoint)
+        with pytest.raises(ValueError, match=r"has pool configs tiny that are not staged here.*--add-pool tiny=D/tiny"):
+            publish(toy_dir=toy, explorer_dir=explorer, staged_dir=tmp_path / "default-only", api=api, stream=io.StringIO())
+        assert api.calls == []
+        publish(toy_dir=toy, explorer_dir=explorer, staged_dir=tmp_path / "stage", api=api, stream=io.StringIO())
+        uploads = {c[1]: c[2] for c in api.calls if c[0] == "upload_folder"}
+        assert uploads["heal/general-entropy-pool"]["files"] == file_hashes(pool_folder)
 
     # load_dataset("heal/general-entropy-pool"): the default config, the bundled pool's rows with its features;
     # load_dataset(..., "tiny") and load_pool(..., config="tiny"): the tiny model's pool.
