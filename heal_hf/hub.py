@@ -138,13 +138,15 @@ def parse_pool_source(spec: str) -> PoolSource:
 def _pool_configs(
     pool_dir: PoolSource | None, add_pools: Sequence[PoolSource], kept: dict[str, Path]
 ) -> tuple[list[tuple[str, Path]], str | None]:
-    """The pool configs to stage, the default first, and the license of the default's build card (None: no pools).
+    """The pool configs to stage as (name, build folder), the default first, and the license of the default's
+    build card (None: no pools).
 
-    Each new pool is checked (complete, finalized, readable) and named; a name given
-    twice, or a new pool named like a kept config of another model, is a ValueError.
+    Each new pool is named (after its model unless given a name); a folder without a
+    build manifest, a name given twice, or a new pool named like a kept config of
+    another model is a ValueError. A kept config given again is replaced.
     """
-    default = pool_dir if pool_dir is not None else bundled_pool_path()
-    sources = [default] if pool_dir is not None or (bundled_pool_path() / MANIFEST_NAME).exists() else []
+    bundled = bundled_pool_path()
+    sources = [pool_dir] if pool_dir is not None else [bundled] if (bundled / MANIFEST_NAME).exists() else []
     named: dict[str, Path] = {}
     for source in sources + list(add_pools):
         name, folder = (source[0], Path(source[1])) if isinstance(source, tuple) else (None, Path(source))
