@@ -6,8 +6,9 @@ hand-written strings.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import datasets
 import numpy as np
@@ -16,7 +17,7 @@ from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard,
 
 from . import HEAL_BIBTEX
 from .files import atomic_write, write_text_atomic
-from .pool import POOL_COLUMN_DOCS, POOL_FEATURES, POOL_REPO_ID, load_pool, read_build_manifest
+from .pool import DATA_DIR, POOL_COLUMN_DOCS, POOL_FEATURES, POOL_REPO_ID, load_pool, read_build_manifest
 from .run_folder import CURVES_FILE, run_record
 
 # --- Model cards: trained HEAL checkpoints and adapters (heal-hf train / heal-hf card) ---
@@ -237,8 +238,8 @@ _POOL_CARD_TEMPLATE = """---
 A **general-entropy pool** for [HEAL](https://arxiv.org/abs/2604.17928) (hybrid-domain
 entropy dynamics alignment for few-shot RLVR), built with
 [heal-hf](https://pypi.org/project/heal-hf/). One row per general-domain problem holds
-{{ k }} responses sampled from `{{ model_id }}`, each response's per-token entropies
-(nats) and entropy dynamics profile ({{ bins }}-bin curve, magnitude, total variation,
+{% if by_model %}k responses sampled from one model{% else %}{{ configs[0].manifest.config.samples_per_prompt }} responses sampled from `{{ configs[0].manifest.model_id }}`{% endif %}, each response's per-token entropies
+(nats) and entropy dynamics profile ({% if by_model %}K{% else %}{{ configs[0].manifest.config.bins }}{% endif %}-bin curve, magnitude, total variation,
 volatility), the verifier's outcomes, and the hybrid-selection criteria: reasoning
 uncertainty (mean entropy, 4p(1-p) of the pass rate p) and exploratory diversity
 (curve distance, lexical diversity).
@@ -249,17 +250,32 @@ What it is for:
 - **the EDA reference**: the general-domain entropy statistics that the Entropy
   Dynamics Alignment reward aligns target-domain rollouts to
   (`heal_hf.pool.pool_reference`, `evaluate.load("{{ namespace }}/eda")` with `pool=`).
+{% if by_model %}
+## Configs: one pool per model
 
+Entropies depend on the model, its tokenizer and the temperature, so each config holds
+one model's pool: use the config of the model you train, or build one for your model
+with `heal-hf build-pool` and add it as a config with `heal-hf stage-hub --add-pool NAME=DIR`.
+
+| config | model | source dataset | prompts | responses | k | temperature | top-p / top-k | max new tokens | K | tokenizer |
+|---|---|---|---|---|---|---|---|---|---|---|
+{% for c in configs -%}
+| `{{ c.name }}`{% if loop.first %} (default){% endif %} | `{{ c.manifest.model_id }}` | `{{ c.manifest.dataset.id }}` | {{ c.stats.prompts }} | {{ c.stats.responses }} | {{ c.manifest.config.samples_per_prompt }} | {{ c.manifest.config.temperature }} | {{ c.manifest.config.top_p }} / {{ c.manifest.config.top_k }} | {{ c.manifest.config.max_new_tokens }} | {{ c.manifest.config.bins }} | `{{ c.manifest.tokenizer_hash }}` |
+{% endfor %}
+{%- else %}
 Entropies depend on the model, its tokenizer and the temperature: use this pool with
-`{{ model_id }}` (tokenizer fingerprint `{{ tokenizer_hash }}`) or build one for your
+`{{ configs[0].manifest.model_id }}` (tokenizer fingerprint `{{ configs[0].manifest.tokenizer_hash }}`) or build one for your
 model with `heal-hf build-pool`.
-
+{% endif %}
 ## How to use
 
 ```python
 from datasets import load_dataset
 
-pool = load_dataset("{{ repo_id }}", split="train")
+pool = load_dataset("{{ repo_id }}", split="train"){% if by_model %}   # the default config, `{{ configs[0].name }}`{% endif %}
+{%- for c in configs[1:] %}
+pool = load_dataset("{{ repo_id }}", "{{ c.name }}", split="train")   # the pool of `{{ c.manifest.model_id }}`
+{%- endfor %}
 print(pool[0]["prompt"], pool[0]["pass_rate"], pool[0]["entropy_curves"][0])
 ```
 
@@ -269,52 +285,74 @@ With heal-hf (validates the schema version, bins and tokenizer):
 from heal_hf.pool import load_pool, pool_reference
 from heal_hf.processors import HybridSelection
 
-pool = load_pool("{{ repo_id }}", bins={{ bins }})
+pool = load_pool("{{ repo_id }}"{% if by_model %}, config="{{ configs[-1].name }}"{% endif %}, bins={{ configs[-1].manifest.config.bins }})
 mixed = HybridSelection(pool)(target_dataset)   # target rows + 3x general picks, with a `domain` column
 reference = pool_reference(pool)                # EDA reference statistics
 ```
+{%- if by_model %}
 
-## How it was built
+`heal-hf train --pool {{ repo_id }}:{{ configs[-1].name }}` trains with that config's pool.
+{%- endif %}
+{% for c in configs %}
+## How it was built{% if by_model %}: `{{ c.name }}`{% endif %}
 
 | setting | value |
 |---|---|
-| model | `{{ model_id }}` |
-| source dataset | `{{ dataset_id }}` ({{ num_prompts }} prompts) |
-| responses per prompt (k) | {{ k }} |
-| curve bins (K) | {{ bins }} |
-| max new tokens | {{ config.max_new_tokens }} |
-| temperature / top-p / top-k | {{ config.temperature }} / {{ config.top_p }} / {{ config.top_k }} |
-| verifier | {% if config.verifier_column %}per row, from column `{{ config.verifier_column }}`{% else %}`{{ config.verifier }}`{% endif %} |
-| chat template | {{ config.chat_template }} |
-| seed | {{ config.seed }} (shard i samples with `heal_hf.pool.shard_seed(seed, i)`) |
-| shards | {{ num_shards }} of {{ config.shard_size }} prompts, {{ config.batch_size }} sequences per generate call |
-| schema version | {{ schema_version }} |
-| heal-hf | {{ heal_hf_version }} |
+| model | `{{ c.manifest.model_id }}` |
+| source dataset | `{{ c.manifest.dataset.id }}` ({{ c.manifest.dataset.num_prompts }} prompts) |
+| responses per prompt (k) | {{ c.manifest.config.samples_per_prompt }} |
+| curve bins (K) | {{ c.manifest.config.bins }} |
+| max new tokens | {{ c.manifest.config.max_new_tokens }} |
+| temperature / top-p / top-k | {{ c.manifest.config.temperature }} / {{ c.manifest.config.top_p }} / {{ c.manifest.config.top_k }} |
+| verifier | {% if c.manifest.config.verifier_column %}per row, from column `{{ c.manifest.config.verifier_column }}`{% else %}`{{ c.manifest.config.verifier }}`{% endif %} |
+| chat template | {{ c.manifest.config.chat_template }} |
+| seed | {{ c.manifest.config.seed }} (shard i samples with `heal_hf.pool.shard_seed(seed, i)`) |
+| shards | {{ c.manifest.num_shards }} of {{ c.manifest.config.shard_size }} prompts, {{ c.manifest.config.batch_size }} sequences per generate call |
+| data files | `{{ c.data_files }}` |
+| schema version | {{ c.manifest.schema_version }} |
+| heal-hf | {{ c.manifest.heal_hf_version }} |
 
 Token entropy H_t = -sum_v p(v) log p(v) with p = softmax(logits_t / temperature) over
 the full vocabulary, before top-k/top-p truncation, recorded during generation.
-{% if command -%}
+{% if c.manifest.command -%}
 The command that built it:
 
 ```bash
-{{ command }}
+{{ c.manifest.command }}
 ```
 {%- else -%}
+{%- set b = c.manifest.config -%}
 The equivalent command (the same rows on the same hardware and library versions):
 
 ```bash
-heal-hf build-pool --model {{ model_id }} --dataset {{ dataset_id }} --out DIR \\
-    --prompt-column {{ config.prompt_column }} --answer-column {{ config.answer_column }}
-{%- if config.source_column %} --source-column {{ config.source_column }}{% endif %}
-{%- if config.source %} --source {{ config.source }}{% endif %} \\
-    --samples-per-prompt {{ k }} --bins {{ bins }} --max-new-tokens {{ config.max_new_tokens }} \\
-    --temperature {{ config.temperature }} --top-p {{ config.top_p }} --top-k {{ config.top_k }} \\
-    --verifier {{ config.verifier }}{% if config.verifier_column %} --verifier-column {{ config.verifier_column }}{% endif %} --seed {{ config.seed }} \\
-    --shard-size {{ config.shard_size }} --batch-size {{ config.batch_size }}{% if config.chat_template %} --chat-template{% endif %}
-{%- if config.backend and config.backend != "transformers" %} --backend {{ config.backend }}{% endif %}
+heal-hf build-pool --model {{ c.manifest.model_id }} --dataset {{ c.manifest.dataset.id }} --out DIR \\
+    --prompt-column {{ b.prompt_column }} --answer-column {{ b.answer_column }}
+{%- if b.source_column %} --source-column {{ b.source_column }}{% endif %}
+{%- if b.source %} --source {{ b.source }}{% endif %} \\
+    --samples-per-prompt {{ b.samples_per_prompt }} --bins {{ b.bins }} --max-new-tokens {{ b.max_new_tokens }} \\
+    --temperature {{ b.temperature }} --top-p {{ b.top_p }} --top-k {{ b.top_k }} \\
+    --verifier {{ b.verifier }}{% if b.verifier_column %} --verifier-column {{ b.verifier_column }}{% endif %} --seed {{ b.seed }} \\
+    --shard-size {{ b.shard_size }} --batch-size {{ b.batch_size }}{% if b.chat_template %} --chat-template{% endif %}
+{%- if b.backend and b.backend != "transformers" %} --backend {{ b.backend }}{% endif %}
 ```
 {%- endif %}
 
+{% if by_model %}### Statistics of `{{ c.name }}`{% else %}## Statistics{% endif %}
+
+| statistic | value |
+|---|---|
+| prompts | {{ c.stats.prompts }} |
+| responses | {{ c.stats.responses }} |
+| generated tokens | {{ c.stats.tokens }} |
+| mean response length (tokens) | {{ "%.1f"|format(c.stats.mean_response_tokens) }} |
+| mean pass rate | {{ "%.3f"|format(c.stats.mean_pass_rate) }} |
+| share of prompts with 0 < p < 1 | {{ "%.3f"|format(c.stats.share_partially_solved) }} |
+| mean token entropy (nats) | {{ "%.3f"|format(c.stats.mean_token_entropy) }} |
+| mean curve diversity (nats) | {{ "%.3f"|format(c.stats.mean_curve_diversity) }} |
+| mean lexical diversity | {{ "%.3f"|format(c.stats.mean_lexical_diversity) }} |
+
+Prompts per source: {% for s, n in c.stats.sources.items() %}`{{ s }}` {{ n }}{% if not loop.last %}, {% endif %}{% endfor %}.
+{% endfor %}
 ## Columns
 
 | column | type | meaning |
@@ -322,22 +360,6 @@ heal-hf build-pool --model {{ model_id }} --dataset {{ dataset_id }} --out DIR \
 {% for name, dtype, doc in columns -%}
 | `{{ name }}` | {{ dtype }} | {{ doc }} |
 {% endfor %}
-## Statistics
-
-| statistic | value |
-|---|---|
-| prompts | {{ stats.prompts }} |
-| responses | {{ stats.responses }} |
-| generated tokens | {{ stats.tokens }} |
-| mean response length (tokens) | {{ "%.1f"|format(stats.mean_response_tokens) }} |
-| mean pass rate | {{ "%.3f"|format(stats.mean_pass_rate) }} |
-| share of prompts with 0 < p < 1 | {{ "%.3f"|format(stats.share_partially_solved) }} |
-| mean token entropy (nats) | {{ "%.3f"|format(stats.mean_token_entropy) }} |
-| mean curve diversity (nats) | {{ "%.3f"|format(stats.mean_curve_diversity) }} |
-| mean lexical diversity | {{ "%.3f"|format(stats.mean_lexical_diversity) }} |
-
-Prompts per source: {% for s, c in stats.sources.items() %}`{{ s }}` {{ c }}{% if not loop.last %}, {% endif %}{% endfor %}.
-
 ## Citation
 
 ```bibtex
@@ -363,26 +385,57 @@ def _feature_type(feature: object) -> str:
     return type(feature).__name__
 
 
-def pool_dataset_card(manifest: dict, stats: dict, repo_id: str, license: str = "other") -> DatasetCard:
-    """The dataset card of a general-entropy pool.
+@dataclass(frozen=True)
+class PoolCardConfig:
+    """One config of a pool dataset card: one model's pool."""
+
+    name: str
+    """the `datasets` config name ("default" for a build folder's one pool)"""
+    data_files: str
+    """its shards, a pattern relative to the repo root (e.g. "toy-reasoner/data/train-*")"""
+    manifest: dict[str, Any]
+    """the build's `pool_build.json` (`heal_hf.pool.read_build_manifest`)"""
+    stats: dict[str, Any]
+    """`pool_stats` of its rows"""
+
+
+def pool_card_config(
+    name: str, build_dir: str | Path, data_files: str, pool: datasets.Dataset | None = None
+) -> PoolCardConfig:
+    """The card config of a complete build folder: its manifest, and the statistics of its rows.
+
+    `pool`: the folder's rows when the caller already holds them (default: `load_pool(build_dir)`).
+    """
+    stats = pool_stats(pool if pool is not None else load_pool(build_dir))
+    return PoolCardConfig(name, data_files, read_build_manifest(build_dir), stats)
+
+
+def pool_dataset_card(configs: Sequence[PoolCardConfig], repo_id: str, license: str = "other") -> DatasetCard:
+    """The dataset card of a general-entropy pool dataset: one `datasets` config per model's pool.
 
     Args:
-        manifest: the build's `pool_build.json` (`heal_hf.pool.read_build_manifest`).
-        stats: `pool_stats` of the pool.
+        configs: the pools; the first is the default config (`load_dataset(repo_id)`).
+            A single config named "default" gives a one-pool card (a build folder's);
+            otherwise the card lists every config with its model, source and sampling.
         repo_id: the Hub id the card describes (usage snippets name it).
         license: a Hub license id for the data.
     """
-    config = manifest["config"]
-    num_shards = int(manifest["num_shards"])
+    by_model = not (len(configs) == 1 and configs[0].name == "default")
     data = DatasetCardData(
         license=license,
         pretty_name="HEAL general-entropy pool",
         task_categories=["text-generation", "reinforcement-learning"],
-        size_categories=[_size_category(int(stats["prompts"]))],
+        size_categories=[_size_category(sum(int(c.stats["prompts"]) for c in configs))],
         tags=POOL_CARD_TAGS,
-        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
+        configs=[
+            {"config_name": c.name, "data_files": [{"split": "train", "path": c.data_files}],
+             **({"default": True} if by_model and i == 0 else {})}
+            for i, c in enumerate(configs)
+        ],
     )
-    DatasetInfosDict({"default": datasets.DatasetInfo(features=POOL_FEATURES)}).to_dataset_card_data(data)
+    DatasetInfosDict(
+        {c.name: datasets.DatasetInfo(features=POOL_FEATURES, config_name=c.name) for c in configs}
+    ).to_dataset_card_data(data)
     columns = [
         (name, _feature_type(feature), POOL_COLUMN_DOCS[name].replace("|", "\\|"))  # a bare | splits the table cell
         for name, feature in POOL_FEATURES.items()
@@ -393,21 +446,17 @@ def pool_dataset_card(manifest: dict, stats: dict, repo_id: str, license: str = 
         pretty_name=data.pretty_name,
         repo_id=repo_id,
         namespace=repo_id.split("/")[0],
-        model_id=manifest["model_id"],
-        tokenizer_hash=manifest["tokenizer_hash"],
-        dataset_id=manifest["dataset"]["id"],
-        num_prompts=manifest["dataset"]["num_prompts"],
-        k=config["samples_per_prompt"],
-        bins=config["bins"],
-        config=config,
-        num_shards=num_shards,
-        schema_version=manifest["schema_version"],
-        command=manifest.get("command"),
-        heal_hf_version=manifest["heal_hf_version"],
+        configs=list(configs),
+        by_model=by_model,
         columns=columns,
-        stats=stats,
         bibtex=HEAL_BIBTEX,
     )
+
+
+def pool_card_license(build_dir: str | Path) -> str:
+    """The license on a build folder's card ("other" when it has no card or the card names none)."""
+    readme = Path(build_dir) / "README.md"
+    return (DatasetCard.load(readme).data.license if readme.exists() else None) or "other"
 
 
 def pool_stats(pool: datasets.Dataset) -> dict[str, Any]:
@@ -437,13 +486,8 @@ def pool_card_text(
     `license` None keeps the license of the card already there ("other" if none).
     `pool`: the folder's rows when the caller already holds them (default: `load_pool(out_dir)`).
     """
-    out = Path(out_dir)
-    manifest = read_build_manifest(out)
-    readme = out / "README.md"
-    if license is None:
-        license = (DatasetCard.load(readme).data.license if readme.exists() else None) or "other"
-    stats = pool_stats(pool if pool is not None else load_pool(out))
-    return str(pool_dataset_card(manifest, stats, repo_id=repo_id, license=license))
+    config = pool_card_config("default", out_dir, f"{DATA_DIR}/train-*", pool=pool)
+    return str(pool_dataset_card([config], repo_id=repo_id, license=license or pool_card_license(out_dir)))
 
 
 def write_pool_card(

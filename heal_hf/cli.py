@@ -157,9 +157,21 @@ def _build_pool(args: argparse.Namespace) -> int:
 
 def _repo_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--namespace", default="heal", help="Hub user or organization for every repo (default heal)")
-    p.add_argument("--pool", default=None, help="pool build folder (default: the bundled pool)")
+    p.add_argument("--pool", default=None, metavar="[NAME=]DIR",
+                   help="the pool dataset's default config: a pool build folder, its config named NAME or after its "
+                   "model (default: the bundled pool, config toy-reasoner)")
+    p.add_argument("--add-pool", action="append", default=[], metavar="[NAME=]DIR",
+                   help="one more config of the pool dataset (one per model's pool; repeatable): a pool build folder, "
+                   "named NAME or after its model; configs staged into the folder before are kept")
     p.add_argument("--toy", default=None, help="toy reasoner folder (default: the bundled one, once it exists)")
     p.add_argument("--space", default=None, help="Entropy Explorer Space folder (default: spaces/entropy-explorer)")
+
+
+def _pool_sources(args: argparse.Namespace) -> tuple[object, list[object]]:
+    """--pool and --add-pool as `heal_hf.hub.PoolSource`s (parsed here: argparse would hide our errors)."""
+    from .hub import parse_pool_source
+
+    return (None if args.pool is None else parse_pool_source(args.pool)), [parse_pool_source(s) for s in args.add_pool]
 
 
 def _stage_hub_args(p: argparse.ArgumentParser) -> None:
@@ -170,7 +182,8 @@ def _stage_hub_args(p: argparse.ArgumentParser) -> None:
 def _stage_hub(args: argparse.Namespace) -> int:
     from .hub import stage_hub
 
-    staged, skipped = stage_hub(args.out, args.namespace, args.pool, args.toy, args.space)
+    pool, add_pools = _pool_sources(args)
+    staged, skipped = stage_hub(args.out, args.namespace, pool, args.toy, args.space, add_pools)
     for repo in staged:
         print(f"staged {repo.repo_type} {repo.repo_id}: {len(repo.files)} files in {repo.folder}")
     for line in skipped:
@@ -188,8 +201,9 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
 def _publish(args: argparse.Namespace) -> int:
     from .hub import publish
 
-    publish(args.namespace, private=args.private, dry_run=args.dry_run, pool_dir=args.pool, toy_dir=args.toy,
-            explorer_dir=args.space, staged_dir=args.staged)
+    pool, add_pools = _pool_sources(args)
+    publish(args.namespace, private=args.private, dry_run=args.dry_run, pool_dir=pool, toy_dir=args.toy,
+            explorer_dir=args.space, staged_dir=args.staged, add_pools=add_pools)
     return 0
 
 

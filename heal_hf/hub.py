@@ -2,11 +2,23 @@
 
 `stage_hub(out)` writes the exact folders users get from the Hub:
 
-    out/datasets/<ns>/general-entropy-pool   the general-entropy pool (card, data/*.parquet, pool_build.json)
+    out/datasets/<ns>/general-entropy-pool   the general-entropy pools: one `datasets` config per model
     out/spaces/<ns>/eda                      the evaluate metric `<ns>/eda` (a Gradio Space)
     out/spaces/<ns>/entropy_dynamics         the evaluate measurement `<ns>/entropy_dynamics`
     out/models/<ns>/toy-reasoner             the toy reasoner, once it is bundled
     out/spaces/<ns>/entropy-explorer         the Entropy Explorer Space, once it exists
+
+The pool dataset holds one config per model's pool, each a build folder of its own:
+
+    README.md                              card: `configs:` (the first, `default: true`), one section per config
+    <config>/pool_build.json               how that pool was built
+    <config>/data/train-XXXXX-of-NNNNN.parquet
+
+so `load_dataset("<ns>/general-entropy-pool", "<config>")` loads one model's pool with no
+script. The default config is the `pool_dir` pool (the bundled toy reasoner's, `toy-reasoner`);
+`add_pools` stage more beside it, and configs staged into `out` earlier are kept, their files
+untouched. A config is named after its pool's model (`heal_hf.pool.config_name_for`) unless
+given a name.
 
 `publish(...)` creates those repositories and uploads the folders with huggingface_hub.
 With another namespace, mentions of `heal/<repo>` in the Spaces' and the pool card's
@@ -28,12 +40,21 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence, Union
 
-from .cards import pool_card_text
+from .cards import PoolCardConfig, pool_card_config, pool_card_license, pool_dataset_card
 from .files import atomic_write, write_json_atomic
 from .metrics import EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH
-from .pool import DATA_DIR, MANIFEST_NAME, bundled_pool_path, build_shard_paths, load_pool
+from .pool import (
+    DATA_DIR,
+    MANIFEST_NAME,
+    bundled_pool_path,
+    build_shard_paths,
+    check_config_name,
+    config_name_for,
+    load_pool,
+    read_build_manifest,
+)
 
 DEFAULT_NAMESPACE = "heal"
 STAGE_MANIFEST = ".heal-hf-stage.json"
@@ -43,6 +64,9 @@ EXPLORER_NAME = "entropy-explorer"
 _REPO_NAMES = ("eda", "entropy_dynamics", POOL_NAME, TOY_REASONER_NAME, EXPLORER_NAME)
 _TEXT_SUFFIXES = {".md", ".py", ".txt", ".json", ".yaml", ".yml", ".toml"}
 _SKIP_PARTS = {"__pycache__", ".git", ".ipynb_checkpoints"}
+
+PoolSource = Union[str, Path, tuple[str, Union[str, Path]]]
+"""A pool to stage: its build folder (the config named after its model), or (config name, build folder)."""
 
 
 @dataclass(frozen=True)
@@ -105,29 +129,80 @@ def _folder_files(folder: Path, namespace: str) -> dict[str, bytes | Path]:
     return files
 
 
+def parse_pool_source(spec: str) -> PoolSource:
+    """`NAME=DIR` -> (NAME, DIR); `DIR` -> DIR (the command line's form of a `PoolSource`)."""
+    name, sep, folder = spec.partition("=")
+    return (check_config_name(name), folder) if sep and not Path(spec).exists() else spec
+
+
+def _pool_configs(
+    pool_dir: PoolSource | None, add_pools: Sequence[PoolSource], kept: dict[str, Path]
+) -> tuple[list[tuple[str, Path]], str | None]:
+    """The pool configs to stage as (name, build folder), the default first, and the license of the default's
+    build card (None: no pools).
+
+    Each new pool is named (after its model unless given a name); a folder without a
+    build manifest, a name given twice, or a new pool named like a kept config of
+    another model is a ValueError. A kept config given again is replaced.
+    """
+    bundled = bundled_pool_path()
+    sources = [pool_dir] if pool_dir is not None else [bundled] if (bundled / MANIFEST_NAME).exists() else []
+    named: dict[str, Path] = {}
+    for source in sources + list(add_pools):
+        name, folder = (source[0], Path(source[1])) if isinstance(source, tuple) else (None, Path(source))
+        if not (folder / MANIFEST_NAME).exists():
+            raise ValueError(f"pool: {folder} holds no {MANIFEST_NAME}; pass a folder written by `heal-hf build-pool`")
+        model_id = read_build_manifest(folder)["model_id"]
+        name = check_config_name(name) if name is not None else config_name_for(model_id)
+        if name in named:
+            raise ValueError(f"config: {name!r} is given to two pools ({named[name]} and {folder}); "
+                             "name them apart with NAME=DIR")
+        if name in kept and read_build_manifest(kept[name])["model_id"] != model_id:
+            raise ValueError(f"config: {name!r} is already staged with the pool of "
+                             f"{read_build_manifest(kept[name])['model_id']!r}, not {model_id!r}; give this pool "
+                             "another config name (NAME=DIR) or stage into a new folder")
+        named[name] = folder
+    names = list(named)
+    order = names[:1] + sorted((set(names) | set(kept)) - set(names[:1]))
+    configs = [(name, named.get(name) or kept[name]) for name in order]
+    return configs, pool_card_license(configs[0][1]) if configs else None
+
+
 def plan_repos(
     namespace: str = DEFAULT_NAMESPACE,
-    pool_dir: str | Path | None = None,
+    pool_dir: PoolSource | None = None,
     toy_dir: str | Path | None = None,
     explorer_dir: str | Path | None = None,
+    add_pools: Sequence[PoolSource] = (),
+    kept_pools: dict[str, Path] | None = None,
 ) -> tuple[list[_Plan], list[str]]:
-    """What stage_hub would write: the repos found, and one line per repo skipped (and why)."""
+    """What stage_hub would write: the repos found, and one line per repo skipped (and why).
+
+    `kept_pools`: config name -> folder of the configs already staged (kept unless restaged).
+    """
     _check_namespace(namespace)
     plans: list[_Plan] = []
     skipped: list[str] = []
-    pool = Path(pool_dir) if pool_dir is not None else bundled_pool_path()
-    if (pool / MANIFEST_NAME).exists():
-        load_pool(pool)  # complete, readable, finalized: a clear error otherwise
-        files: dict[str, bytes | Path] = {
-            "README.md": pool_card_text(pool, repo_id=f"{namespace}/{POOL_NAME}").encode("utf-8"),
-            MANIFEST_NAME: pool / MANIFEST_NAME,
-        }
-        files.update({f"{DATA_DIR}/{p.name}": p for p in build_shard_paths(pool)})
-        plans.append(_Plan("dataset", POOL_NAME, files))
-    elif pool_dir is not None:
-        raise ValueError(f"pool: {pool} holds no {MANIFEST_NAME}; pass a folder written by `heal-hf build-pool`")
+    kept = dict(kept_pools or {})
+    configs, license = _pool_configs(pool_dir, add_pools, kept)
+    if configs:
+        files: dict[str, bytes | Path] = {}
+        cards: list[PoolCardConfig] = []
+        for name, folder in configs:
+            try:
+                pool = load_pool(folder)  # complete, readable, finalized: a clear error otherwise
+            except ValueError as err:
+                if name not in kept or folder != kept[name]:
+                    raise
+                raise ValueError(f"config: {name!r}, staged in {folder}, is damaged ({err}); restage it with "
+                                 f"--add-pool {name}=DIR or stage into a new folder") from None
+            cards.append(pool_card_config(name, folder, f"{name}/{DATA_DIR}/train-*", pool=pool))
+            files[f"{name}/{MANIFEST_NAME}"] = folder / MANIFEST_NAME
+            files.update({f"{name}/{DATA_DIR}/{p.name}": p for p in build_shard_paths(folder)})
+        card = pool_dataset_card(cards, repo_id=f"{namespace}/{POOL_NAME}", license=license)
+        plans.append(_Plan("dataset", POOL_NAME, {"README.md": str(card).encode("utf-8"), **files}))
     else:
-        skipped.append(f"datasets/{namespace}/{POOL_NAME}: no bundled pool at {pool} yet (pass --pool DIR)")
+        skipped.append(f"datasets/{namespace}/{POOL_NAME}: no bundled pool at {bundled_pool_path()} yet (pass --pool DIR)")
     for path in (EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH):
         plans.append(_Plan("space", Path(path).name, _folder_files(Path(path), namespace), space_sdk="gradio"))
     toy = Path(toy_dir) if toy_dir is not None else toy_reasoner_dir()
@@ -176,28 +251,41 @@ def _repo_folder(out: Path, plan: _Plan, namespace: str) -> Path:
 def stage_hub(
     out: str | Path,
     namespace: str = DEFAULT_NAMESPACE,
-    pool_dir: str | Path | None = None,
+    pool_dir: PoolSource | None = None,
     toy_dir: str | Path | None = None,
     explorer_dir: str | Path | None = None,
+    add_pools: Sequence[PoolSource] = (),
 ) -> tuple[list[StagedRepo], list[str]]:
     """Write the Hub repository folders under `out` (see module doc).
 
     Args:
         out: the staging folder (created if needed); other content of it is left alone.
         namespace: the Hub user or organization replacing `heal` in every repo id.
-        pool_dir: a pool build folder (default: the bundled pool, skipped when absent).
+        pool_dir: the pool dataset's default config: a pool build folder, or (config
+            name, folder) (default: the bundled pool, config `toy-reasoner`, skipped when absent).
         toy_dir: the toy reasoner folder (default: the bundled one, skipped when absent).
         explorer_dir: the Entropy Explorer Space (default: `spaces/entropy-explorer`
             of a source checkout, skipped when absent).
+        add_pools: more pool configs (build folders, or (config name, folder) pairs),
+            staged beside the default and those staged into `out` before.
 
     Returns the staged repos and one line per repo skipped. Raises ValueError,
-    changing nothing, when a repo folder holds files stage_hub did not write.
+    changing nothing, when a repo folder holds files stage_hub did not write, or a
+    pool config name is invalid, given twice, or taken by another model's pool.
+    Files whose content is unchanged are not rewritten.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out: {out} is a file; pass a folder to stage into")
-    plans, skipped = plan_repos(namespace, pool_dir, toy_dir, explorer_dir)
+    _check_namespace(namespace)
     recorded = _read_stage_manifest(out)
+    pool_folder = out / "datasets" / namespace / POOL_NAME
+    kept = {  # the configs an earlier staging wrote here (files it did not write are conflicts, below)
+        path.parent.name: path.parent
+        for path in sorted(pool_folder.glob(f"*/{MANIFEST_NAME}"))
+        if path.relative_to(out).as_posix() in recorded
+    }
+    plans, skipped = plan_repos(namespace, pool_dir, toy_dir, explorer_dir, add_pools, kept)
     conflicts = []
     for plan in plans:
         folder = _repo_folder(out, plan, namespace)
@@ -239,6 +327,8 @@ def stage_hub(
             (out / rel).unlink()
     for rel, content in wanted.items():
         target = out / rel
+        if recorded.get(rel) == [hashes[rel]] and target.is_file():  # checked above: it holds this content
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(target) as tmp:
             if isinstance(content, bytes):
@@ -266,18 +356,21 @@ def publish(
     private: bool = False,
     dry_run: bool = False,
     token: str | None = None,
-    pool_dir: str | Path | None = None,
+    pool_dir: PoolSource | None = None,
     toy_dir: str | Path | None = None,
     explorer_dir: str | Path | None = None,
     staged_dir: str | Path | None = None,
     api: Any = None,
     stream: Any = None,
+    add_pools: Sequence[PoolSource] = (),
 ) -> list[StagedRepo]:
     """Create heal-hf's Hub repositories and upload their staged folders.
 
-    Stages into `staged_dir` (kept) or a temporary folder (see `stage_hub`), then for each repo calls
-    `HfApi.create_repo(..., exist_ok=True)` and `HfApi.upload_folder`. The dataset
-    repo's old `data/` shards are replaced, so `data/train-*` never mixes builds.
+    Stages into `staged_dir` (kept: stage into it again to add a pool config later) or a
+    temporary folder (see `stage_hub`), then for each repo calls
+    `HfApi.create_repo(..., exist_ok=True)` and `HfApi.upload_folder`. Each staged pool
+    config's old shards on the Hub are replaced, so `<config>/data/train-*` never mixes
+    builds (and a one-pool repo's `data/` and `pool_build.json` go).
     The token comes from `token`, else the environment (HF_TOKEN) or `hf auth login`;
     it is never printed. With `dry_run`, prints what would be uploaded and contacts
     no server. `api` replaces the `HfApi` client (e.g. one with another endpoint).
@@ -290,11 +383,14 @@ def publish(
     if token is None and not dry_run and api is None:
         raise ValueError("token: no Hugging Face token found; set HF_TOKEN or run `hf auth login` (or use --dry-run)")
     with tempfile.TemporaryDirectory(prefix="heal-hf-publish-") as tmp:
-        staged, skipped = stage_hub(staged_dir or tmp, namespace, pool_dir, toy_dir, explorer_dir)
+        staged, skipped = stage_hub(staged_dir or tmp, namespace, pool_dir, toy_dir, explorer_dir, add_pools)
         for line in skipped:
             print(f"skip {line}", file=stream)
         if not dry_run:
             api = api or HfApi(token=token)
+            for repo in staged:  # before any upload: a refused publish changes nothing on the Hub
+                if repo.repo_type == "dataset":
+                    _check_hub_configs(api, repo)
         for repo in staged:
             size = sum((repo.folder / f).stat().st_size for f in repo.files)
             visibility = "private" if private else "public"
@@ -311,8 +407,39 @@ def publish(
                 repo_type=repo.repo_type,
                 folder_path=str(repo.folder),
                 commit_message=f"heal-hf: publish {repo.repo_id}",
-                delete_patterns=[f"{DATA_DIR}/*"] if repo.repo_type == "dataset" else None,
+                delete_patterns=_replaced_files(repo) if repo.repo_type == "dataset" else None,
             )
             print(f"published {repo.repo_type} {repo.repo_id}: {len(repo.files)} files, "
                   f"{size / 2**20:.2f} MiB -> {getattr(commit, 'commit_url', commit)}", file=stream)
     return staged
+
+
+def _pool_config_names(files: Sequence[str]) -> list[str]:
+    """The pool configs among a pool dataset's files (each `<config>/pool_build.json`)."""
+    return sorted({f.split("/")[0] for f in files if f.count("/") == 1 and f.endswith(f"/{MANIFEST_NAME}")})
+
+
+def _replaced_files(repo: StagedRepo) -> list[str]:
+    """Patterns of the pool dataset's files on the Hub that its staged folder replaces: the shards of each staged
+    config, and a one-pool repo's `data/` shards and manifest (uploaded files are never deleted)."""
+    return [f"{DATA_DIR}/*", MANIFEST_NAME] + [f"{name}/{DATA_DIR}/*" for name in _pool_config_names(repo.files)]
+
+
+def _check_hub_configs(api: Any, repo: StagedRepo) -> None:
+    """ValueError when the pool dataset on the Hub has configs the staged folder lacks: the uploaded card, listing
+    the staged configs only, would hide them."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        hub_files = api.list_repo_files(repo.repo_id, repo_type="dataset")
+    except RepositoryNotFoundError:  # a first publish
+        return
+    missing = sorted(set(_pool_config_names(hub_files)) - set(_pool_config_names(repo.files)))
+    if missing:
+        name = missing[0]
+        raise ValueError(
+            f"publish: {repo.repo_id} on the Hub has pool configs {', '.join(missing)} that are not staged here, and "
+            f"its new card would drop them; stage them too (e.g. `hf download {repo.repo_id} --repo-type dataset "
+            f"--include '{name}/*' --local-dir D`, then --add-pool {name}=D/{name}) or publish with --staged set to "
+            "the folder that holds them (nothing was uploaded)"
+        )

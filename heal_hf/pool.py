@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,6 +28,9 @@ from .verifiers import check_reference_answers, get_verifier
 
 SCHEMA_VERSION = "1"
 POOL_REPO_ID = "heal/general-entropy-pool"
+RESERVED_CONFIG_NAMES = ("default", "data")
+"""Not pool config names: datasets treats a config named `default` as the default one, and `data/` holds a
+one-pool repo's shards."""
 DOMAIN_TARGET = "target"
 DOMAIN_GENERAL = "general"
 """Values of the `domain` column of a hybrid training set: the few-shot rows, and the pool's picks."""
@@ -233,17 +237,70 @@ def bundled_pool_path() -> Path:
     return Path(__file__).parent / "toy" / "assets" / "general-entropy-pool"
 
 
-def load_pool(source: str | Path | datasets.Dataset | None = None, **validate: Any) -> datasets.Dataset:
+def check_config_name(name: str) -> str:
+    """`name` if it can name a pool's config in a Hub dataset (and its folder); ValueError otherwise."""
+    if (not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?", name)
+            or ".." in name or name.lower() in RESERVED_CONFIG_NAMES):
+        raise ValueError(
+            f"config: {name!r} cannot name a pool config (letters, digits, '-', '_', '.', at most 64, no leading "
+            f"or trailing punctuation, not {' or '.join(RESERVED_CONFIG_NAMES)}); choose another name"
+        )
+    return name
+
+
+def config_name_for(model_id: str) -> str:
+    """The config name of a model's pool: the last part of its id, other characters than [A-Za-z0-9._-] as '-'
+    ("Qwen/Qwen2.5-1.5B-Instruct" -> "Qwen2.5-1.5B-Instruct")."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(model_id).rstrip("/").split("/")[-1])
+    name = re.sub(r"\.{2,}", ".", name).strip("-._")[:64].rstrip("-._")
+    try:
+        return check_config_name(name)
+    except ValueError:
+        raise ValueError(f"config: cannot name a config after the model id {model_id!r}; "
+                         "name the pool's config yourself (NAME=DIR)") from None
+
+
+def split_pool_source(source: str) -> tuple[str, str | None]:
+    """`"heal/general-entropy-pool:toy-reasoner"` -> (the dataset, the config name); anything else -> (source, None).
+
+    An existing path is never split (a folder may have a colon in its name), nor a
+    Windows drive path.
+    """
+    head, sep, tail = source.rpartition(":")
+    if not sep or not head or not tail or "/" in tail or "\\" in tail or Path(source).exists():
+        return source, None
+    return head, tail
+
+
+def load_pool(
+    source: str | Path | datasets.Dataset | None = None, config: str | None = None, **validate: Any
+) -> datasets.Dataset:
     """Load a general-entropy pool and validate it.
 
     Args:
         source: None or "bundled" for the pool shipped with heal-hf; a local folder
             (a pool directory with data/*.parquet, or anything `load_dataset` reads);
-            a Hub dataset id such as "heal/general-entropy-pool"; or a Dataset.
+            a Hub dataset id such as "heal/general-entropy-pool"; or a Dataset. A Hub id
+            or folder may name its config after a colon: "heal/general-entropy-pool:toy-reasoner".
+        config: the dataset config holding one model's pool (`heal-hf stage-hub` lays out
+            one per model; default: the dataset's default config). ValueError listing the
+            dataset's configs when it has no such config.
         validate: `bins` / `tokenizer_hash` to check against (see `validate_pool`).
     """
+    if isinstance(source, str):
+        source, named = split_pool_source(source)
+        if named is not None and config not in (None, named):
+            raise ValueError(f"config: the pool names config {named!r} but config={config!r}; pass only one of them")
+        config = config or named
+    if config is not None:
+        check_config_name(config)
     if isinstance(source, datasets.Dataset):
+        if config is not None:
+            raise ValueError(f"config: a Dataset is one pool already; drop config={config!r}")
         return validate_pool(source, **validate)
+    if config is not None and (source is None or str(source) == "bundled" or (Path(source) / "data").is_dir()):
+        raise ValueError(f"config: {source or 'bundled'} is one pool, without configs; drop the config {config!r} "
+                         "or pass a Hub dataset id (or a folder staged by `heal-hf stage-hub`)")
     if source is None or str(source) == "bundled":
         source = bundled_pool_path()
         if not (source / "data").is_dir():
@@ -251,6 +308,13 @@ def load_pool(source: str | Path | datasets.Dataset | None = None, **validate: A
                 f"pool: the bundled pool is missing at {source}; reinstall heal-hf or pass a pool folder / Hub id"
             )
     path = Path(source)
+    if path.is_dir() and not (path / "data").is_dir() and any(path.glob(f"*/{MANIFEST_NAME}")):
+        # A pool dataset staged by `heal-hf stage-hub`: read the config's build folder (datasets would cache a local
+        # folder by its card's file patterns, and serve old rows after a restaging).
+        name = config or _default_config(path)
+        if not (path / name / MANIFEST_NAME).is_file():
+            raise _unknown_config(path, name, sorted(p.parent.name for p in path.glob(f"*/{MANIFEST_NAME}")))
+        path = path / name
     if path.is_dir() and (path / "data").is_dir():
         is_build = (path / MANIFEST_NAME).exists()
         # A heal-hf build folder: every shard must be there, and finalized.
@@ -266,21 +330,49 @@ def load_pool(source: str | Path | datasets.Dataset | None = None, **validate: A
                 "`heal-hf build-pool` command to finish it"
             )
     elif path.is_dir():
-        try:
-            ds = datasets.load_dataset(str(path), split="train")
-        except Exception as err:  # an unreadable folder: name it rather than show datasets' traceback
-            raise ValueError(f"pool: cannot read {path} as a dataset ({error_line(err)}); pass a folder written by "
-                             "`heal-hf build-pool`, a Hub id, or 'bundled'") from None
+        ds = _load_dataset_config(str(path), config, "pass a folder written by `heal-hf build-pool` or "
+                                  "`heal-hf stage-hub`, a Hub id, or 'bundled'")
     elif path.is_absolute() or str(source).startswith((".", "~")) or str(source).count("/") != 1:
         raise ValueError(f"pool: no such folder {path}; pass a folder written by `heal-hf build-pool`, "
                          "a Hub dataset id (user/name), or 'bundled' (the pool shipped with heal-hf)")
     else:
-        try:
-            ds = datasets.load_dataset(str(source), split="train")
-        except Exception as err:  # offline or no such repo: which input failed, and what to pass instead
-            raise ValueError(f"pool: cannot load the Hub dataset {str(source)!r} ({error_line(err)}); pass a local pool "
-                             "folder or 'bundled'") from None
+        ds = _load_dataset_config(str(source), config, "pass a local pool folder or 'bundled'")
     return validate_pool(ds, **validate)
+
+
+def _default_config(folder: Path) -> str:
+    """The default config of a staged pool dataset, from its card's `configs:` (the one marked default, else the
+    first)."""
+    from huggingface_hub import DatasetCard
+
+    readme = folder / "README.md"
+    configs = DatasetCard.load(readme).data.configs if readme.is_file() else None
+    if not configs:
+        raise ValueError(f"pool: {folder} holds pool configs but no card listing them; name one "
+                         f"(config=NAME or {folder}:NAME) or restage it with `heal-hf stage-hub`")
+    return next((c for c in configs if c.get("default")), configs[0])["config_name"]
+
+
+def _unknown_config(source: str | Path, config: str, names: Sequence[str]) -> ValueError:
+    return ValueError(f"config: {source} has no config {config!r}; its configs are {', '.join(names)} (pass one of them)")
+
+
+def _load_dataset_config(source: str, config: str | None, fix: str) -> datasets.Dataset:
+    """The train split of `source`'s config `config` (None: its default); one-line ValueErrors, an unknown config's
+    naming the dataset's configs."""
+    try:
+        return datasets.load_dataset(source, config, split="train")
+    except Exception as err:  # offline, no such repo or config, unreadable folder: which input failed, and the fix
+        failure = err
+    if config is not None:
+        try:
+            names = datasets.get_dataset_config_names(source)
+        except Exception:  # the dataset itself is unreachable: the first error says why
+            names = None
+        if names is not None and config not in names:
+            raise _unknown_config(source, config, names) from None
+    raise ValueError(f"pool: cannot load {source!r}{'' if config is None else f' config {config!r}'} "
+                     f"({error_line(failure)}); {fix}") from None
 
 
 def pool_reference(pool: datasets.Dataset) -> EDAReference:

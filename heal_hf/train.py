@@ -49,7 +49,7 @@ class TrainSettings:
     target: str = field(metadata={"help": "target-domain problems: a .json/.jsonl/.csv/.parquet file or a Hub dataset id"})
     output_dir: str = field(metadata={"help": "folder for the model or adapter, card, metrics and checkpoints"})
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "causal LM to train: a local folder or a Hub id (default: the bundled toy reasoner)"})
-    pool: str = field(default="bundled", metadata={"help": "general-entropy pool: a folder, a Hub id, or 'bundled' (the pool shipped with heal-hf)"})
+    pool: str = field(default="bundled", metadata={"help": "general-entropy pool: a folder, a Hub id with its model's config as REPO:CONFIG (e.g. heal/general-entropy-pool:toy-reasoner; REPO alone: the default config), or 'bundled' (the pool shipped with heal-hf)"})
     eval: str | None = field(default=None, metadata={"help": "held-out target problems to evaluate on, a file or Hub id (default: none, no evaluation)"})
     target_split: str = field(default="train", metadata={"help": "split of a Hub target dataset"})
     eval_split: str = field(default="test", metadata={"help": "split of a Hub eval dataset"})
@@ -281,7 +281,7 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
 
     from .cards import plot_entropy_curves, write_model_card
     from .evaluation import conversational
-    from .pool import DOMAIN_GENERAL, POOL_REPO_ID, load_pool, tokenizer_fingerprint
+    from .pool import DOMAIN_GENERAL, POOL_REPO_ID, load_pool, split_pool_source, tokenizer_fingerprint
     from .processors import HybridSelection
     from .trl import DomainMixSampler, HEALConfig, HEALGRPOTrainer
 
@@ -321,6 +321,7 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     pool = load_pool(settings.pool, bins=config.eda_bins, tokenizer_hash=tokenizer_fingerprint(tokenizer))
+    pool_dataset, _ = split_pool_source(settings.pool)  # the card's `datasets:` takes a repo id, not REPO:CONFIG
     train_set_path = output_dir / TRAIN_SET_FILE
     if settings.resume and train_set_path.exists():
         mixed = datasets.Dataset.from_parquet(str(train_set_path))  # the exact set the run started with
@@ -350,7 +351,7 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
             "general": {
                 "source": settings.pool,
                 "hub_id": POOL_REPO_ID if settings.pool == "bundled" else (
-                    settings.pool if not Path(settings.pool).exists() else None),
+                    pool_dataset if not Path(pool_dataset).exists() else None),
                 "rows": mixed["domain"].count(DOMAIN_GENERAL),
                 "pool_rows": len(pool),
                 "pool_model_id": pool[0]["model_id"],

@@ -194,7 +194,7 @@ def as_pool_reference(
 ) -> EDAReference | None:
     """The EDA reference of a pool: None, an `EDAReference`, a pool `Dataset`, or a folder / Hub id / "bundled".
 
-    Pools are validated against `bins` and, when given, the tokenizer's fingerprint.
+    A Hub id names one model's config as "REPO:CONFIG" (see `heal_hf.pool.load_pool`). Pools are validated against `bins` and, when given, the tokenizer's fingerprint.
     """
     if pool is None or isinstance(pool, EDAReference):
         if pool is not None and pool.bins != bins:

@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import evaluate
+import httpx
 from conftest import free_port
+from huggingface_hub import HfApi
+from huggingface_hub.errors import RepositoryNotFoundError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _GIT = ["git", "-c", "user.name=heal-hf tests", "-c", "user.email=tests@heal-hf.invalid", "-c", "init.defaultBranch=main"]
@@ -114,6 +117,29 @@ def run_clients(endpoint: str, workdir: Path, spec: dict[str, Any], timeout: flo
     return json.loads(result_path.read_text())
 
 
+class RecordingApi(HfApi):
+    """HfApi that records create_repo / upload_folder (with the folder's files) instead of sending them: no
+    writable Hub server runs offline, and olah serves reads only. Reads go to `endpoint` (an olah mirror); with
+    none, every repo is new (list_repo_files: not found)."""
+
+    def __init__(self, endpoint: str | None = None) -> None:
+        super().__init__(endpoint=endpoint, token="hf_unused")
+        self.offline = endpoint is None
+        self.calls: list[tuple] = []
+
+    def list_repo_files(self, repo_id, **kwargs):
+        if self.offline:
+            request = httpx.Request("GET", f"https://huggingface.co/api/datasets/{repo_id}")
+            raise RepositoryNotFoundError(f"{repo_id}: not created yet", response=httpx.Response(404, request=request))
+        return super().list_repo_files(repo_id, **kwargs)
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        self.calls.append(("upload_folder", repo_id, {**kwargs, "files": file_hashes(Path(folder_path))}))
+
+
 def file_hashes(folder: Path) -> dict[str, str]:
     """sha256 of every file under `folder`, by relative posix path."""
     return {
@@ -128,19 +154,34 @@ def client_checks(spec: dict[str, Any]) -> dict[str, Any]:
     import datasets
     from huggingface_hub import snapshot_download
 
+    from heal_hf.cli import main
     from heal_hf.pool import load_pool
+    from heal_hf.trl import as_pool_reference
 
-    ns = spec["namespace"]
+    ns, config = spec["namespace"], spec["pool_config"]
     pool_id = f"{ns}/general-entropy-pool"
     ds = datasets.load_dataset(pool_id, split="train")
     eda = evaluate.load(f"{ns}/eda")
     dynamics = evaluate.load(f"{ns}/entropy_dynamics", module_type="measurement")
+    try:
+        load_pool(pool_id, config="no-such-model")
+    except ValueError as err:
+        unknown_config = str(err)
+    train_out = Path(spec["train"]["output_dir"])
+    train_code = main(["train", "--pool", f"{pool_id}:{config}", *spec["train"]["args"], "--output-dir", str(train_out)])
     return {
         "pool_features": ds.features.to_dict(),
         "pool_rows": ds.to_list(),
-        "load_pool_rows": len(load_pool(pool_id, bins=spec["bins"])),
+        "config_rows": datasets.load_dataset(pool_id, config, split="train").to_list(),
+        "load_pool_rows": len(load_pool(pool_id)),
+        "load_pool_config_rows": load_pool(pool_id, config=config, bins=spec["bins"]).to_list(),
+        "unknown_config": unknown_config,
+        "reference": as_pool_reference(f"{pool_id}:{config}", bins=spec["bins"]).to_dict(),
+        "train_code": train_code,
+        "train_general": json.loads((train_out / "heal_run.json").read_text())["data"]["general"],
         "eda_references": eda.compute(predictions=spec["predictions"], references=spec["references"], bins=spec["bins"]),
         "eda_pool": eda.compute(predictions=spec["predictions"], pool=pool_id),
+        "eda_pool_config": eda.compute(predictions=spec["predictions"], pool=f"{pool_id}:{config}"),
         "dynamics": dynamics.compute(data=spec["references"], bins=spec["bins"]),
         "snapshots": {
             f"{repo_type}:{repo_id}": file_hashes(Path(snapshot_download(repo_id, repo_type=repo_type)))

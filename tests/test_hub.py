@@ -7,14 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from huggingface_hub import DatasetCard, HfApi
-from hub_mirror import file_hashes
+from huggingface_hub import DatasetCard
+from hub_mirror import RecordingApi, file_hashes
 
 from heal_hf import hub
 from heal_hf.cli import main
 from heal_hf.hub import STAGE_MANIFEST, publish, stage_hub
 from heal_hf.metrics import EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH
-from heal_hf.pool import PoolBuildConfig, load_pool
+from heal_hf.pool import PoolBuildConfig, bundled_pool_path, config_name_for, load_pool, split_pool_source
 from heal_hf.pool_build import build_pool
 from heal_hf.toy.tiny import tiny_causal_lm
 
@@ -52,11 +52,20 @@ def test_stage_writes_the_exact_repo_folders(built_pool, tiny_model_dir, explore
     assert file_hashes(out / "spaces/heal/entropy_dynamics") == file_hashes(Path(ENTROPY_DYNAMICS_PATH))
     assert file_hashes(out / "models/heal/toy-reasoner") == file_hashes(tiny_model_dir)
     assert sorted(file_hashes(out / "spaces/heal/entropy-explorer")) == ["README.md", "app.py"]
-    # The pool: its card, build manifest and shards; loadable as it stands.
-    pool_files = file_hashes(out / "datasets/heal/general-entropy-pool")
-    source_files = file_hashes(built_pool)
-    assert sorted(pool_files) == sorted(source_files) and pool_files == source_files  # same repo id: same card
-    assert load_pool(out / "datasets/heal/general-entropy-pool").to_list() == load_pool(built_pool).to_list()
+    # The pool: a card, and one config named after the pool's model holding its build manifest and shards
+    # byte for byte; loadable as it stands, as the repo's default config and as a build folder of its own.
+    pool_folder = out / "datasets/heal/general-entropy-pool"
+    assert sorted(file_hashes(pool_folder)) == ["README.md"] + sorted(
+        f"tiny-llama/{f}" for f in file_hashes(built_pool) if f != "README.md")
+    assert file_hashes(pool_folder / "tiny-llama") == {
+        f: h for f, h in file_hashes(built_pool).items() if f != "README.md"}
+    rows = load_pool(built_pool).to_list()
+    assert load_pool(pool_folder).to_list() == rows
+    assert load_pool(pool_folder, config="tiny-llama").to_list() == rows
+    assert load_pool(pool_folder / "tiny-llama").to_list() == rows
+    assert DatasetCard.load(pool_folder / "README.md").data.configs == [
+        {"config_name": "tiny-llama", "data_files": [{"split": "train", "path": "tiny-llama/data/train-*"}],
+         "default": True}]
     assert {r.repo_id: r.files for r in staged}["heal/eda"] == ("README.md", "app.py", "eda.py", "requirements.txt")
 
 
@@ -95,15 +104,16 @@ def test_missing_optional_repos_are_skipped(monkeypatch, tmp_path):
 def test_restaging_replaces_its_own_files_only(built_pool, tmp_path):
     out = tmp_path / "out"
     stage_hub(out, pool_dir=built_pool)
-    data = out / "datasets/heal/general-entropy-pool/data"
+    data = out / "datasets/heal/general-entropy-pool/tiny-llama/data"
     assert len(list(data.iterdir())) == 3
-    # A rebuilt pool with one shard: the three old shards go, nothing else is touched.
+    # A rebuilt pool of the same model with one shard: the three old shards go, nothing else is touched.
     rebuilt = tmp_path / "rebuilt"
     model, tokenizer = tiny_causal_lm(seed=0)
     import datasets
 
     build_pool(model, tokenizer, datasets.Dataset.from_dict({"prompt": ["Q: 1 + 1 = ?\nA:"], "answer": ["2"]}),
-               rebuilt, PoolBuildConfig(samples_per_prompt=2, bins=8, max_new_tokens=4), progress=False)
+               rebuilt, PoolBuildConfig(samples_per_prompt=2, bins=8, max_new_tokens=4), model_id="tiny-llama",
+               progress=False)
     (out / "notes.txt").write_text("mine, outside the repo folders")
     stage_hub(out, pool_dir=rebuilt)
     assert [p.name for p in data.iterdir()] == ["train-00000-of-00001.parquet"]
@@ -136,7 +146,7 @@ def test_publish_dry_run_lists_uploads_and_never_prints_the_token(built_pool, mo
     printed = capsys.readouterr().out
     assert "would create private dataset bob/general-entropy-pool and upload 5 files" in printed
     assert "would create private space bob/eda and upload 4 files" in printed
-    assert "  data/train-00002-of-00003.parquet" in printed and "hf_secretTOKEN123" not in printed
+    assert "  tiny-llama/data/train-00002-of-00003.parquet" in printed and "hf_secretTOKEN123" not in printed
 
 
 def test_publish_without_a_token_is_a_clear_error(built_pool, monkeypatch, tmp_path, capsys):
@@ -149,21 +159,6 @@ def test_publish_without_a_token_is_a_clear_error(built_pool, monkeypatch, tmp_p
     assert "no Hugging Face token found; set HF_TOKEN or run `hf auth login`" in capsys.readouterr().err
 
 
-class RecordingApi(HfApi):
-    """HfApi that records create_repo / upload_folder (with the folder's files) instead of sending them:
-    no writable Hub server runs offline, and olah serves reads only."""
-
-    def __init__(self) -> None:
-        super().__init__(token="hf_unused")
-        self.calls: list[tuple] = []
-
-    def create_repo(self, repo_id, **kwargs):
-        self.calls.append(("create_repo", repo_id, kwargs))
-
-    def upload_folder(self, *, repo_id, folder_path, **kwargs):
-        self.calls.append(("upload_folder", repo_id, {**kwargs, "files": file_hashes(Path(folder_path))}))
-
-
 def test_publish_creates_each_repo_then_uploads_its_staged_folder(built_pool, monkeypatch, tmp_path):
     for name in ("toy_reasoner_dir", "explorer_space_dir"):  # the same repos whether this checkout has them or not
         monkeypatch.setattr(hub, name, lambda: tmp_path / "absent")
@@ -173,9 +168,70 @@ def test_publish_creates_each_repo_then_uploads_its_staged_folder(built_pool, mo
     assert creates == [("carol/general-entropy-pool", "dataset", True, None), ("carol/eda", "space", True, "gradio"),
                        ("carol/entropy_dynamics", "space", True, "gradio")]
     uploads = {c[1]: c[2] for c in api.calls if c[0] == "upload_folder"}
-    assert uploads["carol/general-entropy-pool"]["delete_patterns"] == ["data/*"]  # no stale shards on the Hub
+    # No stale shards of the staged config on the Hub, nor a one-pool repo's; other configs' files stay.
+    assert uploads["carol/general-entropy-pool"]["delete_patterns"] == ["data/*", "pool_build.json", "tiny-llama/data/*"]
     assert uploads["carol/general-entropy-pool"]["files"] == file_hashes(
         tmp_path / "staged/datasets/carol/general-entropy-pool")
     assert uploads["carol/eda"]["delete_patterns"] is None
     assert "published space carol/eda: 4 files" in stream.getvalue()
     shutil.rmtree(tmp_path / "staged")
+
+
+def test_a_second_pool_adds_a_config_and_leaves_the_first_untouched(built_pool, tmp_path, capsys):
+    out = tmp_path / "out"
+    stage_hub(out)  # the bundled toy reasoner's pool: the default config
+    folder = out / "datasets/heal/general-entropy-pool"
+    first = file_hashes(folder / "toy-reasoner")
+    first_times = _tree(folder / "toy-reasoner")
+    assert main(["stage-hub", str(out), "--add-pool", str(built_pool)]) == 0  # named after its model: tiny-llama
+    assert "staged dataset heal/general-entropy-pool: 19 files" in capsys.readouterr().out
+    assert file_hashes(folder / "toy-reasoner") == first and _tree(folder / "toy-reasoner") == first_times
+    assert file_hashes(folder / "tiny-llama") == {f: h for f, h in file_hashes(built_pool).items() if f != "README.md"}
+
+    card = DatasetCard.load(folder / "README.md")
+    assert card.data.configs == [
+        {"config_name": "toy-reasoner", "data_files": [{"split": "train", "path": "toy-reasoner/data/train-*"}],
+         "default": True},
+        {"config_name": "tiny-llama", "data_files": [{"split": "train", "path": "tiny-llama/data/train-*"}]},
+    ]
+    assert [info["config_name"] for info in card.data.dataset_info] == ["tiny-llama", "toy-reasoner"]
+    # One row per config: model, source, prompts, responses, k, temperature, top-p / top-k, max new tokens, K.
+    assert ("| `toy-reasoner` (default) | `heal/toy-reasoner` | `heal-hf toy general-domain tasks (train split)` "
+            "| 800 | 6400 | 8 | 1.0 | 1.0 / 0 | 64 | 32 |") in card.text
+    assert "| `tiny-llama` | `tiny-llama` | `toy-addition` | 13 | 39 | 3 | 1.0 | 1.0 / 0 | 12 | 8 |" in card.text
+    assert 'load_dataset("heal/general-entropy-pool", "tiny-llama", split="train")' in card.text
+    assert card.data.license == "apache-2.0"  # the default config's build card's
+
+    assert load_pool(folder).to_list() == load_pool("bundled").to_list()
+    assert load_pool(folder, config="tiny-llama").to_list() == load_pool(built_pool).to_list()
+    assert len(load_pool(f"{folder}:tiny-llama")) == 13
+    with pytest.raises(ValueError, match="has no config 'nope'; its configs are tiny-llama, toy-reasoner"):
+        load_pool(folder, config="nope")
+
+    # Staging the same sources again rewrites nothing; a file stage-hub did not write still stops it.
+    before = _tree(folder)
+    stage_hub(out, add_pools=[built_pool])
+    assert _tree(folder) == before
+    (folder / "tiny-llama/data/mine.parquet").write_bytes(b"not staged")
+    with pytest.raises(ValueError, match="tiny-llama/data/mine.parquet: not written by stage-hub"):
+        stage_hub(out, add_pools=[built_pool])
+
+
+def test_pool_config_names_are_checked_before_anything_is_written(built_pool, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["stage-hub", str(out), "--add-pool", f"default={built_pool}"]) == 2
+    assert "config: 'default' cannot name a pool config" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="'twice' is given to two pools"):
+        stage_hub(out, pool_dir=("twice", built_pool), add_pools=[("twice", bundled_pool_path())])
+    assert not out.exists()
+    stage_hub(out, pool_dir=("mine", built_pool))
+    before = _tree(out)
+    with pytest.raises(ValueError, match="'mine' is already staged with the pool of 'tiny-llama', not 'heal/toy-reasoner'"):
+        stage_hub(out, pool_dir=("mine", bundled_pool_path()))
+    assert _tree(out) == before
+    with pytest.raises(ValueError, match="drop the config 'x'"):
+        load_pool(built_pool, config="x")  # a build folder is one pool
+    assert config_name_for("Qwen/Qwen2.5-1.5B-Instruct") == "Qwen2.5-1.5B-Instruct"
+    assert config_name_for("/runs/my model (v2)/") == "my-model-v2"
+    assert split_pool_source("heal/general-entropy-pool:toy-reasoner") == ("heal/general-entropy-pool", "toy-reasoner")
+    assert split_pool_source(str(built_pool)) == (str(built_pool), None)

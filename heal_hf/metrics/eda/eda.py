@@ -33,7 +33,8 @@ Args:
         whole: it need not have one entry per prediction.
     pool (optional): a precomputed reference instead of `references`: a heal-hf
         general-entropy pool (a `datasets.Dataset`, a local folder, a Hub id such as
-        "heal/general-entropy-pool", or "bundled"), or a dict from
+        "heal/general-entropy-pool", one model's config of it as
+        "heal/general-entropy-pool:toy-reasoner", or "bundled"), or a dict from
         `EDAReference.to_dict()`.
     estimator (`str`, default "calibrated"): "calibrated" (v2) or "gaussian" (v1).
     bins (`int`, optional): K, the curve bins (default 32; a pool or reference dict fixes its own).
