@@ -564,7 +564,9 @@ class HEALConfig(GRPOConfig):
             raise ValueError(f"eda_reference: expected one of {REFERENCE_MODES}, got {self.eda_reference!r}")
         if self.target_fraction is not None and not 0.0 < self.target_fraction < 1.0:
             raise ValueError(f"target_fraction: expected a share in (0, 1) or None, got {self.target_fraction!r}")
-        self.eda_reward()  # bad EDA settings (e.g. eda_weight < 0) fail now, before any run folder exists
+        if not (math.isfinite(self.eda_weight) and self.eda_weight >= 0):
+            raise ValueError(f"eda_weight: expected lambda >= 0 (0 turns EDA off), got {self.eda_weight!r}")
+        self.eda_reward()  # bad EDA settings fail now, before any run folder exists
 
     def eda_reward(self) -> EDARewardFunction:
         """The EDA reward function these settings describe (no model: the trainer supplies entropies)."""
