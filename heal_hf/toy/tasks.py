@@ -89,7 +89,7 @@ def _word_problem(rng: random.Random) -> Problem:
 
 
 def _sequence(rng: random.Random) -> Problem:
-    start, step = rng.randint(1, 199), rng.randint(2, 29)
+    start, step = rng.randint(1, 299), rng.randint(2, 19)
     terms = [start + i * step for i in range(4)]
     i = rng.randrange(3)  # any two neighbours give the step
     steps = f"{terms[i + 1]}-{terms[i]}={step}, {_terms(rng, terms[3], step)}={terms[3] + step}"
