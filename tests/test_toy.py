@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+from conftest import torch_threads
 from huggingface_hub import ModelCard
 
 from heal_hf.rollout import sample_with_entropies
@@ -90,22 +91,24 @@ def test_bundled_toy_reasoner_is_a_small_standard_llama_with_its_card():
 
 
 def test_the_cards_pass_rates_are_what_the_bundled_model_does():
-    # Measured here, not read back: 32 test problems x 8 samples at T = 1 per target family, against
-    # the rate the training script measured on 100 problems (same seed, so the same first 32 problems).
+    # Measured here, not read back: 16 test problems x 4 samples at T = 1 per target family, against the
+    # rate the training script measured on 100 problems (same seed: the same first 16 problems). 0.2 is
+    # about two standard errors of a 16-problem mean; a card from other weights misses by far more.
     model, tokenizer = load_toy_reasoner()
     summary = json.loads((TOY_REASONER_PATH / "training_summary.json").read_text())
     seed = summary["args"]["seed"]
     for name in tasks.TARGET_FAMILIES:
         family = tasks.FAMILIES[name]
-        rows = family.generate(32, split="test", seed=seed)
-        sampled = sample_with_entropies(model, tokenizer, [r["prompt"] for r in rows], num_samples=8,
-                                        max_new_tokens=48, temperature=1.0, seed=seed)
-        rate = sum(family.verify(t, r["answer"]) for texts, r in zip(sampled.texts, rows) for t in texts) / (32 * 8)
+        rows = family.generate(16, split="test", seed=seed)
+        with torch_threads(1):  # a tiny model samples fastest on one thread
+            sampled = sample_with_entropies(model, tokenizer, [r["prompt"] for r in rows], num_samples=4,
+                                            max_new_tokens=48, temperature=1.0, seed=seed)
+        rate = sum(family.verify(t, r["answer"]) for texts, r in zip(sampled.texts, rows) for t in texts) / (16 * 4)
         stored = summary["pass_rates"][name]["sampled_pass_rate"]
-        assert abs(rate - stored) <= 0.15, (name, rate, stored)
+        assert abs(rate - stored) <= 0.2, (name, rate, stored)
 
 
-def test_bundled_toy_reasoner_really_reasons_on_held_out_general_problems():
+def test_bundled_toy_reasoner_really_reasons_on_held_out_general_problems(one_thread):
     model, tokenizer = load_toy_reasoner()
     rows = tasks.generate("addition", 32, split="test", seed=0)
     texts = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], 48, chat_template=False)
