@@ -113,7 +113,8 @@ def device_name(device: str) -> str:
     """Where training ran, for the card: the GPU's name, or the CPU thread count."""
     if device.startswith("cuda"):
         return f"one {torch.cuda.get_device_name(torch.device(device))} GPU"
-    return f"{torch.get_num_threads()} CPU threads"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} torch thread{'s' if threads > 1 else ''})"
 
 
 def model_card(args: argparse.Namespace, params: int, rates: dict, runtime: float, final_loss: float,
@@ -187,8 +188,10 @@ folder (or on `heal/toy-reasoner` once published) work the same way.
 --layers {args.layers} --heads {args.heads} --batch-size {args.batch_size} --lr {args.lr}
 --general-per-family {args.general_per_family} --target-examples {flags} --seed {args.seed}{f" --threads {args.threads}" if args.threads else ""}`:
 {args.steps} AdamW steps (cosine schedule, warm-up {args.warmup}), loss on the response
-tokens only; {runtime / 60:.1f} minutes on {hardware}; final training
-loss {final_loss:.3f}. MANIFEST.json pins every file's sha256 (heal-hf checks it at load).
+tokens only; {runtime / 60:.1f} minutes of training on {hardware}; final training
+loss {final_loss:.3f}. The weights in this folder are exactly what that command wrote there
+(this card is regenerated from its training_summary.json by `--card-only`). MANIFEST.json
+pins every file's sha256 (heal-hf checks it at load).
 """
     return text
 
