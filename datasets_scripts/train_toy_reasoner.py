@@ -1,14 +1,16 @@
 """Train heal-hf's toy reasoner from scratch: a small Llama that reasons step by step on toy tasks.
 
-    python datasets_scripts/train_toy_reasoner.py [--out DIR] [--steps 2500] [--hidden-size 128] ...
+    python datasets_scripts/train_toy_reasoner.py [--out DIR] [--steps 1700] [--threads 1] [--target-examples NAME=N ...]
 
 Supervised next-token training (loss on the response and its end-of-text token) on a
 mix that is mostly general-domain problems (`heal_hf.toy.tasks.GENERAL_FAMILIES`) plus
-a little of each target family's format, so that the model knows the general domain
-well and each target family only partly: its sampled pass rate there sits where RL
-can help (roughly 10% to 60%). Seeded; about 15 minutes on 2 CPU cores with the
-defaults. At the end it measures greedy accuracy and the sampled pass rate
-(temperature 1) on every family's test split, prints them, and writes the model
+a few hundred examples of each target family, so that the model knows the general
+domain well but not by rote (each general problem is worked in one of several valid
+ways, so its forks keep entropy) and each target family only partly: its sampled pass
+rate there should sit where RL can help (the issue's 15% to 60%; the rates move a lot
+with the counts, see the README). Seeded; about 17 minutes on one thread of the 2 CPU
+cores here with the defaults. At the end it measures greedy accuracy, the sampled pass
+rate and mean token entropy (temperature 1) on every family's test split, prints them, and writes the model
 (safetensors), the character tokenizer, a model card recording those rates, and
 MANIFEST.json (every file's sha256) to `--out` (default: the folder bundled with
 heal-hf, `heal_hf.toy.TOY_REASONER_PATH`). Files are written to a temporary folder
