@@ -22,6 +22,10 @@ def test_bad_replication_options_are_clear_errors(capsys):
         check_settings(ReplicateSettings(arms=("ppo",)))
     with pytest.raises(ValueError, match="steps"):
         check_settings(ReplicateSettings(steps=0))
+    with pytest.raises(ValueError, match="num_iterations"):
+        check_settings(ReplicateSettings(num_iterations=0))
+    with pytest.raises(ValueError, match="eval_split: 'train'"):
+        check_settings(ReplicateSettings(eval_split="train"))
     with pytest.raises(SystemExit):
         main(["demo", "--target", "chess"])
     assert "invalid choice: 'chess'" in capsys.readouterr().err
