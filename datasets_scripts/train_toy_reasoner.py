@@ -1,14 +1,16 @@
 """Train heal-hf's toy reasoner from scratch: a small Llama that reasons step by step on toy tasks.
 
-    python datasets_scripts/train_toy_reasoner.py [--out DIR] [--steps 2500] [--hidden-size 128] ...
+    python datasets_scripts/train_toy_reasoner.py [--out DIR] [--steps 1700] [--threads 1] [--target-examples NAME=N ...]
 
 Supervised next-token training (loss on the response and its end-of-text token) on a
 mix that is mostly general-domain problems (`heal_hf.toy.tasks.GENERAL_FAMILIES`) plus
-a little of each target family's format, so that the model knows the general domain
-well and each target family only partly: its sampled pass rate there sits where RL
-can help (roughly 10% to 60%). Seeded; about 15 minutes on 2 CPU cores with the
-defaults. At the end it measures greedy accuracy and the sampled pass rate
-(temperature 1) on every family's test split, prints them, and writes the model
+a few hundred examples of each target family, so that the model knows the general
+domain well but not by rote (each general problem is worked in one of several valid
+ways, so its forks keep entropy) and each target family only partly: its sampled pass
+rate there should sit where RL can help (the issue's 15% to 60%; the rates move a lot
+with the counts, see the README). Seeded; about 17 minutes on one thread of the 2 CPU
+cores here with the defaults. At the end it measures greedy accuracy, the sampled pass
+rate and mean token entropy (temperature 1) on every family's test split, prints them, and writes the model
 (safetensors), the character tokenizer, a model card recording those rates, and
 MANIFEST.json (every file's sha256) to `--out` (default: the folder bundled with
 heal-hf, `heal_hf.toy.TOY_REASONER_PATH`). Files are written to a temporary folder
@@ -34,14 +36,29 @@ from heal_hf.toy import TOY_REASONER_PATH, tasks, write_manifest
 from heal_hf.toy.tiny import tiny_causal_lm
 
 
-def training_rows(general_per_family: int, target_per_family: int, seed: int) -> list[dict[str, str]]:
-    """The supervised mix: train-split problems only (test problems are never seen)."""
+TARGET_EXAMPLES = {"sort_digits": 220, "reverse_word": 380, "letter_shift": 260, "digit_sum": 130, "weekday": 400}
+"""Supervised examples per target family (default): few, so that each is known only partly."""
+
+
+def parse_target_examples(items: list[str]) -> dict[str, int]:
+    """`NAME=COUNT` overrides of TARGET_EXAMPLES."""
+    counts = dict(TARGET_EXAMPLES)
+    for item in items:
+        name, _, count = item.partition("=")
+        if name not in tasks.TARGET_FAMILIES or not count.isdigit():
+            raise SystemExit(f"--target-examples: expected NAME=COUNT with NAME in {list(tasks.TARGET_FAMILIES)}, got {item!r}")
+        counts[name] = int(count)
+    return counts
+
+
+def training_rows(general_per_family: int, target_examples: dict[str, int], seed: int) -> list[dict[str, str]]:
+    """The supervised mix: train-split problems only (validation and test problems are never seen)."""
     rows = []
     for name in tasks.GENERAL_FAMILIES:
         rows += tasks.generate(name, general_per_family, split="train", seed=seed)
     for name in tasks.TARGET_FAMILIES:
         # A seed no RL run draws from (they use small seeds), so the few-shot sets are new problems too.
-        rows += tasks.generate(name, target_per_family, split="train", seed=10_000 + seed)
+        rows += tasks.generate(name, target_examples.get(name, 0), split="train", seed=10_000 + seed)
     random.Random(seed).shuffle(rows)
     return rows
 
@@ -71,7 +88,7 @@ def batch_tensors(ids: list[list[int]], starts: list[int], pad_id: int) -> dict[
 
 @torch.no_grad()
 def pass_rates(model, tokenizer, problems: int, samples: int, max_new_tokens: int, seed: int) -> dict[str, dict[str, float]]:
-    """Greedy accuracy and sampled pass rate (temperature 1) on each family's test split."""
+    """Greedy accuracy, sampled pass rate and mean token entropy (nats, temperature 1) on each family's test split."""
     from heal_hf.rollout import sample_with_entropies
     from heal_hf.train import greedy_completions
 
@@ -88,6 +105,8 @@ def pass_rates(model, tokenizer, problems: int, samples: int, max_new_tokens: in
             "greedy_accuracy": sum(family.verify(c, a) for c, a in zip(greedy, answers)) / len(rows),
             "sampled_pass_rate": sum(family.verify(t, a) for texts, a in zip(sampled.texts, answers) for t in texts)
             / (len(rows) * samples),
+            "mean_token_entropy": sum(map(sum, sampled.flat_entropies()))
+            / max(1, sum(map(len, sampled.flat_entropies()))),
         }
     return rates
 
@@ -96,7 +115,8 @@ def device_name(device: str) -> str:
     """Where training ran, for the card: the GPU's name, or the CPU thread count."""
     if device.startswith("cuda"):
         return f"one {torch.cuda.get_device_name(torch.device(device))} GPU"
-    return f"{torch.get_num_threads()} CPU threads"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} torch thread{'s' if threads > 1 else ''})"
 
 
 def model_card(args: argparse.Namespace, params: int, rates: dict, runtime: float, final_loss: float,
@@ -108,9 +128,12 @@ def model_card(args: argparse.Namespace, params: int, rates: dict, runtime: floa
         tags=["heal", "rlvr", "toy", "reasoning", "llama"], datasets=["heal/general-entropy-pool"],
     )
     table = "\n".join(
-        f"| {name} | {r['domain']} | {r['greedy_accuracy']:.1%} | {r['sampled_pass_rate']:.1%} |"
+        f"| {name} | {r['domain']} | {r['greedy_accuracy']:.1%} | {r['sampled_pass_rate']:.1%} | "
+        f"{r.get('mean_token_entropy', float('nan')):.3f} |"
         for name, r in rates.items()
     )
+    counts = ", ".join(f"{name} {n}" for name, n in args.target_examples.items())
+    flags = " ".join(f"{name}={n}" for name, n in args.target_examples.items())
     families = "\n".join(f"- `{f.name}` ({f.domain}): {f.about}" for f in tasks.FAMILIES.values())
     example = tasks.generate("addition", 1, split="test")[0]
     text = f"""---
@@ -129,9 +152,10 @@ general-entropy pool and the Entropy Explorer Space all use it, offline.
 Prompts read `Q: <question>\\nA:`; responses work step by step and end in `Answer: <answer>`.
 {families}
 
-General-domain families make up most of the training mix; each target family
-contributes only {args.target_per_family} examples, so the model knows those formats
-only partly and RL has room to help.
+General-domain families make up most of the training mix ({args.general_per_family}
+problems each, each worked in one of several valid ways drawn at random); each target
+family contributes only a few hundred examples ({counts}), so the model knows those
+formats only partly and RL has room to help.
 
 ```text
 {example['prompt']}{example['response']}
@@ -139,11 +163,12 @@ only partly and RL has room to help.
 
 ## Pass rates on the test splits ({args.eval_problems} problems a family)
 
-Greedy accuracy, and the pass rate of {args.eval_samples} samples a problem at temperature 1
-(what RL sees), measured by the training script at the end of training.
+Greedy accuracy, the pass rate of {args.eval_samples} samples a problem at temperature 1
+(what RL sees) and those samples' mean token entropy, measured by the training script at
+the end of training.
 
-| family | domain | greedy | sampled (T=1) |
-|---|---|---|---|
+| family | domain | greedy | sampled (T=1) | entropy (nats) |
+|---|---|---|---|---|
 {table}
 
 ## Use
@@ -163,10 +188,12 @@ folder (or on `heal/toy-reasoner` once published) work the same way.
 
 `python datasets_scripts/train_toy_reasoner.py --steps {args.steps} --hidden-size {args.hidden_size}
 --layers {args.layers} --heads {args.heads} --batch-size {args.batch_size} --lr {args.lr}
---general-per-family {args.general_per_family} --target-per-family {args.target_per_family} --seed {args.seed}`:
+--general-per-family {args.general_per_family} --target-examples {flags} --seed {args.seed}{f" --threads {args.threads}" if args.threads else ""}`:
 {args.steps} AdamW steps (cosine schedule, warm-up {args.warmup}), loss on the response
-tokens only; {runtime / 60:.1f} minutes on {hardware}; final training
-loss {final_loss:.3f}. MANIFEST.json pins every file's sha256 (heal-hf checks it at load).
+tokens only; {runtime / 60:.1f} minutes of training on {hardware}; final training
+loss {final_loss:.3f}. The weights in this folder are exactly what that command wrote there
+(this card is regenerated from its training_summary.json by `--card-only`). MANIFEST.json
+pins every file's sha256 (heal-hf checks it at load).
 """
     return text
 
@@ -186,18 +213,20 @@ def rewrite_card(folder: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(TOY_REASONER_PATH), help="model folder (default: the bundled toy reasoner)")
-    parser.add_argument("--steps", type=int, default=2500, help="optimizer steps (default 2500)")
+    parser.add_argument("--steps", type=int, default=1700, help="optimizer steps (default 1700)")
     parser.add_argument("--batch-size", type=int, default=64, help="sequences per step (default 64)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default 3e-3)")
     parser.add_argument("--warmup", type=int, default=100, help="warm-up steps (default 100)")
     parser.add_argument("--hidden-size", type=int, default=128, help="model width (default 128)")
     parser.add_argument("--layers", type=int, default=4, help="transformer layers (default 4)")
     parser.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
-    parser.add_argument("--general-per-family", type=int, default=4000, help="train problems per general family (default 4000)")
-    parser.add_argument("--target-per-family", type=int, default=250, help="train problems per target family (default 250)")
+    parser.add_argument("--general-per-family", type=int, default=2500, help="train problems per general family (default 2500)")
+    parser.add_argument("--target-examples", nargs="*", default=[], metavar="NAME=COUNT",
+                        help=f"train problems of a target family (default {TARGET_EXAMPLES})")
     parser.add_argument("--eval-problems", type=int, default=100, help="test problems per family for the pass rates (default 100)")
     parser.add_argument("--eval-samples", type=int, default=8, help="samples per test problem (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="data, init and sampling seed (default 0)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, one per core)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     parser.add_argument("--card-only", action="store_true",
                         help="only rewrite README.md and MANIFEST.json of the model in --out from its training_summary.json")
@@ -205,12 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.card_only:
         return rewrite_card(Path(args.out))
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model, tokenizer = tiny_causal_lm(seed=args.seed, hidden_size=args.hidden_size, num_layers=args.layers,
                                       num_heads=args.heads, max_positions=256)
     model.to(args.device)
     params = sum(p.numel() for p in model.parameters())
-    rows = training_rows(args.general_per_family, args.target_per_family, args.seed)
+    args.target_examples = parse_target_examples(args.target_examples)
+    rows = training_rows(args.general_per_family, args.target_examples, args.seed)
     ids, starts = encode(rows, tokenizer)
     print(f"toy reasoner: {params / 1e6:.2f}M parameters, {len(rows)} training problems, {args.steps} steps")
 

@@ -104,10 +104,12 @@ class ReplicateSettings:
     arms: tuple[str, ...] = field(default=DEFAULT_ARMS, metadata={"help": "arms to run (heal-32-pool: HEAL with the pool as EDA reference)"})
     steps: int = field(default=60, metadata={"help": "RL steps of every arm (equal steps)"})
     learning_rate: float = field(default=TOY_GRPO["learning_rate"], metadata={"help": "AdamW learning rate"})
+    num_iterations: int = field(default=1, metadata={"help": "gradient steps per generation batch (TRL's num_iterations; above 1 the importance ratio moves, so clipping such as Clip-Higher acts)"})
     eda_weight: float = field(default=EDA_WEIGHT, metadata={"help": "lambda of the EDA arms"})
     eda_estimator: str = field(default=DEFAULT_ESTIMATOR, metadata={"help": "EDA estimator of the EDA arms: calibrated or gaussian"})
     target_fraction: float | None = field(default=None, metadata={"help": "share of target prompts per batch in the hybrid arms (default: the data's share, 1/4)"})
-    eval_problems: int = field(default=100, metadata={"help": "held-out test problems per family"})
+    eval_split: str = field(default="test", metadata={"help": "held-out split evaluated: test (to report) or validation (to tune on)"})
+    eval_problems: int = field(default=100, metadata={"help": "held-out problems per family"})
     eval_samples: int = field(default=4, metadata={"help": "k of pass@k"})
     curve_every: int = field(default=10, metadata={"help": "steps between points of the held-out accuracy curve"})
     curve_problems: int = field(default=32, metadata={"help": "test problems of the accuracy curve (greedy)"})
@@ -140,7 +142,10 @@ def check_settings(s: ReplicateSettings) -> None:
         clashes = sorted({v for v in values if list(values).count(v) > 1}, key=str)
         if clashes:
             raise ValueError(f"{name}: {clashes} given more than once; each run needs its own {name[:-1]}")
-    for name in ("steps", "eval_problems", "eval_samples", "curve_every", "curve_problems", "workers", "threads"):
+    if s.eval_split not in ("test", "validation"):
+        raise ValueError(f"eval_split: {s.eval_split!r}; choose test (to report) or validation (to tune on)")
+    for name in ("steps", "num_iterations", "eval_problems", "eval_samples", "curve_every", "curve_problems", "workers",
+                 "threads"):
         if getattr(s, name) < 1:
             raise ValueError(f"{name}: expected a positive number, got {getattr(s, name)}")
 
@@ -161,10 +166,10 @@ def target_files(family: str, seed: int, sizes: Sequence[int], data_dir: Path) -
     return {n: write_jsonl(rows[:n], data_dir / f"{family}-train-{n}-seed{seed}.jsonl") for n in sizes}
 
 
-def test_set(family: str, problems: int, data_dir: Path) -> tuple[list[dict[str, str]], Path]:
-    """The family's held-out problems (the test split, one fixed draw shared by every arm and seed) and their file."""
-    rows = tasks.generate(family, problems, split="test", seed=0)
-    return rows, write_jsonl(rows, data_dir / f"{family}-test-{problems}.jsonl")
+def test_set(family: str, problems: int, data_dir: Path, split: str = "test") -> tuple[list[dict[str, str]], Path]:
+    """The family's held-out problems (one fixed draw of `split`, shared by every arm and seed) and their file."""
+    rows = tasks.generate(family, problems, split=split, seed=0)
+    return rows, write_jsonl(rows, data_dir / f"{family}-{split}-{problems}.jsonl")
 
 
 # --- The held-out accuracy curve ----------------------------------------------------
@@ -242,7 +247,8 @@ def run_arm(
         **({"model": settings.model} if settings.model else {"base_model_id": "heal/toy-reasoner"}),
     )
     overrides = {
-        **TOY_GRPO, "learning_rate": settings.learning_rate, "max_steps": settings.steps, "seed": seed,
+        **TOY_GRPO, "learning_rate": settings.learning_rate, "num_iterations": settings.num_iterations,
+        "max_steps": settings.steps, "seed": seed,
         "eda_weight": settings.eda_weight if arm.eda else 0.0, "eda_reference": arm.eda_reference,
         "disable_tqdm": True, "save_steps": settings.steps,
     }
@@ -282,7 +288,8 @@ def base_evaluation(
     from .toy import TOY_REASONER_PATH, check_toy_reasoner
     from .evaluation import evaluate_target
 
-    path = out / f"base-{family}-{settings.eval_problems}x{settings.eval_samples}.json"
+    split = "" if settings.eval_split == "test" else f"{settings.eval_split}-"
+    path = out / f"base-{family}-{split}{settings.eval_problems}x{settings.eval_samples}.json"
     if path.exists():
         return json.loads(path.read_text())
     model_dir = settings.model or check_toy_reasoner(TOY_REASONER_PATH)
@@ -322,7 +329,7 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
     with tqdm(total=len(jobs), desc="replicate", unit="run") as bar:
         for family in settings.families:
             data_dir = out / "data"
-            test_rows, test_path = test_set(family, settings.eval_problems, data_dir)
+            test_rows, test_path = test_set(family, settings.eval_problems, data_dir, settings.eval_split)
             data = {"test": test_path}
             base[family] = base_evaluation(family, settings, test_rows, out)
             for seed in settings.seeds:
@@ -338,7 +345,8 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
                                         base[family]["mean_token_entropy"]))
     results = {
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(settings).items()},
-        "grpo": {**TOY_GRPO, "learning_rate": settings.learning_rate, "max_steps": settings.steps},
+        "grpo": {**TOY_GRPO, "learning_rate": settings.learning_rate, "num_iterations": settings.num_iterations,
+                 "max_steps": settings.steps},
         "base": base, "runs": rows, "missing": missing, "wall_s": time.perf_counter() - started,
     }
     if not settings.report:

@@ -105,6 +105,8 @@ def _builtin_examples() -> list[TaskExample]:
         ("sequence", "general", "next in 3, 7, 11, 15?", "19", numeric),
         ("sort_digits", "target", "sort 4 1 3 2", "1 2 3 4", exact),
         ("reverse_word", "target", "reverse stone", "enots", exact),
+        ("letter_shift", "target", "shift cab by 2", "ecd", exact),
+        ("digit_sum", "target", "digit sum 4729", "22", exact),
         ("weekday", "target", "Mon + 10 days = ?", "Thu", exact),
     ]
     return [TaskExample(f, d, f"Q: {q}\nA:", a, c) for f, d, q, a, c in rows]

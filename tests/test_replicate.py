@@ -27,6 +27,10 @@ def test_bad_replication_options_are_clear_errors(capsys):
         check_settings(ReplicateSettings(steps=0))
     with pytest.raises(ValueError, match="eda_estimator: 'kde'"):
         check_settings(ReplicateSettings(eda_estimator="kde"))
+    with pytest.raises(ValueError, match="num_iterations"):
+        check_settings(ReplicateSettings(num_iterations=0))
+    with pytest.raises(ValueError, match="eval_split: 'train'"):
+        check_settings(ReplicateSettings(eval_split="train"))
     with pytest.raises(SystemExit):
         main(["demo", "--target", "chess"])
     assert "invalid choice: 'chess'" in capsys.readouterr().err

@@ -5,14 +5,19 @@ ends in `Answer: <answer>`, which `heal_hf.verifiers` reads. Families come in tw
 domains:
 
 - general (the pool's source): arithmetic and number reasoning, numeric answers:
-  `addition`, `multiplication`, `word_problem`, `sequence`;
-- target (the few-shot domains): symbol and string manipulation and calendar
-  reasoning, exact answers: `sort_digits`, `reverse_word`, `weekday`.
+  `addition`, `multiplication`, `word_problem`, `sequence`. Each worked solution is
+  one of several valid ones drawn at random (which operand first in each step, which
+  pair of terms gives a progression's step), as real reasoners write the same
+  solution in many ways: a model trained on them is uncertain at those forking
+  tokens of *correct* solutions, not only where it errs;
+- target (the few-shot domains): symbol and string manipulation, digit and calendar
+  reasoning, exact answers, one fixed way of working each: `sort_digits`,
+  `reverse_word`, `letter_shift`, `digit_sum`, `weekday`.
 
-Train and test splits are disjoint by construction: a problem belongs to the test
-split when a hash of its prompt says so (one in five), whatever the seed, so no seed
-can leak test problems into training. `generate(family, n, split, seed)` draws `n`
-distinct problems of one split, the same ones for the same seed.
+Train, validation and test splits are disjoint by construction: a hash of the prompt
+puts one problem in five in test and one in five in validation, whatever the seed, so
+no seed can leak held-out problems into training. `generate(family, n, split, seed)`
+draws `n` distinct problems of one split, the same ones for the same seed.
 """
 
 from __future__ import annotations
@@ -26,13 +31,20 @@ from .. import verifiers
 
 GENERAL = "general"
 TARGET = "target"
-SPLITS = ("train", "test")
-TEST_SHARE = 5  # one problem in TEST_SHARE is a test problem
+SPLITS = ("train", "validation", "test")
+HELD_OUT_SHARE = 5  # one problem in HELD_OUT_SHARE is a test problem, one a validation problem
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 NAMES = ("Ann", "Bob", "Cy", "Dee", "Eli", "Fay", "Gus", "Ida")
 ITEMS = ("pens", "apples", "cards", "stones", "books", "coins")
 
 Problem = tuple[str, str, str]  # question, worked steps, answer
+
+
+def _terms(rng: random.Random, *terms: object) -> str:
+    """The terms of a sum in a random order: every order is valid working (forks in correct solutions)."""
+    terms = [str(t) for t in terms]
+    rng.shuffle(terms)
+    return "+".join(terms)
 
 
 def _addition(rng: random.Random) -> Problem:
@@ -41,7 +53,7 @@ def _addition(rng: random.Random) -> Problem:
     for i in range(max(len(xs), len(ys))):
         x, y = int(xs[i]) if i < len(xs) else 0, int(ys[i]) if i < len(ys) else 0
         s = x + y + carry
-        steps.append(f"{x}+{y}{'+1' if carry else ''}={s}")
+        steps.append(f"{_terms(rng, x, y, *([1] if carry else []))}={s}")
         carry = s // 10
     return f"{a}+{b}=?", ", ".join(steps), str(a + b)
 
@@ -51,28 +63,36 @@ def _multiplication(rng: random.Random) -> Problem:
     steps, carry = [], 0
     for d in str(a)[::-1]:
         p = int(d) * b + carry
-        steps.append(f"{d}*{b}{f'+{carry}' if carry else ''}={p}")
+        product = f"{d}*{b}" if rng.random() < 0.5 else f"{b}*{d}"
+        steps.append(f"{_terms(rng, product, *([carry] if carry else []))}={p}")
         carry = p // 10
     return f"{a}*{b}=?", ", ".join(steps), str(a * b)
 
 
 def _word_problem(rng: random.Random) -> Problem:
-    name, item, kind = rng.choice(NAMES), rng.choice(ITEMS), rng.randrange(3)
+    name, item, kind = rng.choice(NAMES), rng.choice(ITEMS), rng.randrange(4)
     if kind == 0:
         a, b = rng.randint(2, 40), rng.randint(2, 40)
-        return f"{name} has {a} {item} and gets {b} more. How many now?", f"{a}+{b}={a + b}", str(a + b)
+        return f"{name} has {a} {item} and gets {b} more. How many now?", f"{_terms(rng, a, b)}={a + b}", str(a + b)
     if kind == 1:
         a = rng.randint(5, 60)
         b = rng.randint(1, a - 1)
         return f"{name} has {a} {item} and gives away {b}. How many left?", f"{a}-{b}={a - b}", str(a - b)
-    a, b = rng.randint(2, 9), rng.randint(2, 12)
-    return f"{name} has {a} bags of {b} {item}. How many {item}?", f"{a}*{b}={a * b}", str(a * b)
+    if kind == 2:
+        a, b = rng.randint(2, 9), rng.randint(2, 12)
+        product = f"{a}*{b}" if rng.random() < 0.5 else f"{b}*{a}"
+        return f"{name} has {a} bags of {b} {item}. How many {item}?", f"{product}={a * b}", str(a * b)
+    a, b = rng.randint(2, 40), rng.randint(2, 40)
+    c = rng.randint(1, a + b - 1)
+    return (f"{name} has {a} {item}, gets {b}, gives {c}. How many?",
+            f"{_terms(rng, a, b)}={a + b}, {a + b}-{c}={a + b - c}", str(a + b - c))
 
 
 def _sequence(rng: random.Random) -> Problem:
-    start, step = rng.randint(1, 199), rng.randint(2, 29)
+    start, step = rng.randint(1, 299), rng.randint(2, 19)
     terms = [start + i * step for i in range(4)]
-    steps = f"{terms[1]}-{terms[0]}={step}, {terms[3]}+{step}={terms[3] + step}"
+    i = rng.randrange(3)  # any two neighbours give the step
+    steps = f"{terms[i + 1]}-{terms[i]}={step}, {_terms(rng, terms[3], step)}={terms[3] + step}"
     return f"next in {', '.join(map(str, terms))}?", steps, str(terms[3] + step)
 
 
@@ -89,8 +109,24 @@ def _reverse_word(rng: random.Random) -> Problem:
     return f"reverse {word}", "-".join(word[::-1]), word[::-1]
 
 
+def _letter_shift(rng: random.Random) -> Problem:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    word, k = "".join(rng.choice(letters) for _ in range(rng.randint(3, 4))), rng.randint(1, 5)
+    shifted = "".join(letters[(letters.index(c) + k) % 26] for c in word)
+    return f"shift {word} by {k}", ", ".join(f"{c}+{k}={d}" for c, d in zip(word, shifted)), shifted
+
+
+def _digit_sum(rng: random.Random) -> Problem:
+    digits = [rng.randint(0, 9) for _ in range(rng.randint(3, 5))]
+    steps, total = [], digits[0]
+    for d in digits[1:]:
+        steps.append(f"{total}+{d}={total + d}")
+        total += d
+    return f"digit sum {''.join(map(str, digits))}", ", ".join(steps), str(total)
+
+
 def _weekday(rng: random.Random) -> Problem:
-    day, offset = rng.randrange(7), rng.randint(1, 199)
+    day, offset = rng.randrange(7), rng.randint(1, 299)
     end = WEEKDAYS[(day + offset) % 7]
     return (f"{WEEKDAYS[day]} + {offset} days = ?",
             f"{offset} mod 7 = {offset % 7}, {WEEKDAYS[day]}+{offset % 7} = {end}", end)
@@ -150,8 +186,10 @@ def format_response(steps: str, answer: str) -> str:
 
 
 def problem_split(prompt: str) -> str:
-    """'test' for one prompt in TEST_SHARE (by hash, independent of any seed), else 'train'."""
-    return "test" if hashlib.sha256(prompt.encode()).digest()[0] % TEST_SHARE == 0 else "train"
+    """The split of a prompt, by its hash (independent of any seed): one in HELD_OUT_SHARE 'test',
+    one in HELD_OUT_SHARE 'validation', the rest 'train'."""
+    bucket = hashlib.sha256(prompt.encode()).digest()[0] % HELD_OUT_SHARE
+    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
 
 
 FAMILIES: dict[str, TaskFamily] = {
@@ -159,11 +197,14 @@ FAMILIES: dict[str, TaskFamily] = {
     for f in (
         TaskFamily("addition", GENERAL, _addition, "numeric", "add two numbers column by column, with carries"),
         TaskFamily("multiplication", GENERAL, _multiplication, "numeric", "a two- or three-digit number times a digit"),
-        TaskFamily("word_problem", GENERAL, _word_problem, "numeric", "one-step word problems: more, fewer, bags of"),
+        TaskFamily("word_problem", GENERAL, _word_problem, "numeric",
+                   "word problems of one or two steps: more, fewer, bags of, gets then gives"),
         TaskFamily("sequence", GENERAL, _sequence, "numeric", "the next term of an arithmetic progression"),
         TaskFamily("sort_digits", TARGET, _sort_digits, "exact", "sort 3 to 6 digits in ascending order"),
         TaskFamily("reverse_word", TARGET, _reverse_word, "exact", "spell a 3- to 5-letter word backwards"),
-        TaskFamily("weekday", TARGET, _weekday, "exact", "the weekday 1 to 199 days after a given one"),
+        TaskFamily("letter_shift", TARGET, _letter_shift, "exact", "shift each letter of a 3- or 4-letter string 1 to 5 places"),
+        TaskFamily("digit_sum", TARGET, _digit_sum, "exact", "the sum of 3 to 5 digits, as a running total"),
+        TaskFamily("weekday", TARGET, _weekday, "exact", "the weekday 1 to 299 days after a given one"),
     )
 }
 GENERAL_FAMILIES = tuple(name for name, f in FAMILIES.items() if f.domain == GENERAL)
