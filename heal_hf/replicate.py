@@ -82,7 +82,6 @@ ARMS: dict[str, Arm] = {
 DEFAULT_ARMS = ("grpo-32", "grpo-1k", "heal-32", "hybrid-32", "eda-32", "clip-higher-32", "entropy-mask-32")
 
 TOY_GRPO: dict[str, Any] = {
-    "learning_rate": 5e-5,
     "per_device_train_batch_size": 32,
     "num_generations": 8,
     "max_completion_length": 48,
@@ -102,9 +101,9 @@ class ReplicateSettings:
     families: tuple[str, ...] = field(default=tasks.TARGET_FAMILIES, metadata={"help": "target families"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seeds: target draws, selection, sampling, training"})
     arms: tuple[str, ...] = field(default=DEFAULT_ARMS, metadata={"help": "arms to run (heal-32-pool: HEAL with the pool as EDA reference)"})
-    steps: int = field(default=60, metadata={"help": "RL steps of every arm (equal steps)"})
-    learning_rate: float = field(default=TOY_GRPO["learning_rate"], metadata={"help": "AdamW learning rate"})
-    num_iterations: int = field(default=1, metadata={"help": "gradient steps per generation batch (TRL's num_iterations; above 1 the importance ratio moves, so clipping such as Clip-Higher acts)"})
+    steps: int = field(default=200, metadata={"help": "RL steps of every arm (equal steps)"})
+    learning_rate: float = field(default=2e-4, metadata={"help": "AdamW learning rate"})
+    num_iterations: int = field(default=2, metadata={"help": "gradient steps per generation batch (TRL's num_iterations; above 1 the importance ratio moves, so clipping such as Clip-Higher acts)"})
     eda_weight: float = field(default=EDA_WEIGHT, metadata={"help": "lambda of the EDA arms"})
     eda_estimator: str = field(default=DEFAULT_ESTIMATOR, metadata={"help": "EDA estimator of the EDA arms: calibrated or gaussian"})
     target_fraction: float | None = field(default=None, metadata={"help": "share of target prompts per batch in the hybrid arms (default: the data's share, 1/4)"})
@@ -430,7 +429,9 @@ def results_table(results: dict[str, Any]) -> str:
             lines.append(f"| {family} | {arm} | {len(runs)} | " + " | ".join(cells) + " |")
     seeds = len(results["settings"]["seeds"])
     lines.append("")
-    lines.append(f"Mean ± std over {seeds} seed(s); {results['grpo']['max_steps']} RL steps per arm; "
+    grpo = results["grpo"]
+    lines.append(f"Mean ± std over {seeds} seed(s); {grpo['max_steps']} RL steps per arm, learning rate "
+                 f"{grpo['learning_rate']:g}, num_iterations {grpo.get('num_iterations', 1)}; "
                  f"{results['settings']['eval_problems']} held-out problems per family.")
     if results.get("missing"):
         lines.append(f"Not finished, left out: {', '.join(results['missing'])}.")
