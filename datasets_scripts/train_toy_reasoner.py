@@ -121,7 +121,7 @@ def device_name(device: str) -> str:
 
 def model_card(args: argparse.Namespace, params: int, rates: dict, runtime: float, final_loss: float,
                hardware: str) -> str:
-    from huggingface_hub import ModelCard, ModelCardData
+    from huggingface_hub import ModelCardData
 
     data = ModelCardData(
         license="apache-2.0", library_name="transformers", pipeline_tag="text-generation",

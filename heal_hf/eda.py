@@ -165,6 +165,7 @@ class EDAReference:
         level = float(raw[:, 0].mean())
         x = _transform(raw, level)
         lengths = profile.lengths.double()
+        sample = _spread_indices(len(raw), CALIBRATION_SAMPLE)
         return cls(
             bins=profile.bins,
             magnitude_mean=float(mag.mean()),
@@ -180,8 +181,8 @@ class EDAReference:
             feature_var=x.var(0, unbiased=False),
             token_var=_per_token_variance(profile, raw, level),
             inv_length_mean=float((1.0 / lengths).mean()),
-            sample_features=raw[_spread_indices(len(raw), CALIBRATION_SAMPLE)].float(),
-            sample_lengths=profile.lengths[_spread_indices(len(raw), CALIBRATION_SAMPLE)].long(),
+            sample_features=raw[sample].float(),
+            sample_lengths=profile.lengths[sample].long(),
         )
 
     @classmethod

@@ -18,7 +18,6 @@ from typing import Any, Sequence
 import datasets
 import numpy as np
 import pyarrow.parquet as pq
-import torch
 
 from .eda import EDAReference
 from .files import error_line

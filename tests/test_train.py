@@ -159,7 +159,7 @@ def test_card_parses_and_reports_what_the_run_produced(full_run):
     assert "| target domain | 4 |" in text and "| general domain | 12 |" in text and "| eda_weight | 0.1 |" in text
     d0 = [(h["step"], h["heal/eda_d0"]) for h in metrics["history"] if "heal/eda_d0" in h]
     assert "| eda_estimator | calibrated |" in text and len(d0) == 3
-    assert (f"the calibrated estimator (v2), r = 1 / (1 + D / D0)" in text
+    assert ("the calibrated estimator (v2), r = 1 / (1 + D / D0)" in text
             and f"D0 was {d0[0][1]:.3g} at step 1 and {d0[-1][1]:.3g} at step 3." in text)
     assert f"| pass@2 | {metrics['eval']['base']['pass@2']:.4g} | {metrics['eval']['trained']['pass@2']:.4g} |" in text
     assert "![Entropy curves](entropy_curves.png)" in text and "arXiv" in text and "2604.17928" in text
