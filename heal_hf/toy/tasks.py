@@ -48,7 +48,7 @@ def _terms(rng: random.Random, *terms: object) -> str:
 
 
 def _addition(rng: random.Random) -> Problem:
-    a, b = rng.randint(10, 999), rng.randint(10, 999)
+    a, b = rng.randint(10, 999), rng.randint(10, 99)
     xs, ys, steps, carry = str(a)[::-1], str(b)[::-1], [], 0
     for i in range(max(len(xs), len(ys))):
         x, y = int(xs[i]) if i < len(xs) else 0, int(ys[i]) if i < len(ys) else 0
@@ -70,26 +70,27 @@ def _multiplication(rng: random.Random) -> Problem:
 
 
 def _word_problem(rng: random.Random) -> Problem:
+    # One-digit operands: every step is a digit fact the column-wise families also teach.
     name, item, kind = rng.choice(NAMES), rng.choice(ITEMS), rng.randrange(4)
     if kind == 0:
-        a, b = rng.randint(2, 40), rng.randint(2, 40)
+        a, b = rng.randint(2, 9), rng.randint(2, 9)
         return f"{name} has {a} {item} and gets {b} more. How many now?", f"{_terms(rng, a, b)}={a + b}", str(a + b)
     if kind == 1:
-        a = rng.randint(5, 60)
-        b = rng.randint(1, a - 1)
+        a = rng.randint(5, 18)
+        b = rng.randint(1, min(9, a - 1))
         return f"{name} has {a} {item} and gives away {b}. How many left?", f"{a}-{b}={a - b}", str(a - b)
     if kind == 2:
-        a, b = rng.randint(2, 9), rng.randint(2, 12)
+        a, b = rng.randint(2, 9), rng.randint(2, 9)
         product = f"{a}*{b}" if rng.random() < 0.5 else f"{b}*{a}"
         return f"{name} has {a} bags of {b} {item}. How many {item}?", f"{product}={a * b}", str(a * b)
-    a, b = rng.randint(2, 40), rng.randint(2, 40)
-    c = rng.randint(1, a + b - 1)
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
+    c = rng.randint(1, min(9, a + b - 1))
     return (f"{name} has {a} {item}, gets {b}, gives {c}. How many?",
             f"{_terms(rng, a, b)}={a + b}, {a + b}-{c}={a + b - c}", str(a + b - c))
 
 
 def _sequence(rng: random.Random) -> Problem:
-    start, step = rng.randint(1, 299), rng.randint(2, 19)
+    start, step = rng.randint(1, 999), rng.randint(2, 9)
     terms = [start + i * step for i in range(4)]
     i = rng.randrange(3)  # any two neighbours give the step
     steps = f"{terms[i + 1]}-{terms[i]}={step}, {_terms(rng, terms[3], step)}={terms[3] + step}"
@@ -111,7 +112,7 @@ def _reverse_word(rng: random.Random) -> Problem:
 
 def _letter_shift(rng: random.Random) -> Problem:
     letters = "abcdefghijklmnopqrstuvwxyz"
-    word, k = "".join(rng.choice(letters) for _ in range(rng.randint(3, 4))), rng.randint(1, 5)
+    word, k = "".join(rng.choice(letters) for _ in range(rng.randint(3, 4))), rng.randint(1, 3)
     shifted = "".join(letters[(letters.index(c) + k) % 26] for c in word)
     return f"shift {word} by {k}", ", ".join(f"{c}+{k}={d}" for c, d in zip(word, shifted)), shifted
 
@@ -195,14 +196,14 @@ def problem_split(prompt: str) -> str:
 FAMILIES: dict[str, TaskFamily] = {
     f.name: f
     for f in (
-        TaskFamily("addition", GENERAL, _addition, "numeric", "add two numbers column by column, with carries"),
+        TaskFamily("addition", GENERAL, _addition, "numeric", "add a two-digit number to one of up to three digits, column by column, with carries"),
         TaskFamily("multiplication", GENERAL, _multiplication, "numeric", "a two- or three-digit number times a digit"),
         TaskFamily("word_problem", GENERAL, _word_problem, "numeric",
-                   "word problems of one or two steps: more, fewer, bags of, gets then gives"),
+                   "word problems of one or two one-digit steps: more, fewer, bags of, gets then gives"),
         TaskFamily("sequence", GENERAL, _sequence, "numeric", "the next term of an arithmetic progression"),
         TaskFamily("sort_digits", TARGET, _sort_digits, "exact", "sort 3 to 6 digits in ascending order"),
         TaskFamily("reverse_word", TARGET, _reverse_word, "exact", "spell a 3- to 5-letter word backwards"),
-        TaskFamily("letter_shift", TARGET, _letter_shift, "exact", "shift each letter of a 3- or 4-letter string 1 to 5 places"),
+        TaskFamily("letter_shift", TARGET, _letter_shift, "exact", "shift each letter of a 3- or 4-letter string 1 to 3 places"),
         TaskFamily("digit_sum", TARGET, _digit_sum, "exact", "the sum of 3 to 5 digits, as a running total"),
         TaskFamily("weekday", TARGET, _weekday, "exact", "the weekday 1 to 299 days after a given one"),
     )
