@@ -17,7 +17,10 @@ steps from the same bundled toy reasoner:
 The last two are the fixes users reach for today, both in TRL. Clip-Higher acts only
 when the policy takes more than one gradient step per generation batch (at
 num_iterations = 1 TRL's importance ratio is exactly 1), so every arm runs with the
-same `num_iterations` (2 by default): equal steps, equal budget.
+same `num_iterations` (2 by default): equal steps, equal budget. The arms that mix in
+general data or use EDA scale advantages by the batch's reward std, HEALConfig's default
+with EDA on (TRL's per-group std would blow the small EDA term up; see HEALConfig); the
+GRPO arms keep TRL's default, the group's.
 
 Every arm goes through `heal_hf.train.train` (HEALGRPOTrainer; the GRPO arms with
 lambda = 0, which leaves GRPO's objective untouched but still logs entropies), then
@@ -70,7 +73,8 @@ ARMS: dict[str, Arm] = {
         Arm("grpo-32", 32, False, False, "batch", "plain GRPO, 32 target examples"),
         Arm("grpo-1k", 1000, False, False, "batch", "plain GRPO, 1,000 target examples"),
         Arm("heal-32", 32, True, True, "batch", "HEAL: 32 target + 96 selected general, EDA (batch reference)"),
-        Arm("hybrid-32", 32, True, False, "batch", "ablation: the same hybrid data, no EDA"),
+        Arm("hybrid-32", 32, True, False, "batch", "ablation: the same hybrid data, no EDA",
+            (("scale_rewards", "batch"),)),  # HEAL-32's advantage scaling (HEALConfig's default with EDA on)
         Arm("eda-32", 32, False, True, "pool", "ablation: EDA against the pool, no general problems"),
         Arm("clip-higher-32", 32, False, False, "batch", "baseline: GRPO-32 with Clip-Higher (epsilon_high 0.28)",
             (("epsilon_high", 0.28),)),
@@ -101,16 +105,16 @@ class ReplicateSettings:
     families: tuple[str, ...] = field(default=tasks.TARGET_FAMILIES, metadata={"help": "target families"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seeds: target draws, selection, sampling, training"})
     arms: tuple[str, ...] = field(default=DEFAULT_ARMS, metadata={"help": "arms to run (heal-32-pool: HEAL with the pool as EDA reference)"})
-    steps: int = field(default=200, metadata={"help": "RL steps of every arm (equal steps)"})
+    steps: int = field(default=300, metadata={"help": "RL steps of every arm (equal steps)"})
     learning_rate: float = field(default=2e-4, metadata={"help": "AdamW learning rate"})
     num_iterations: int = field(default=2, metadata={"help": "gradient steps per generation batch (TRL's num_iterations; above 1 the importance ratio moves, so clipping such as Clip-Higher acts)"})
     eda_weight: float = field(default=EDA_WEIGHT, metadata={"help": "lambda of the EDA arms"})
     eda_estimator: str = field(default=DEFAULT_ESTIMATOR, metadata={"help": "EDA estimator of the EDA arms: calibrated or gaussian"})
     target_fraction: float | None = field(default=None, metadata={"help": "share of target prompts per batch in the hybrid arms (default: the data's share, 1/4)"})
     eval_split: str = field(default="test", metadata={"help": "held-out split evaluated: test (to report) or validation (to tune on)"})
-    eval_problems: int = field(default=100, metadata={"help": "held-out problems per family"})
+    eval_problems: int = field(default=200, metadata={"help": "held-out problems per family"})
     eval_samples: int = field(default=4, metadata={"help": "k of pass@k"})
-    curve_every: int = field(default=10, metadata={"help": "steps between points of the held-out accuracy curve"})
+    curve_every: int = field(default=25, metadata={"help": "steps between points of the held-out accuracy curve"})
     curve_problems: int = field(default=32, metadata={"help": "test problems of the accuracy curve (greedy)"})
     model: str | None = field(default=None, metadata={"help": "model folder (default: the bundled toy reasoner)"})
     pool: str = field(default="bundled", metadata={"help": "general-entropy pool of that model (default: the bundled pool)"})
@@ -306,6 +310,32 @@ def base_evaluation(
 # --- The whole replication -----------------------------------------------------------
 
 
+SETTINGS_FILE = "replicate_settings.json"
+RUN_IDENTITY = ("steps", "learning_rate", "num_iterations", "eda_weight", "eda_estimator", "target_fraction", "eval_split",
+                "eval_problems", "eval_samples", "curve_every", "curve_problems", "model", "pool")
+"""The settings every finished run of one output folder shares (arms, families and seeds may grow)."""
+
+
+def run_identity(settings: ReplicateSettings) -> dict[str, Any]:
+    """The settings that decide what a run in the output folder is (RUN_IDENTITY)."""
+    return {k: getattr(settings, k) for k in RUN_IDENTITY}
+
+
+def check_same_runs(settings: ReplicateSettings, out: Path) -> None:
+    """A clear error, before anything runs, when out holds runs made with other settings (they would be reused)."""
+    try:
+        stored = json.loads((out / SETTINGS_FILE).read_text())
+    except FileNotFoundError:
+        return
+    except ValueError as err:
+        raise ValueError(f"output_dir: {out / SETTINGS_FILE} is corrupted ({err}); move it away or use a new --output-dir") from None
+    ours = run_identity(settings)
+    differ = [f"{k}={stored.get(k)!r} there, {ours[k]!r} here" for k in RUN_IDENTITY if stored.get(k) != ours[k]]
+    if differ:
+        raise ValueError(f"output_dir: {out} holds runs made with other settings ({'; '.join(differ)}); finished runs "
+                         "are reused by folder, so pass the same settings to continue or add arms, or use a new --output-dir")
+
+
 def replicate(settings: ReplicateSettings) -> dict[str, Any]:
     """Run every (family, seed, arm), then write results.json, results.md and curves.png to output_dir.
 
@@ -318,7 +348,10 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
     check_settings(settings)
     torch.set_num_threads(settings.threads)
     out = Path(settings.output_dir)
+    check_same_runs(settings, out)
     out.mkdir(parents=True, exist_ok=True)
+    if not (out / SETTINGS_FILE).exists():
+        write_json_atomic(out / SETTINGS_FILE, run_identity(settings))
     started = time.perf_counter()
     if settings.workers > 1 and not settings.report_only:
         run_workers(settings)  # every run finishes there; the loop below then only reads them back

@@ -107,6 +107,9 @@ def test_quick_replication_runs_every_arm_and_resumes(tmp_path, capsys):
     assert training["clip-higher-32"]["epsilon_high"] == 0.28 and training["grpo-32"]["epsilon_high"] is None
     assert training["entropy-mask-32"]["top_entropy_quantile"] == 0.2 and training["grpo-32"]["top_entropy_quantile"] == 1.0
     assert {t["eda_estimator"] for t in training.values()} == {"calibrated"}
+    # HEAL's arms scale advantages by the batch's std (HEALConfig's default with EDA on), the GRPO ones by TRL's group.
+    scaling = {a: t["scale_rewards"] for a, t in training.items()}
+    assert scaling == {**{a: "group" for a in DEFAULT_ARMS}, "heal-32": "batch", "hybrid-32": "batch", "eda-32": "batch"}
     table = (out / "results.md").read_text()
     assert all(f"| sort_digits | {a} |" in table for a in DEFAULT_ARMS) and (out / "curves.png").stat().st_size > 10_000
     assert f"{by_arm['heal-32']['greedy_accuracy']:.3f}" in table
@@ -115,3 +118,9 @@ def test_quick_replication_runs_every_arm_and_resumes(tmp_path, capsys):
     assert main(["replicate", "--quick", "--output-dir", str(out), "--steps", "2", "--curve-every", "1"]) == 0
     assert (runs / "heal-32" / "model.safetensors").stat().st_mtime_ns == stamp
     assert json.loads((out / "results.json").read_text())["runs"] == results["runs"]
+    # Other settings in the same folder would silently reuse those runs: refused, one line, nothing trained.
+    capsys.readouterr()
+    assert main(["replicate", "--quick", "--output-dir", str(out), "--steps", "3", "--curve-every", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "steps=2 there, 3 here" in err and "--output-dir" in err and len(err.splitlines()) == 1
+    assert (runs / "heal-32" / "model.safetensors").stat().st_mtime_ns == stamp
