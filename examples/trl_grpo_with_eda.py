@@ -69,6 +69,9 @@ def main() -> None:
         num_generations=4,
         max_completion_length=32,
         learning_rate=1e-5,
+        # Scale advantages by the batch's reward std, not each prompt's: where a prompt's rollouts are all right
+        # (or all wrong) the group std is EDA's alone and would blow lambda * r_EDA up to unit size.
+        scale_rewards="batch",
         logging_steps=1,
         save_strategy="no",
         report_to="none",

@@ -51,13 +51,14 @@ def test_demo_trains_grpo_and_heal_side_by_side(tmp_path, capsys):
     assert line.split()[-3:] == [f"{v:.3f}" for v in (base["sample_accuracy"], runs["grpo-32"]["sample_accuracy"],
                                                        runs["heal-32"]["sample_accuracy"])]
     assert "pass@2" in printed and "entropy retention (train, target)" in printed
-    # Same start and settings; only the data and the EDA reward differ.
+    # Same start and settings; only the data, the EDA reward and HEAL's advantage scaling (batch with EDA on) differ.
     record = {a: json.loads((out / a / "heal_run.json").read_text()) for a in runs}
     assert record["grpo-32"]["data"]["target"]["rows"] == record["heal-32"]["data"]["target"]["rows"] == 32
     assert record["grpo-32"]["data"]["general"]["rows"] == 0 and record["heal-32"]["data"]["general"]["rows"] == 96
     assert record["grpo-32"]["training"]["eda_weight"] == 0.0 and record["heal-32"]["training"]["eda_weight"] > 0
     differing = {k for k in record["grpo-32"]["training"] if record["grpo-32"]["training"][k] != record["heal-32"]["training"][k]}
-    assert differing == {"eda_weight"}, differing
+    assert differing == {"eda_weight", "scale_rewards"}, differing
+    assert (record["grpo-32"]["training"]["scale_rewards"], record["heal-32"]["training"]["scale_rewards"]) == ("group", "batch")
     assert ModelCard.load(out / "heal-32" / "README.md").data.base_model == "heal/toy-reasoner"
     assert (out / "curves.png").stat().st_size > 10_000
     # A quiet terminal: TRL's per-step log dicts are in each run's log file, not on the screen.

@@ -307,3 +307,13 @@ def test_the_trl_example_script_runs_offline(tmp_path):
     assert re.search(r"step 2: reward [\d.]+, EDA reward 0\.\d+, entropy target [\d.]+ / general [\d.]+ nats", done.stdout)
     source = (repo / "examples" / "trl_grpo_with_eda.py").read_text()
     assert len(re.findall(r"^(?:from|import) heal_hf", source, re.M)) == 1  # one heal_hf import
+
+
+def test_advantage_scaling_is_the_batch_with_eda_on_and_trls_group_otherwise(tmp_path):
+    # With EDA on, a group whose correctness is constant has only lambda * r_EDA left to vary; TRL's per-group std
+    # would blow it up to unit size. Batch scaling is HEAL's default; without EDA, TRL's own default; explicit wins.
+    assert heal_config(tmp_path).scale_rewards == "batch"
+    assert heal_config(tmp_path, eda_weight=0.0).scale_rewards == "group"
+    assert heal_config(tmp_path, scale_rewards="group").scale_rewards == "group"
+    assert heal_config(tmp_path, eda_weight=0.0, scale_rewards="none").scale_rewards == "none"
+    assert heal_config(tmp_path, scale_rewards=False).scale_rewards == "none"
