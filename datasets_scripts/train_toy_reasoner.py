@@ -36,7 +36,7 @@ from heal_hf.toy import TOY_REASONER_PATH, tasks, write_manifest
 from heal_hf.toy.tiny import tiny_causal_lm
 
 
-TARGET_EXAMPLES = {"sort_digits": 200, "reverse_word": 540, "letter_shift": 500, "digit_sum": 80, "weekday": 400}
+TARGET_EXAMPLES = {"sort_digits": 200, "reverse_word": 540, "letter_shift": 500, "digit_sum": 80, "countdown": 180, "weekday": 400}
 """Supervised examples per target family (default): few, so that each is known only partly."""
 
 

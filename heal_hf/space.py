@@ -107,6 +107,7 @@ def _builtin_examples() -> list[TaskExample]:
         ("reverse_word", "target", "reverse stone", "enots", exact),
         ("letter_shift", "target", "shift cab by 2", "ecd", exact),
         ("digit_sum", "target", "digit sum 4729", "22", exact),
+        ("countdown", "target", "43 minus 6 9", "28", exact),
         ("weekday", "target", "Mon + 10 days = ?", "Thu", exact),
     ]
     return [TaskExample(f, d, f"Q: {q}\nA:", a, c) for f, d, q, a, c in rows]

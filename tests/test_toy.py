@@ -130,3 +130,31 @@ def test_a_missing_or_corrupted_bundled_file_is_a_clear_error(tmp_path):
     (copy / MANIFEST).unlink()
     with pytest.raises(ValueError, match="MANIFEST.json is missing"):
         check_toy_reasoner(copy)
+
+
+def test_countdown_works_a_ten_crossing_in_two_valid_ways_and_every_step_is_right():
+    ways = set()
+    for r in tasks.generate("countdown", 300, split="train", seed=0):
+        start, *digits = (int(t) for t in r["prompt"][3:-3].replace("minus", "").split())
+        total = start
+        for d, step in zip(digits, r["response"].split(". Answer:")[0].strip().split(", ")):
+            terms, result = step.split("=")
+            parts = [int(t) for t in terms.split("-")]
+            assert parts[0] == total and sum(parts[1:]) == d and int(result) == total - d, (r, step)
+            if d > total % 10 > 0:
+                ways.add(len(parts))  # 2: at once, 3: down to the ten first
+            else:
+                assert len(parts) == 2, (r, step)
+            total -= d
+        assert r["answer"] == str(total) and tasks.FAMILIES["countdown"].verify(r["response"], r["answer"]) == 1.0
+    assert ways == {2, 3}
+
+
+def test_every_worked_solution_fits_the_rl_completion_budget():
+    from heal_hf.replicate import TOY_GRPO
+    from heal_hf.toy.tiny import char_tokenizer
+
+    tokenizer = char_tokenizer()
+    for name in tasks.FAMILIES:
+        for r in tasks.generate(name, 300, split="test", seed=0):
+            assert len(tokenizer(r["response"], add_special_tokens=False)["input_ids"]) + 1 <= TOY_GRPO["max_completion_length"], (name, r)

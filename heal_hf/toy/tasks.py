@@ -11,8 +11,10 @@ domains:
   solution in many ways: a model trained on them is uncertain at those forking
   tokens of *correct* solutions, not only where it errs;
 - target (the few-shot domains): symbol and string manipulation, digit and calendar
-  reasoning, exact answers, one fixed way of working each: `sort_digits`,
-  `reverse_word`, `letter_shift`, `digit_sum`, `weekday`.
+  reasoning, exact answers: `sort_digits`, `reverse_word`, `letter_shift`, `digit_sum`,
+  `weekday` have one fixed way of working each; `countdown` (subtract digits from a
+  two-digit number) works a step that crosses a ten in one of two valid ways (at once, or
+  down to the ten first), a fork in correct solutions, as the general domain has.
 
 Train, validation and test splits are disjoint by construction: a hash of the prompt
 puts one problem in five in test and one in five in validation, whatever the seed, so
@@ -126,6 +128,19 @@ def _digit_sum(rng: random.Random) -> Problem:
     return f"digit sum {''.join(map(str, digits))}", ", ".join(steps), str(total)
 
 
+def _countdown(rng: random.Random) -> Problem:
+    start, digits = rng.randint(30, 99), [rng.randint(1, 9) for _ in range(rng.randint(2, 3))]
+    steps, total = [], start
+    for d in digits:
+        ones = total % 10
+        if d > ones > 0 and rng.random() < 0.5:  # crossing a ten: at once, or down to the ten first
+            steps.append(f"{total}-{ones}-{d - ones}={total - d}")
+        else:
+            steps.append(f"{total}-{d}={total - d}")
+        total -= d
+    return f"{start} minus {' '.join(map(str, digits))}", ", ".join(steps), str(total)
+
+
 def _weekday(rng: random.Random) -> Problem:
     day, offset = rng.randrange(7), rng.randint(1, 299)
     end = WEEKDAYS[(day + offset) % 7]
@@ -205,6 +220,9 @@ FAMILIES: dict[str, TaskFamily] = {
         TaskFamily("reverse_word", TARGET, _reverse_word, "exact", "spell a 3- to 5-letter word backwards"),
         TaskFamily("letter_shift", TARGET, _letter_shift, "exact", "shift each letter of a 3- or 4-letter string 1 to 3 places"),
         TaskFamily("digit_sum", TARGET, _digit_sum, "exact", "the sum of 3 to 5 digits, as a running total"),
+        TaskFamily("countdown", TARGET, _countdown, "exact",
+                   "subtract 2 or 3 digits from a two-digit number, as a running total; a step that crosses a ten "
+                   "is worked at once or down to the ten first (two valid ways)"),
         TaskFamily("weekday", TARGET, _weekday, "exact", "the weekday 1 to 299 days after a given one"),
     )
 }
