@@ -107,6 +107,8 @@ class ReplicateSettings:
     arms: tuple[str, ...] = field(default=DEFAULT_ARMS, metadata={"help": "arms to run (heal-32-pool: HEAL with the pool as EDA reference)"})
     steps: int = field(default=400, metadata={"help": "RL steps of every arm (equal steps; 400 was chosen on the validation split for the bundled toy world)"})
     learning_rate: float = field(default=2e-4, metadata={"help": "AdamW learning rate"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear learning-rate warmup steps (TRL's warmup_steps)"})
+    lr_scheduler_type: str = field(default="linear", metadata={"help": "learning-rate schedule after warmup (transformers' lr_scheduler_type: linear, cosine, constant_with_warmup)"})
     num_iterations: int = field(default=2, metadata={"help": "gradient steps per generation batch (TRL's num_iterations; above 1 the importance ratio moves, so clipping such as Clip-Higher acts)"})
     eda_weight: float = field(default=EDA_WEIGHT, metadata={"help": "lambda of the EDA arms"})
     eda_estimator: str = field(default=DEFAULT_ESTIMATOR, metadata={"help": "EDA estimator of the EDA arms: calibrated or gaussian"})
@@ -115,7 +117,7 @@ class ReplicateSettings:
     eval_problems: int = field(default=200, metadata={"help": "held-out problems per family"})
     eval_samples: int = field(default=4, metadata={"help": "k of pass@k"})
     curve_every: int = field(default=25, metadata={"help": "steps between points of the held-out accuracy curve"})
-    curve_problems: int = field(default=32, metadata={"help": "test problems of the accuracy curve (greedy)"})
+    curve_problems: int = field(default=100, metadata={"help": "held-out problems of the accuracy curve (greedy; at least 100, so one problem moves it by 0.01 at most)"})
     model: str | None = field(default=None, metadata={"help": "model folder (default: the bundled toy reasoner)"})
     pool: str = field(default="bundled", metadata={"help": "general-entropy pool of that model (default: the bundled pool)"})
     workers: int = field(default=1, metadata={"help": "processes training (family, seed) groups in parallel (2 on 2 cores; more on a GPU)"})
@@ -124,6 +126,7 @@ class ReplicateSettings:
     report: bool = field(default=True, metadata={"help": "write results.json, results.md and curves.png at the end (workers do not)"})
 
 
+LR_SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup")
 QUICK = dict(families=("sort_digits",), seeds=(0,), steps=6, eval_problems=16, eval_samples=2, curve_every=3,
              curve_problems=8)
 """`--quick`: every arm once on one family, a few steps (a smoke test of the whole pipeline, minutes on CPU)."""
@@ -147,6 +150,10 @@ def check_settings(s: ReplicateSettings) -> None:
             raise ValueError(f"{name}: {clashes} given more than once; each run needs its own {name[:-1]}")
     if s.eval_split not in ("test", "validation"):
         raise ValueError(f"eval_split: {s.eval_split!r}; choose test (to report) or validation (to tune on)")
+    if s.warmup_steps < 0 or s.warmup_steps >= s.steps:
+        raise ValueError(f"warmup_steps: {s.warmup_steps}; expected 0 <= warmup_steps < steps ({s.steps})")
+    if s.lr_scheduler_type not in LR_SCHEDULES:
+        raise ValueError(f"lr_scheduler_type: {s.lr_scheduler_type!r}; choose from {list(LR_SCHEDULES)}")
     for name in ("steps", "num_iterations", "eval_problems", "eval_samples", "curve_every", "curve_problems", "workers",
                  "threads"):
         if getattr(s, name) < 1:
@@ -250,8 +257,7 @@ def run_arm(
         **({"model": settings.model} if settings.model else {"base_model_id": "heal/toy-reasoner"}),
     )
     overrides = {
-        **TOY_GRPO, "learning_rate": settings.learning_rate, "num_iterations": settings.num_iterations,
-        "max_steps": settings.steps, "seed": seed,
+        **TOY_GRPO, **recipe(settings), "max_steps": settings.steps, "seed": seed,
         "eda_weight": settings.eda_weight if arm.eda else 0.0, "eda_reference": arm.eda_reference,
         "disable_tqdm": True, "save_steps": settings.steps,
     }
@@ -311,9 +317,19 @@ def base_evaluation(
 
 
 SETTINGS_FILE = "replicate_settings.json"
-RUN_IDENTITY = ("steps", "learning_rate", "num_iterations", "eda_weight", "eda_estimator", "target_fraction", "eval_split",
+RUN_IDENTITY = ("steps", "learning_rate", "warmup_steps", "lr_scheduler_type", "num_iterations", "eda_weight", "eda_estimator", "target_fraction", "eval_split",
                 "eval_problems", "eval_samples", "curve_every", "curve_problems", "model", "pool")
 """The settings every finished run of one output folder shares (arms, families and seeds may grow)."""
+
+
+LEGACY_IDENTITY = {"warmup_steps": 0, "lr_scheduler_type": "linear"}
+"""What folders written before these settings existed ran with (their replicate_settings.json lacks them)."""
+
+
+def recipe(settings: ReplicateSettings) -> dict[str, Any]:
+    """The optimizer recipe every arm shares (HEALConfig fields)."""
+    return {"learning_rate": settings.learning_rate, "warmup_steps": settings.warmup_steps,
+            "lr_scheduler_type": settings.lr_scheduler_type, "num_iterations": settings.num_iterations}
 
 
 def run_identity(settings: ReplicateSettings) -> dict[str, Any]:
@@ -330,6 +346,7 @@ def check_same_runs(settings: ReplicateSettings, out: Path) -> None:
     except ValueError as err:
         raise ValueError(f"output_dir: {out / SETTINGS_FILE} is corrupted ({err}); move it away or use a new --output-dir") from None
     ours = run_identity(settings)
+    stored = {**LEGACY_IDENTITY, **stored}
     differ = [f"{k}={stored.get(k)!r} there, {ours[k]!r} here" for k in RUN_IDENTITY if stored.get(k) != ours[k]]
     if differ:
         raise ValueError(f"output_dir: {out} holds runs made with other settings ({'; '.join(differ)}); finished runs "
@@ -377,8 +394,7 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
                                         base[family]["mean_token_entropy"]))
     results = {
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(settings).items()},
-        "grpo": {**TOY_GRPO, "learning_rate": settings.learning_rate, "num_iterations": settings.num_iterations,
-                 "max_steps": settings.steps},
+        "grpo": {**TOY_GRPO, **recipe(settings), "max_steps": settings.steps},
         "base": base, "runs": rows, "missing": missing, "wall_s": time.perf_counter() - started,
     }
     if not settings.report:
