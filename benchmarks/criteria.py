@@ -41,16 +41,16 @@ def selected_general(pool_source: str, seeds: list[int], tokenizer_dir: str | No
     """Per seed: mean token entropy (nats) and sampled pass rate of the general problems the hybrid arms mix in."""
     from transformers import AutoTokenizer
 
-    from heal_hf.pool import load_pool, tokenizer_fingerprint
-    from heal_hf.processors import HybridSelection
+    from heal_hf.app.train import TrainSettings
+    from heal_hf.data.pool import load_pool, tokenizer_fingerprint
+    from heal_hf.data.processors import HybridSelection
     from heal_hf.toy import TOY_REASONER_PATH
-    from heal_hf.train import TrainSettings
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or TOY_REASONER_PATH)
     pool = load_pool(pool_source, tokenizer_hash=tokenizer_fingerprint(tokenizer))
     out = {}
     for seed in seeds:
-        # What heal_hf.train.train does for a 32-row target set (n_general None: 3 x the target rows).
+        # What heal_hf.app.train.train does for a 32-row target set (n_general None: 3 x the target rows).
         selection = HybridSelection(pool, redundancy=TrainSettings.selection_redundancy, seed=seed)
         picks = pool.select(selection.select(min(3 * TARGET_ROWS, len(pool))).indices.tolist())
         tokens = [h for row in picks["token_entropies"] for e in row for h in e]

@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from heal_hf.eda import ESTIMATORS, EDAReference, EDAReward
+from heal_hf.core.eda import ESTIMATORS, EDAReference, EDAReward
 
 
 def entropies(n: int, tokens: int, seed: int) -> torch.Tensor:

@@ -29,11 +29,16 @@ import time
 import datasets
 import torch
 
-from heal_hf.pool import PoolBuildConfig, load_pool, pool_rows, tokenizer_fingerprint
-from heal_hf.pool_build import build_pool
-from heal_hf.rollout import load_causal_lm, sample_with_entropies
+from heal_hf.app.pool_build import build_pool
+from heal_hf.core.verifiers import numeric_match
+from heal_hf.data.pool import (
+    PoolBuildConfig,
+    load_pool,
+    pool_rows,
+    tokenizer_fingerprint,
+)
+from heal_hf.data.rollout import load_causal_lm, sample_with_entropies
 from heal_hf.toy.tiny import tiny_causal_lm
-from heal_hf.verifiers import numeric_match
 
 
 def naive_build(model, tokenizer, prompts: list[str], answers: list[str], config: PoolBuildConfig) -> list[dict]:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from gradio_client import Client  # noqa: E402
 
-from heal_hf.space import QUEUE_MAX_SIZE  # noqa: E402
+from heal_hf.app.space import QUEUE_MAX_SIZE  # noqa: E402
 
 PROMPT = "Q: 23+58=?\nA:"
 

@@ -38,12 +38,12 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from heal_hf.eda import EDAReference
+from heal_hf.core.eda import EDAReference
+from heal_hf.core.verifiers import verifier_reward
+from heal_hf.data.rollout import sample_with_entropies
 from heal_hf.metrics import EDA_METRIC_PATH
-from heal_hf.rollout import sample_with_entropies
 from heal_hf.toy.tiny import char_tokenizer
 from heal_hf.trl import HEALConfig, HEALGRPOTrainer, eda_reward_function
-from heal_hf.verifiers import verifier_reward
 
 
 class StepTimer(TrainerCallback):

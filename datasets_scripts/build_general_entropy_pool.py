@@ -6,10 +6,10 @@
 Draws `--per-family` distinct train-split problems from each general-domain task family
 of `heal_hf.toy.tasks` (arithmetic and number reasoning; the source column names the
 family), samples k responses per problem with the bundled toy reasoner and writes the
-pool with `heal_hf.pool_build.build_pool`: parquet shards, resumable (re-run the same command
+pool with `heal_hf.app.pool_build.build_pool`: parquet shards, resumable (re-run the same command
 after an interruption), split over the processes of `accelerate launch`, then finalized
 with the pool scores and a dataset card. The default output is the pool bundled with
-heal-hf (`heal_hf.pool.bundled_pool_path()`), which `heal-hf stage-hub` publishes as
+heal-hf (`heal_hf.data.pool.bundled_pool_path()`), which `heal-hf stage-hub` publishes as
 `heal/general-entropy-pool`.
 """
 
@@ -20,9 +20,9 @@ import sys
 
 import datasets
 
-from heal_hf.pool import PoolBuildConfig, bundled_pool_path
-from heal_hf.pool_build import build_pool, process_layout
-from heal_hf.rollout import load_causal_lm
+from heal_hf.app.pool_build import build_pool, process_layout
+from heal_hf.data.pool import PoolBuildConfig, bundled_pool_path
+from heal_hf.data.rollout import load_causal_lm
 
 TOY_REASONER_ID = "heal/toy-reasoner"
 

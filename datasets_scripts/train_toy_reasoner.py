@@ -35,7 +35,6 @@ from tqdm.auto import tqdm
 from heal_hf.toy import TOY_REASONER_PATH, tasks, write_manifest
 from heal_hf.toy.tiny import tiny_causal_lm
 
-
 TARGET_EXAMPLES = {"sort_digits": 200, "reverse_word": 540, "letter_shift": 500, "digit_sum": 80, "countdown": 180, "weekday": 400}
 """Supervised examples per target family (default): few, so that each is known only partly."""
 
@@ -89,8 +88,8 @@ def batch_tensors(ids: list[list[int]], starts: list[int], pad_id: int) -> dict[
 @torch.no_grad()
 def pass_rates(model, tokenizer, problems: int, samples: int, max_new_tokens: int, seed: int) -> dict[str, dict[str, float]]:
     """Greedy accuracy, sampled pass rate and mean token entropy (nats, temperature 1) on each family's test split."""
-    from heal_hf.rollout import sample_with_entropies
-    from heal_hf.train import greedy_completions
+    from heal_hf.app.train import greedy_completions
+    from heal_hf.data.rollout import sample_with_entropies
 
     model.eval()
     rates = {}

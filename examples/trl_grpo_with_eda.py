@@ -2,7 +2,7 @@
 
 The dataset needs a `domain` column ("target" for your few-shot problems, "general" for
 the general-domain problems mixed in; `heal-hf train` or
-`heal_hf.processors.HybridSelection` builds one from a general-entropy pool). The EDA
+`heal_hf.data.processors.HybridSelection` builds one from a general-entropy pool). The EDA
 reward returns lambda * r_EDA for target rows and None for general rows, so the total is
 r = r_verify + lambda * r_EDA.
 

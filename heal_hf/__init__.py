@@ -2,14 +2,14 @@
 
 The math core is importable from here and needs only torch and numpy:
 `token_entropy`, `EntropyProfile`, `EDAReference`, `EDAReward`, `HybridSelector`.
-Ecosystem adapters live in submodules (`heal_hf.trl`, `heal_hf.pool`, ...).
+Ecosystem adapters live in submodules (`heal_hf.trl`, `heal_hf.data.pool`, ...).
 """
 
-from . import verifiers
-from .eda import EDAReference, EDAReward, EDAScores
-from .entropy import token_entropy
-from .profiles import EntropyProfile
-from .selection import HybridSelector, Selection, response_criteria
+from .core import verifiers
+from .core.eda import EDAReference, EDAReward, EDAScores
+from .core.entropy import token_entropy
+from .core.profiles import EntropyProfile
+from .core.selection import HybridSelector, Selection, response_criteria
 
 __version__ = "0.1.0"
 

@@ -11,7 +11,7 @@ Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[a
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
-    from .demo import DEMO_STEPS
+    from .experiments.demo import DEMO_STEPS
     from .toy.tasks import TARGET_FAMILIES
 
     p.add_argument("--target", default="sort_digits", choices=TARGET_FAMILIES, help="target task family (default sort_digits)")
@@ -28,7 +28,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo, summary_table
+    from .experiments.demo import run_demo, summary_table
 
     if args.resume and not args.output_dir:
         raise ValueError("resume: pass the --output-dir of the demo to continue")
@@ -46,7 +46,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _replicate_args(p: argparse.ArgumentParser) -> None:
     import dataclasses
 
-    from .replicate import ARMS, QUICK, ReplicateSettings
+    from .experiments.replicate import ARMS, QUICK, ReplicateSettings
     from .toy.tasks import TARGET_FAMILIES
 
     for f in dataclasses.fields(ReplicateSettings):
@@ -69,7 +69,12 @@ def _replicate_args(p: argparse.ArgumentParser) -> None:
 def _replicate(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .replicate import QUICK, ReplicateSettings, replicate, results_table
+    from .experiments.replicate import (
+        QUICK,
+        ReplicateSettings,
+        replicate,
+        results_table,
+    )
 
     options = dict(QUICK) if args.quick else {}
     for f in dataclasses.fields(ReplicateSettings):
@@ -89,8 +94,8 @@ def _replicate(args: argparse.Namespace) -> int:
 def _build_pool_args(p: argparse.ArgumentParser) -> None:
     import dataclasses
 
-    from .pool import POOL_BACKENDS, POOL_REPO_ID, PoolBuildConfig
-    from .verifiers import VERIFIERS
+    from .core.verifiers import VERIFIERS
+    from .data.pool import POOL_BACKENDS, POOL_REPO_ID, PoolBuildConfig
 
     p.add_argument("--model", required=True, help="a causal LM: local folder or Hub id")
     p.add_argument("--dataset", required=True, help="prompts: a .json/.jsonl/.csv/.parquet file, a folder or a Hub id")
@@ -123,9 +128,9 @@ def _build_pool(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from .pool import PoolBuildConfig
-    from .pool_build import build_pool, load_prompt_dataset, process_layout
-    from .rollout import check_vllm, load_causal_lm
+    from .app.pool_build import build_pool, load_prompt_dataset, process_layout
+    from .data.pool import PoolBuildConfig
+    from .data.rollout import check_vllm, load_causal_lm
 
     # Under `accelerate launch` each process builds its share of the shards (see build_pool).
     process_index, num_processes, process_device = process_layout()
@@ -168,8 +173,8 @@ def _repo_source_args(p: argparse.ArgumentParser) -> None:
 
 
 def _pool_sources(args: argparse.Namespace) -> tuple[object, list[object]]:
-    """--pool and --add-pool as `heal_hf.hub.PoolSource`s (parsed here: argparse would hide our errors)."""
-    from .hub import parse_pool_source
+    """--pool and --add-pool as `heal_hf.hub.stage.PoolSource`s (parsed here: argparse would hide our errors)."""
+    from .hub.stage import parse_pool_source
 
     return (None if args.pool is None else parse_pool_source(args.pool)), [parse_pool_source(s) for s in args.add_pool]
 
@@ -180,7 +185,7 @@ def _stage_hub_args(p: argparse.ArgumentParser) -> None:
 
 
 def _stage_hub(args: argparse.Namespace) -> int:
-    from .hub import stage_hub
+    from .hub.stage import stage_hub
 
     pool, add_pools = _pool_sources(args)
     staged, skipped = stage_hub(args.out, args.namespace, pool, args.toy, args.space, add_pools)
@@ -199,7 +204,7 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from .hub import publish
+    from .hub.stage import publish
 
     pool, add_pools = _pool_sources(args)
     publish(args.namespace, private=args.private, dry_run=args.dry_run, pool_dir=pool, toy_dir=args.toy,
@@ -215,13 +220,18 @@ def _space_args(p: argparse.ArgumentParser) -> None:
 
 
 def _space(args: argparse.Namespace) -> int:
-    from .space import launch
+    from .app.space import launch
 
     launch(args.model, server_name=args.host, server_port=args.port)  # a model that cannot load: ValueError
 def _train_args(p: argparse.ArgumentParser) -> None:
     import dataclasses
 
-    from .train import TRAINING_CHOICES, TRAINING_OPTIONS, TrainSettings, training_defaults
+    from .app.train import (
+        TRAINING_CHOICES,
+        TRAINING_OPTIONS,
+        TrainSettings,
+        training_defaults,
+    )
 
     p.add_argument("--config", help="YAML file of options: any option below (underscores), or any HEALConfig / "
                    "GRPOConfig field; the command line wins (default: none)")
@@ -251,7 +261,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import TrainSettings, read_config, split_options, train
+    from .app.train import TrainSettings, read_config, split_options, train
 
     options = read_config(args.config)
     options.update({k: v for k, v in vars(args).items() if v is not None and k not in ("config", "command", "_run")})
@@ -276,7 +286,7 @@ def _card_args(p: argparse.ArgumentParser) -> None:
 
 
 def _card(args: argparse.Namespace) -> int:
-    from .cards import write_model_card
+    from .hub.cards import write_model_card
 
     print(f"wrote {write_model_card(args.checkpoint, repo_id=args.repo_id)}")
     return 0

@@ -13,8 +13,8 @@ import datasets
 import pytest
 import torch
 
-from heal_hf.pool import PoolBuildConfig
-from heal_hf.pool_build import build_pool
+from heal_hf.app.pool_build import build_pool
+from heal_hf.data.pool import PoolBuildConfig
 from heal_hf.toy.tiny import tiny_causal_lm
 
 UNDER_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
@@ -54,7 +54,7 @@ def free_port() -> int:
 def greedy_accuracy(model, tokenizer, rows: list[tuple[str, str]], verifier: str, max_new_tokens: int) -> float:
     """Share of (prompt, answer) rows a model answers right: greedy, one unpadded `generate` per prompt
     (independent of heal_hf's batched, left-padded evaluation)."""
-    from heal_hf.verifiers import get_verifier
+    from heal_hf.core.verifiers import get_verifier
 
     check = get_verifier(verifier)
     right = 0.0

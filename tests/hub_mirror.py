@@ -155,7 +155,7 @@ def client_checks(spec: dict[str, Any]) -> dict[str, Any]:
     from huggingface_hub import snapshot_download
 
     from heal_hf.cli import main
-    from heal_hf.pool import load_pool
+    from heal_hf.data.pool import load_pool
     from heal_hf.trl import as_pool_reference
 
     ns, config = spec["namespace"], spec["pool_config"]

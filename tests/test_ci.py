@@ -1,8 +1,7 @@
 """The test harness itself: under CI a missing tool fails the run instead of skipping tests."""
 
-import pytest
-
 import conftest
+import pytest
 
 
 def test_a_missing_tool_skips_here_and_fails_under_ci(monkeypatch):

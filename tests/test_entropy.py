@@ -1,9 +1,11 @@
+import math
+
 import numpy as np
 import pytest
 import torch
+from conftest import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import require
 from hypothesis.extra.numpy import arrays
 
 from heal_hf import token_entropy
@@ -124,11 +126,17 @@ def test_numpy_scalar_temperatures_equal_python_floats():
         token_entropy(x, temperature=True)
 
 
-def test_a_temperature_that_overflows_the_logits_is_named_as_such():
+def test_a_temperature_so_small_that_logits_over_it_overflow_gives_the_one_hot_limit():
     x = torch.tensor([[2.0, -1.0, 0.5]])
-    with pytest.raises(ValueError, match=r"temperature: 1e-39 is too small.*overflows float32 \(largest \|logit\| 2\)"):
-        token_entropy(x, temperature=1e-39)
-    assert token_entropy(x, temperature=1e-30).item() == 0.0  # small but representable: the argmax, one-hot
+    assert token_entropy(x, temperature=1e-39).item() == 0.0  # (x - max) / T overflows to -inf only: the argmax
+    assert token_entropy(x, temperature=1e-30).item() == 0.0
+    ties = torch.tensor([[2.0, 2.0, -1.0]])  # two tied maxima stay a fair coin however small T is
+    assert token_entropy(ties, temperature=1e-39).item() == pytest.approx(math.log(2), rel=1e-6)
+
+
+def test_large_logits_at_a_low_temperature_keep_their_gaps():
+    x = torch.tensor([[55.0, 56.0]])  # hypothesis found it: x / T - max(x / T) lost the gap's digits in float32
+    assert torch.allclose(token_entropy(x, temperature=0.203125).double(), reference_entropy(x, 0.203125), rtol=1e-5)
 
 
 def _malloc_in_use():

@@ -7,15 +7,21 @@ import shutil
 from pathlib import Path
 
 import pytest
-from huggingface_hub import DatasetCard
 from hub_mirror import RecordingApi, file_hashes
+from huggingface_hub import DatasetCard
 
-from heal_hf import hub
+from heal_hf.app.pool_build import build_pool
 from heal_hf.cli import main
-from heal_hf.hub import STAGE_MANIFEST, publish, stage_hub
+from heal_hf.data.pool import (
+    PoolBuildConfig,
+    bundled_pool_path,
+    config_name_for,
+    load_pool,
+    split_pool_source,
+)
+from heal_hf.hub import stage as hub
+from heal_hf.hub.stage import STAGE_MANIFEST, publish, stage_hub
 from heal_hf.metrics import EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH
-from heal_hf.pool import PoolBuildConfig, bundled_pool_path, config_name_for, load_pool, split_pool_source
-from heal_hf.pool_build import build_pool
 from heal_hf.toy.tiny import tiny_causal_lm
 
 
@@ -26,7 +32,7 @@ def explorer_space(tmp_path) -> Path:
     (folder / "__pycache__").mkdir(parents=True)
     (folder / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\0cache")
     (folder / "README.md").write_text("---\nsdk: gradio\napp_file: app.py\n---\nUses heal/general-entropy-pool.\n")
-    (folder / "app.py").write_text('POOL = "heal/general-entropy-pool"  # heal_hf.pool loads it\n')
+    (folder / "app.py").write_text('POOL = "heal/general-entropy-pool"  # heal_hf.data.pool loads it\n')
     return folder
 
 
@@ -84,7 +90,7 @@ def test_namespace_replaces_heal_in_ids_and_texts(built_pool, tiny_model_dir, ex
     eda_card = (out / "spaces/alice/eda/README.md").read_text()
     assert 'evaluate.load("alice/eda")' in eda_card and "heal_hf.metrics.EDA_METRIC_PATH" in eda_card
     assert (out / "spaces/alice/entropy-explorer/app.py").read_text() == (
-        'POOL = "alice/general-entropy-pool"  # heal_hf.pool loads it\n')
+        'POOL = "alice/general-entropy-pool"  # heal_hf.data.pool loads it\n')
     assert file_hashes(out / "models/alice/toy-reasoner") == file_hashes(toy)  # the toy's MANIFEST pins its bytes
     with pytest.raises(ValueError, match="namespace"):
         stage_hub(tmp_path / "bad", namespace="-bad/name", pool_dir=built_pool)

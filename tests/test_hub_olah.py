@@ -8,13 +8,20 @@ import shutil
 
 import pytest
 import torch
-
 from conftest import require
-from hub_mirror import RecordingApi, file_hashes, mirror_staged, olah_server, run_clients, staged_repo_folders
+from hub_mirror import (
+    RecordingApi,
+    file_hashes,
+    mirror_staged,
+    olah_server,
+    run_clients,
+    staged_repo_folders,
+)
+
 from heal_hf import EDAReward
-from heal_hf.hub import explorer_space_dir, publish, stage_hub, toy_reasoner_dir
+from heal_hf.data.pool import POOL_FEATURES, load_pool, pool_reference
+from heal_hf.hub.stage import explorer_space_dir, publish, stage_hub, toy_reasoner_dir
 from heal_hf.metrics import ENTROPY_DYNAMICS_PATH
-from heal_hf.pool import POOL_FEATURES, load_pool, pool_reference
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,9 @@ import pytest
 from conftest import TINY_POOL_CONFIG, addition_rows
 from huggingface_hub import DatasetCard
 
+from heal_hf.app.pool_build import build_pool, finalize_pool
 from heal_hf.cli import main
-from heal_hf.pool import (
+from heal_hf.data.pool import (
     MANIFEST_NAME,
     POOL_FEATURES,
     PoolBuildConfig,
@@ -27,8 +28,7 @@ from heal_hf.pool import (
     shard_seed,
     with_pool_scores,
 )
-from heal_hf.pool_build import build_pool, finalize_pool
-from heal_hf.rollout import load_causal_lm
+from heal_hf.data.rollout import load_causal_lm
 from heal_hf.toy.tiny import tiny_causal_lm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -2,15 +2,21 @@ import datasets
 import numpy as np
 import pytest
 import torch
-
-from heal_hf.eda import EDAReference
-from heal_hf.pool import POOL_FEATURES, load_pool, pool_reference, pool_rows, tokenizer_fingerprint, with_pool_scores
-from heal_hf.rollout import sample_with_entropies
-from heal_hf.selection import DIVERSITY_CRITERIA, UNCERTAINTY_CRITERIA
-from heal_hf.toy.tiny import char_tokenizer, tiny_causal_lm
-from heal_hf.verifiers import numeric_match
-
 from conftest import torch_threads
+
+from heal_hf.core.eda import EDAReference
+from heal_hf.core.selection import DIVERSITY_CRITERIA, UNCERTAINTY_CRITERIA
+from heal_hf.core.verifiers import numeric_match
+from heal_hf.data.pool import (
+    POOL_FEATURES,
+    load_pool,
+    pool_reference,
+    pool_rows,
+    tokenizer_fingerprint,
+    with_pool_scores,
+)
+from heal_hf.data.rollout import sample_with_entropies
+from heal_hf.toy.tiny import char_tokenizer, tiny_causal_lm
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +78,7 @@ def test_tokenizer_fingerprint_is_stable_and_discriminating():
 
 
 def test_hybrid_selection_mixes_target_and_picks(small_pool):
-    from heal_hf.processors import get_processor
+    from heal_hf.data.processors import get_processor
 
     pool, _ = small_pool
     target = datasets.Dataset.from_dict({"question": ["Q: a?", "Q: b?"], "solution": ["1", "2"]})

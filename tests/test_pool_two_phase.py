@@ -19,10 +19,20 @@ from conftest import addition_rows, peaked_tiny_lm
 from huggingface_hub import DatasetCard
 from test_pool_build import _assert_same_rows, _cli_args, _config, _env, _snapshot
 
+from heal_hf.app.pool_build import build_pool
 from heal_hf.cli import main
-from heal_hf.pool import MANIFEST_NAME, PoolBuildConfig, load_pool, sample_pool_rows, shard_name
-from heal_hf.pool_build import build_pool
-from heal_hf.rollout import VLLM_MISSING, completion_entropies, sample_with_entropies
+from heal_hf.data.pool import (
+    MANIFEST_NAME,
+    PoolBuildConfig,
+    load_pool,
+    sample_pool_rows,
+    shard_name,
+)
+from heal_hf.data.rollout import (
+    VLLM_MISSING,
+    completion_entropies,
+    sample_with_entropies,
+)
 from heal_hf.toy.tiny import tiny_causal_lm
 
 pytestmark = pytest.mark.usefixtures("one_thread")

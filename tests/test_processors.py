@@ -6,8 +6,8 @@ import datasets
 import pytest
 from conftest import TINY_POOL_CONFIG, addition_rows, torch_threads
 
-from heal_hf.pool import POOL_FEATURES, load_pool, validate_pool, with_pool_scores
-from heal_hf.processors import (
+from heal_hf.data.pool import POOL_FEATURES, load_pool, validate_pool, with_pool_scores
+from heal_hf.data.processors import (
     PROCESSORS,
     DiversityScoring,
     EntropyProfiler,

@@ -11,7 +11,12 @@ from huggingface_hub import ModelCard
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from heal_hf.cli import main
-from heal_hf.replicate import DEFAULT_ARMS, TOY_GRPO, ReplicateSettings, check_settings
+from heal_hf.experiments.replicate import (
+    DEFAULT_ARMS,
+    TOY_GRPO,
+    ReplicateSettings,
+    check_settings,
+)
 
 
 def test_bad_replication_options_are_clear_errors(capsys):

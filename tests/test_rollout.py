@@ -2,7 +2,13 @@ import torch
 from transformers import LogitsProcessorList
 
 from heal_hf import token_entropy
-from heal_hf.rollout import EntropyRecorder, PreallocatedLayer, completion_lengths, preallocated_cache, sample_with_entropies
+from heal_hf.data.rollout import (
+    EntropyRecorder,
+    PreallocatedLayer,
+    completion_lengths,
+    preallocated_cache,
+    sample_with_entropies,
+)
 from heal_hf.toy.tiny import char_tokenizer, tiny_causal_lm
 
 

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heal_hf import HybridSelector, response_criteria
-from heal_hf.selection import CRITERIA, distinct_ngrams
+from heal_hf.core.selection import CRITERIA, distinct_ngrams
 
 
 def random_pool(n: int, seed: int = 0, d: int = 6):

@@ -7,9 +7,10 @@ import pytest
 from huggingface_hub import SpaceCard
 from transformers import LlamaConfig, T5Config
 
-from heal_hf import pool, space
-from heal_hf.eda import EDAReward
-from heal_hf.rollout import sample_with_entropies
+from heal_hf.app import space
+from heal_hf.core.eda import EDAReward
+from heal_hf.data import pool
+from heal_hf.data.rollout import sample_with_entropies
 
 SPACE_DIR = Path(__file__).resolve().parents[1] / "spaces" / "entropy-explorer"
 
@@ -159,6 +160,6 @@ def test_space_folder_matches_its_card_and_entry_point():
     card = SpaceCard.load(SPACE_DIR / "README.md")
     assert card.data.to_dict() == space.space_card_data().to_dict()
     assert (SPACE_DIR / card.data.app_file).is_file()
-    assert "from heal_hf.space import build_app" in (SPACE_DIR / "app.py").read_text()
+    assert "from heal_hf.app.space import build_app" in (SPACE_DIR / "app.py").read_text()
     requirements = (SPACE_DIR / "requirements.txt").read_text().split()
     assert any(r.startswith("heal-hf") for r in requirements)

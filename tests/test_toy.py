@@ -9,9 +9,15 @@ import pytest
 from conftest import torch_threads
 from huggingface_hub import ModelCard
 
-from heal_hf.rollout import sample_with_entropies
-from heal_hf.toy import MANIFEST, TOY_REASONER_PATH, check_toy_reasoner, load_toy_reasoner, tasks
-from heal_hf.train import greedy_completions
+from heal_hf.app.train import greedy_completions
+from heal_hf.data.rollout import sample_with_entropies
+from heal_hf.toy import (
+    MANIFEST,
+    TOY_REASONER_PATH,
+    check_toy_reasoner,
+    load_toy_reasoner,
+    tasks,
+)
 
 
 @pytest.mark.parametrize("name", list(tasks.FAMILIES))
@@ -151,7 +157,7 @@ def test_countdown_works_a_ten_crossing_in_two_valid_ways_and_every_step_is_righ
 
 
 def test_every_worked_solution_fits_the_rl_completion_budget():
-    from heal_hf.replicate import TOY_GRPO
+    from heal_hf.experiments.replicate import TOY_GRPO
     from heal_hf.toy.tiny import char_tokenizer
 
     tokenizer = char_tokenizer()

@@ -18,12 +18,25 @@ from conftest import greedy_accuracy, peaked_tiny_lm
 from huggingface_hub import ModelCard
 
 from heal_hf import cli
-from heal_hf.pool import POOL_FEATURES, pool_rows, tokenizer_fingerprint, with_pool_scores
-from heal_hf.rollout import sample_with_entropies
+from heal_hf.app.train import (
+    TRAINING_OPTIONS,
+    TrainSettings,
+    files_to_push,
+    hub_token,
+    train,
+    training_defaults,
+)
+from heal_hf.core.verifiers import numeric_match
+from heal_hf.data.pool import (
+    POOL_FEATURES,
+    pool_rows,
+    tokenizer_fingerprint,
+    with_pool_scores,
+)
+from heal_hf.data.rollout import sample_with_entropies
+from heal_hf.data.run_folder import STATE_FILE
 from heal_hf.toy.tiny import tiny_causal_lm
-from heal_hf.train import TRAINING_OPTIONS, TrainSettings, files_to_push, hub_token, train, training_defaults
-from heal_hf.trl import STATE_FILE, HEALConfig, policy_token_entropies
-from heal_hf.verifiers import numeric_match
+from heal_hf.trl import HEALConfig, policy_token_entropies
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_FLAGS = ["--max-steps", "3", "--per-device-train-batch-size", "16", "--num-generations", "4",

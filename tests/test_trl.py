@@ -13,10 +13,16 @@ import pytest
 import torch
 from conftest import peaked_tiny_lm
 
-from heal_hf.eda import EDAReference, EDAReward
+from heal_hf.core.eda import EDAReference, EDAReward
+from heal_hf.core.verifiers import verifier_reward
+from heal_hf.data.pool import (
+    POOL_FEATURES,
+    pool_rows,
+    tokenizer_fingerprint,
+    with_pool_scores,
+)
+from heal_hf.data.rollout import sample_with_entropies
 from heal_hf.metrics import EDA_METRIC_PATH
-from heal_hf.pool import POOL_FEATURES, pool_rows, tokenizer_fingerprint, with_pool_scores
-from heal_hf.rollout import sample_with_entropies
 from heal_hf.toy.tiny import char_tokenizer, tiny_causal_lm
 from heal_hf.trl import (
     ENTROPIES_KWARG,
@@ -28,7 +34,6 @@ from heal_hf.trl import (
     eda_reward_function,
     policy_token_entropies,
 )
-from heal_hf.verifiers import verifier_reward
 
 
 def mixed_set(n_target: int = 4, n_general: int = 12) -> datasets.Dataset:
@@ -79,7 +84,7 @@ def test_generation_hook_and_policy_forward_agree_on_a_padded_batch():
 def test_recorder_batches_small_steps_without_changing_their_entropies():
     from types import SimpleNamespace
 
-    from heal_hf.entropy import token_entropy
+    from heal_hf.core.entropy import token_entropy
 
     class FakeLM(torch.nn.Module):
         def forward(self, logits):

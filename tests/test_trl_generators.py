@@ -13,8 +13,14 @@ import torch
 from conftest import peaked_tiny_lm
 from trl import GRPOConfig, GRPOTrainer
 
-from heal_hf.trl import ENTROPIES_KWARG, GenerationEntropyRecorder, HEALConfig, HEALGRPOTrainer, policy_token_entropies
-from heal_hf.verifiers import verifier_reward
+from heal_hf.core.verifiers import verifier_reward
+from heal_hf.trl import (
+    ENTROPIES_KWARG,
+    GenerationEntropyRecorder,
+    HEALConfig,
+    HEALGRPOTrainer,
+    policy_token_entropies,
+)
 
 TOKENS = 12
 

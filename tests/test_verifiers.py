@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from heal_hf.verifiers import (
+from heal_hf.core.verifiers import (
     check_reference_answers,
     exact_match,
     extract_answer,

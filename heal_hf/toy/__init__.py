@@ -16,6 +16,9 @@ from typing import Any
 
 ASSETS = Path(__file__).parent / "assets"
 TOY_REASONER_PATH = ASSETS / "toy-reasoner"
+TOY_POOL_PATH = ASSETS / "general-entropy-pool"
+TOY_REASONER_ID = "heal/toy-reasoner"
+"""The Hub id the bundled toy reasoner is published under (what adapters and cards name as their base)."""
 MANIFEST = "MANIFEST.json"
 
 

@@ -1,7 +1,7 @@
 """Seeded, verifiable toy reasoning tasks: the toy reasoner's world.
 
 Every problem is a prompt `Q: <question>\\nA:` whose response works step by step and
-ends in `Answer: <answer>`, which `heal_hf.verifiers` reads. Families come in two
+ends in `Answer: <answer>`, which `heal_hf.core.verifiers` reads. Families come in two
 domains:
 
 - general (the pool's source): arithmetic and number reasoning, numeric answers:
@@ -29,7 +29,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import verifiers
+from ..core import verifiers
 
 GENERAL = "general"
 TARGET = "target"
@@ -155,7 +155,7 @@ class TaskFamily:
     name: str
     domain: str  # GENERAL | TARGET
     make: Callable[[random.Random], Problem]
-    verifier: str  # a heal_hf.verifiers name: numeric | exact
+    verifier: str  # a heal_hf.core.verifiers name: numeric | exact
     about: str
 
     def verify(self, completion: object, answer: object) -> float:

@@ -1,12 +1,20 @@
 """RL budget on the validation split (world v6): GRPO-1K and GRPO-32 for up to STEPS steps, greedy validation
 accuracy every EVERY steps on 200 problems, sampled accuracy at the end.
     python budget_validation.py OUT FAMILY ARM STEPS EVERY [SEED]"""
-import json, sys
+import json
+import sys
 from pathlib import Path
 
 import torch
 
-from heal_hf.replicate import ARMS, ReplicateSettings, base_evaluation, run_arm, target_files, test_set
+from heal_hf.experiments.replicate import (
+                      ARMS,
+                      ReplicateSettings,
+                      base_evaluation,
+                      run_arm,
+                      target_files,
+                      test_set,
+)
 
 torch.set_num_threads(1)
 out, fam, arm, steps, every = Path(sys.argv[1]), sys.argv[2], ARMS[sys.argv[3]], int(sys.argv[4]), int(sys.argv[5])

@@ -3,7 +3,7 @@
     python investigate_validation.py OUT FAMILY WORKER NWORKERS [SEED [ARM,ARM,...]]
 
 Runs the variants round-robin over NWORKERS processes (start one per WORKER index), each
-through heal_hf.replicate.run_arm at the replication's settings (300 steps, lr 2e-4,
+through heal_hf.experiments.replicate.run_arm at the replication's settings (300 steps, lr 2e-4,
 num_iterations 2), evaluated on 200 validation problems x 4 samples. Finished runs are reused.
 """
 import sys
@@ -11,7 +11,15 @@ from pathlib import Path
 
 import torch
 
-from heal_hf.replicate import ARMS, Arm, ReplicateSettings, base_evaluation, run_arm, target_files, test_set
+from heal_hf.experiments.replicate import (
+    ARMS,
+    Arm,
+    ReplicateSettings,
+    base_evaluation,
+    run_arm,
+    target_files,
+    test_set,
+)
 
 torch.set_num_threads(1)
 out, fam, worker, nworkers = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

@@ -1,7 +1,19 @@
 """Tuning HEAL on the validation split (sort_digits): python tune.py OUT MODEL POOL WORKER NWORKERS STEPS [SEED]"""
-import json, sys, torch
+import sys
 from pathlib import Path
-from heal_hf.replicate import ARMS, Arm, ReplicateSettings, base_evaluation, run_arm, target_files, test_set
+
+import torch
+
+from heal_hf.experiments.replicate import (
+    ARMS,
+    Arm,
+    ReplicateSettings,
+    base_evaluation,
+    run_arm,
+    target_files,
+    test_set,
+)
+
 torch.set_num_threads(1)
 out, model, pool, worker, nworkers, steps = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 seed = int(sys.argv[7]) if len(sys.argv) > 7 else 0

@@ -4,8 +4,8 @@ import datasets
 import evaluate
 
 from heal_hf import HEAL_BIBTEX
-from heal_hf.eda import EDAReference
-from heal_hf.profiles import EntropyProfile
+from heal_hf.core.eda import EDAReference
+from heal_hf.core.profiles import EntropyProfile
 
 _CITATION = HEAL_BIBTEX
 

@@ -2,9 +2,9 @@
 
 Shard i of a build is a fixed chunk of `shard_size` prompts sampled with
 `shard_seed(seed, i)`, so its rows do not depend on which process built it or when.
-Every file is written through `heal_hf.files.atomic_write`: after a kill -9 a shard
+Every file is written through `heal_hf.data.files.atomic_write`: after a kill -9 a shard
 either exists whole or not at all, and the next run builds exactly the missing ones.
-The folder's layout and its reading live in `heal_hf.pool`; its card in `heal_hf.cards`.
+The folder's layout and its reading live in `heal_hf.data.pool`; its card in `heal_hf.hub.cards`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
-from .cards import write_pool_card
-from .files import atomic_write, load_rows, write_json_atomic
-from .pool import (
+from .. import __version__
+from ..core.selection import CRITERIA
+from ..core.verifiers import check_reference_answers
+from ..data.files import atomic_write, load_rows, write_json_atomic
+from ..data.pool import (
     DATA_DIR,
     MANIFEST_NAME,
     POOL_FEATURES,
@@ -44,9 +45,8 @@ from .pool import (
     tokenizer_fingerprint,
     validate_pool,
 )
-from .rollout import check_causal_lm, check_vllm, load_vllm
-from .selection import CRITERIA
-from .verifiers import check_reference_answers
+from ..data.rollout import check_causal_lm, check_vllm, load_vllm
+from ..hub.cards import write_pool_card
 
 _IDENTITY_EXEMPT = ("heal_hf_version", "command")  # manifest keys a resumed build may differ in
 

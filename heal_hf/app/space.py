@@ -33,11 +33,12 @@ import torch
 from huggingface_hub import SpaceCardData
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from . import rollout, verifiers
-from .eda import FEATURE_NAMES, EDAReference, EDAReward, EDAScores
-from .files import error_line
-from .pool import load_pool, pool_reference, tokenizer_fingerprint
-from .rollout import Rollouts, sample_with_entropies
+from ..core import verifiers
+from ..core.eda import FEATURE_NAMES, EDAReference, EDAReward, EDAScores
+from ..data import rollout
+from ..data.files import error_line
+from ..data.pool import load_pool, pool_reference, tokenizer_fingerprint
+from ..data.rollout import Rollouts, sample_with_entropies
 
 try:
     import plotly.graph_objects as go
@@ -116,7 +117,7 @@ def _builtin_examples() -> list[TaskExample]:
 def task_examples(per_family: int = 1) -> list[TaskExample]:
     """Clickable examples: `per_family` test problems of every toy task family (or a built-in list)."""
     try:
-        from .toy import tasks as toy_tasks
+        from ..toy import tasks as toy_tasks
     except ImportError:
         return _builtin_examples()
     return [
@@ -129,7 +130,7 @@ def task_examples(per_family: int = 1) -> list[TaskExample]:
 def general_prompts(per_family: int = 2) -> list[str]:
     """General-domain prompts for a reference sampled from the model itself."""
     try:
-        from .toy import tasks as toy_tasks
+        from ..toy import tasks as toy_tasks
     except ImportError:
         return [e.prompt for e in _builtin_examples() if e.domain == "general"]
     return [
@@ -146,7 +147,7 @@ class ModelLoadError(ValueError):
 
 def _toy_reasoner_loader() -> Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]] | None:
     try:
-        from .toy import TOY_REASONER_PATH, load_toy_reasoner
+        from ..toy import TOY_REASONER_PATH, load_toy_reasoner
     except ImportError:
         return None
     # The toy code can be installed before its weights are built: it counts once its folder exists
@@ -174,7 +175,7 @@ def load_causal_lm(model_id: str) -> tuple[PreTrainedModel, PreTrainedTokenizerB
         except Exception as err:  # e.g. a bundled file missing or corrupted
             raise ModelLoadError(f"cannot load the bundled toy reasoner: {error_line(err)}") from None
     if model_id == TINY_RANDOM:
-        from .toy.tiny import tiny_causal_lm
+        from ..toy.tiny import tiny_causal_lm
 
         model, tokenizer = tiny_causal_lm(seed=0)
         return model.eval(), tokenizer

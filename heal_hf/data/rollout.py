@@ -20,10 +20,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
-from .entropy import token_entropy
+from ..core.entropy import token_entropy
 from .files import error_line
 
 

@@ -22,7 +22,7 @@ general data or use EDA scale advantages by the batch's reward std, HEALConfig's
 with EDA on (TRL's per-group std would blow the small EDA term up; see HEALConfig); the
 GRPO arms keep TRL's default, the group's.
 
-Every arm goes through `heal_hf.train.train` (HEALGRPOTrainer; the GRPO arms with
+Every arm goes through `heal_hf.app.train.train` (HEALGRPOTrainer; the GRPO arms with
 lambda = 0, which leaves GRPO's objective untouched but still logs entropies), then
 is evaluated on the family's held-out test problems: greedy accuracy, pass@k of k
 samples at the training temperature, and entropy retention (mean token entropy of
@@ -45,11 +45,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .files import atomic_write, write_json_atomic, write_text_atomic
-from .run_folder import RUN_FILE
-from .eda import DEFAULT_ESTIMATOR, ESTIMATORS
-from .toy import tasks
-from .verifiers import get_verifier
+from ..core.eda import DEFAULT_ESTIMATOR, ESTIMATORS
+from ..core.verifiers import get_verifier
+from ..data.files import atomic_write, write_json_atomic, write_text_atomic
+from ..data.run_folder import RUN_FILE
+from ..toy import tasks
 
 EDA_WEIGHT = 0.1
 
@@ -190,7 +190,7 @@ def accuracy_curve_callback(prompts: Sequence[str], answers: Sequence[str], veri
     """A TrainerCallback that records (step, greedy accuracy on `prompts`) at step 0 and every `every` steps."""
     from transformers import TrainerCallback
 
-    from .evaluation import greedy_completions
+    from ..app.evaluation import greedy_completions
 
     check = get_verifier(verifier)
 
@@ -240,7 +240,7 @@ def run_arm(
     bars, warnings) goes to `<arm>.train.log` beside the run's folder; `callbacks` are
     extra TrainerCallbacks (e.g. a progress bar of the caller's own).
     """
-    from .train import TrainSettings, train
+    from ..app.train import TrainSettings, train
 
     if run_complete(folder):
         return json.loads((folder / "replicate_run.json").read_text())
@@ -294,8 +294,8 @@ def base_evaluation(
     """The untrained model on the family's test problems (cached in out/base-<family>.json)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .toy import TOY_REASONER_PATH, check_toy_reasoner
-    from .evaluation import evaluate_target
+    from ..app.evaluation import evaluate_target
+    from ..toy import TOY_REASONER_PATH, check_toy_reasoner
 
     split = "" if settings.eval_split == "test" else f"{settings.eval_split}-"
     path = out / f"base-{family}-{split}{settings.eval_problems}x{settings.eval_samples}.json"

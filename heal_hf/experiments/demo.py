@@ -1,7 +1,7 @@
 """`heal-hf demo`: few-shot GRPO and few-shot HEAL side by side on the bundled toy reasoner, in minutes on a CPU.
 
 From the same start (the bundled toy reasoner), on the same 32 examples of one target
-family, with the same steps and settings (the replication's, `heal_hf.replicate`):
+family, with the same steps and settings (the replication's, `heal_hf.experiments.replicate`):
 `grpo-32` trains plain GRPO; `heal-32` mixes in 96 general problems selected from the
 bundled general-entropy pool and adds the EDA reward. Both are then evaluated on the
 family's held-out test problems (sampled and greedy accuracy, pass@k, token entropy), and
@@ -23,9 +23,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .files import write_json_atomic
-from .replicate import ARMS, ReplicateSettings, base_evaluation, plot_replication, run_arm, target_files, test_set
-from .toy import tasks
+from ..data.files import write_json_atomic
+from ..toy import tasks
+from .replicate import (
+    ARMS,
+    ReplicateSettings,
+    base_evaluation,
+    plot_replication,
+    run_arm,
+    target_files,
+    test_set,
+)
 
 DEMO_STEPS = 40
 DEMO_ARMS = ("grpo-32", "heal-32")
@@ -77,7 +85,7 @@ def run_demo(
     """
     import torch
 
-    from .toy import check_toy_reasoner
+    from ..toy import check_toy_reasoner
 
     family = tasks.get_family(target)
     if family.domain != tasks.TARGET:

@@ -3,7 +3,7 @@
 One row per general-domain prompt, holding what selection and EDA need so neither
 has to run a model: the k sampled responses' per-token entropies, their profiles,
 the verifier's outcomes, the selection criteria and how it was all sampled.
-Building a pool folder is `heal_hf.pool_build`; its dataset card is `heal_hf.cards`.
+Building a pool folder is `heal_hf.app.pool_build`; its dataset card is `heal_hf.hub.cards`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import datasets
 import numpy as np
 import pyarrow.parquet as pq
 
-from .eda import EDAReference
+from ..core.eda import EDAReference
+from ..core.profiles import DEFAULT_BINS, EntropyProfile
+from ..core.selection import CRITERIA, HybridSelector, response_criteria
+from ..core.verifiers import check_reference_answers, get_verifier
+from ..toy import TOY_POOL_PATH
 from .files import error_line
-from .profiles import DEFAULT_BINS, EntropyProfile
-from .selection import CRITERIA, HybridSelector, response_criteria
-from .verifiers import check_reference_answers, get_verifier
 
 SCHEMA_VERSION = "1"
 POOL_REPO_ID = "heal/general-entropy-pool"
@@ -233,7 +234,7 @@ def validate_pool(
 
 def bundled_pool_path() -> Path:
     """Folder of the general-entropy pool shipped with heal-hf (built from the toy reasoner)."""
-    return Path(__file__).parent / "toy" / "assets" / "general-entropy-pool"
+    return TOY_POOL_PATH
 
 
 def check_config_name(name: str) -> str:
@@ -394,7 +395,7 @@ def pool_reference(pool: datasets.Dataset) -> EDAReference:
 #
 # A build folder holds `pool_build.json` (the build's settings and shard count),
 # `data/train-XXXXX-of-NNNNN.parquet` shards and, once finalized, a dataset card
-# `README.md` (heal_hf.pool_build writes them; this module reads them).
+# `README.md` (heal_hf.app.pool_build writes them; this module reads them).
 
 MANIFEST_NAME = "pool_build.json"
 DATA_DIR = "data"
@@ -545,7 +546,9 @@ def sample_pool_rows(
     `model` scores. A reference answer a verifier cannot use (missing, or no number
     for `numeric`) raises ValueError before any sampling.
     """
-    from .rollout import sample_with_entropies  # here, not at the top: loading a pool needs no transformers
+    from .rollout import (
+        sample_with_entropies,  # here, not at the top: loading a pool needs no transformers
+    )
 
     names = list(verifiers or [config.verifier] * len(prompts))
     for name in set(names):  # a data error in the answers surfaces here, not after minutes of sampling

@@ -6,7 +6,7 @@ a callable taking and returning a `Dataset`. `get_processor(name, **kwargs)` bui
 one by its registry name (see PROCESSORS).
 
     profiled = prompts.map(EntropyProfiler(model, tokenizer), batched=True, batch_size=32)
-    pool = with_pool_scores(profiled)             # heal_hf.pool: ranks over the whole set
+    pool = with_pool_scores(profiled)             # heal_hf.data.pool: ranks over the whole set
     mixed = HybridSelection(pool)(target)         # the few-shot set + general picks, `domain` column
 
 `UncertaintyScoring` and `DiversityScoring` compute the selection criteria from
@@ -22,6 +22,14 @@ from typing import Any, Callable, Sequence
 import datasets
 import numpy as np
 
+from ..core.profiles import DEFAULT_BINS
+from ..core.selection import (
+    CRITERIA,
+    DIVERSITY_CRITERIA,
+    UNCERTAINTY_CRITERIA,
+    HybridSelector,
+    response_criteria,
+)
 from .pool import (
     DOMAIN_GENERAL,
     DOMAIN_TARGET,
@@ -31,9 +39,7 @@ from .pool import (
     shard_seed,
     validate_pool,
 )
-from .profiles import DEFAULT_BINS
 from .rollout import check_causal_lm
-from .selection import CRITERIA, DIVERSITY_CRITERIA, UNCERTAINTY_CRITERIA, HybridSelector, response_criteria
 
 MIXED_FEATURES = datasets.Features(
     {
@@ -55,7 +61,7 @@ class HybridSelection:
     `domain` column ("target" | "general").
 
     Args:
-        pool: a general-entropy pool `Dataset` (see `heal_hf.pool.load_pool`).
+        pool: a general-entropy pool `Dataset` (see `heal_hf.data.pool.load_pool`).
         n_general: how many general problems; default 3 x the target set's size,
             capped at the pool's size.
         prompt_column, answer_column: the target set's column names.
@@ -112,7 +118,7 @@ class HybridSelection:
         return datasets.Dataset.from_dict(mixed, features=MIXED_FEATURES)
 
     def select(self, n: int):
-        """The `heal_hf.selection.Selection` of n pool rows."""
+        """The `heal_hf.core.selection.Selection` of n pool rows."""
         criteria = {c: np.asarray(list(self.pool[c]), dtype=np.float64) for c in CRITERIA}
         features = np.asarray(list(self.pool["features"]), dtype=np.float32)
         return HybridSelector(n, **self.selector_kwargs).select(criteria, features)
@@ -125,7 +131,7 @@ class EntropyProfiler:
     `samples_per_prompt` responses, records their token entropies, checks them with
     the verifier against the answer column and adds every POOL_FEATURES column
     (`prompt` / `answer` copied from the configured columns; `uncertainty_score` /
-    `diversity_score` NaN until `heal_hf.pool.with_pool_scores` ranks the whole set).
+    `diversity_score` NaN until `heal_hf.data.pool.with_pool_scores` ranks the whole set).
     The other columns of the dataset are kept.
 
     A batch is sampled with a seed derived from `seed` and its prompts, so the same
@@ -134,7 +140,7 @@ class EntropyProfiler:
     Args:
         model, tokenizer: a causal LM (transformers) and its tokenizer.
         model_id: recorded in the rows (default: `model.name_or_path`).
-        settings: any `heal_hf.pool.PoolBuildConfig` field: samples_per_prompt,
+        settings: any `heal_hf.data.pool.PoolBuildConfig` field: samples_per_prompt,
             bins, max_new_tokens, temperature, top_p, top_k, seed, verifier,
             prompt_column, answer_column, source_column, source (default "general"),
             verifier_column,

@@ -1,8 +1,8 @@
 """Evaluation on held-out target problems: greedy completions, accuracy and pass@k.
 
 What `heal-hf train` reports before and after training, and what `heal-hf replicate`
-and the demo measure. Answers are checked with a verifier (`heal_hf.verifiers`);
-sampled answers come from `heal_hf.rollout.sample_with_entropies`, so their mean
+and the demo measure. Answers are checked with a verifier (`heal_hf.core.verifiers`);
+sampled answers come from `heal_hf.data.rollout.sample_with_entropies`, so their mean
 token entropy (nats) is reported too.
 """
 
@@ -13,8 +13,8 @@ from typing import Any, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .rollout import completion_lengths, sample_with_entropies
-from .verifiers import get_verifier
+from ..core.verifiers import get_verifier
+from ..data.rollout import completion_lengths, sample_with_entropies
 
 
 def conversational(prompts: Sequence[str]) -> list[list[dict[str, str]]]:

@@ -13,12 +13,25 @@ from typing import Any, Sequence
 import datasets
 import numpy as np
 from datasets.info import DatasetInfosDict
-from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
+from huggingface_hub import (
+    DatasetCard,
+    DatasetCardData,
+    EvalResult,
+    ModelCard,
+    ModelCardData,
+)
 
-from . import HEAL_BIBTEX
-from .files import atomic_write, write_text_atomic
-from .pool import DATA_DIR, POOL_COLUMN_DOCS, POOL_FEATURES, POOL_REPO_ID, load_pool, read_build_manifest
-from .run_folder import CURVES_FILE, run_record
+from .. import HEAL_BIBTEX
+from ..data.files import atomic_write, write_text_atomic
+from ..data.pool import (
+    DATA_DIR,
+    POOL_COLUMN_DOCS,
+    POOL_FEATURES,
+    POOL_REPO_ID,
+    load_pool,
+    read_build_manifest,
+)
+from ..data.run_folder import CURVES_FILE, run_record
 
 # --- Model cards: trained HEAL checkpoints and adapters (heal-hf train / heal-hf card) ---
 
@@ -246,10 +259,10 @@ uncertainty (mean entropy, 4p(1-p) of the pass rate p) and exploratory diversity
 
 What it is for:
 - **hybrid-domain selection**: pick the few general-domain problems to mix into a
-  few-shot target set without running the model (`heal_hf.processors.HybridSelection`);
+  few-shot target set without running the model (`heal_hf.data.processors.HybridSelection`);
 - **the EDA reference**: the general-domain entropy statistics that the Entropy
   Dynamics Alignment reward aligns target-domain rollouts to
-  (`heal_hf.pool.pool_reference`, `evaluate.load("{{ namespace }}/eda")` with `pool=`).
+  (`heal_hf.data.pool.pool_reference`, `evaluate.load("{{ namespace }}/eda")` with `pool=`).
 {% if by_model %}
 ## Configs: one pool per model
 
@@ -282,8 +295,8 @@ print(pool[0]["prompt"], pool[0]["pass_rate"], pool[0]["entropy_curves"][0])
 With heal-hf (validates the schema version, bins and tokenizer):
 
 ```python
-from heal_hf.pool import load_pool, pool_reference
-from heal_hf.processors import HybridSelection
+from heal_hf.data.pool import load_pool, pool_reference
+from heal_hf.data.processors import HybridSelection
 
 pool = load_pool("{{ repo_id }}"{% if by_model %}, config="{{ configs[-1].name }}"{% endif %}, bins={{ configs[-1].manifest.config.bins }})
 mixed = HybridSelection(pool)(target_dataset)   # target rows + 3x general picks, with a `domain` column
@@ -306,7 +319,7 @@ reference = pool_reference(pool)                # EDA reference statistics
 | temperature / top-p / top-k | {{ c.manifest.config.temperature }} / {{ c.manifest.config.top_p }} / {{ c.manifest.config.top_k }} |
 | verifier | {% if c.manifest.config.verifier_column %}per row, from column `{{ c.manifest.config.verifier_column }}`{% else %}`{{ c.manifest.config.verifier }}`{% endif %} |
 | chat template | {{ c.manifest.config.chat_template }} |
-| seed | {{ c.manifest.config.seed }} (shard i samples with `heal_hf.pool.shard_seed(seed, i)`) |
+| seed | {{ c.manifest.config.seed }} (shard i samples with `heal_hf.data.pool.shard_seed(seed, i)`) |
 | shards | {{ c.manifest.num_shards }} of {{ c.manifest.config.shard_size }} prompts, {{ c.manifest.config.batch_size }} sequences per generate call |
 | data files | `{{ c.data_files }}` |
 | schema version | {{ c.manifest.schema_version }} |
@@ -394,7 +407,7 @@ class PoolCardConfig:
     data_files: str
     """its shards, a pattern relative to the repo root (e.g. "toy-reasoner/data/train-*")"""
     manifest: dict[str, Any]
-    """the build's `pool_build.json` (`heal_hf.pool.read_build_manifest`)"""
+    """the build's `pool_build.json` (`heal_hf.data.pool.read_build_manifest`)"""
     stats: dict[str, Any]
     """`pool_stats` of its rows"""
 

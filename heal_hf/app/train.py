@@ -23,10 +23,11 @@ from typing import Any
 import torch
 import yaml
 
-from . import __version__
-from .eda import ESTIMATORS
-from .files import atomic_write, error_line, load_rows, write_json_atomic
-from .run_folder import (
+from .. import __version__
+from ..core.eda import ESTIMATORS
+from ..core.verifiers import check_reference_answers, get_verifier, verifier_reward
+from ..data.files import atomic_write, error_line, load_rows, write_json_atomic
+from ..data.run_folder import (
     CURVES_FILE,
     METRICS_FILE,
     RUN_FILE,
@@ -34,9 +35,9 @@ from .run_folder import (
     history_from_logs,
     last_complete_checkpoint,
 )
-from .verifiers import check_reference_answers, get_verifier, verifier_reward
+from ..toy import TOY_REASONER_PATH
 
-DEFAULT_MODEL = str(Path(__file__).parent / "toy" / "assets" / "toy-reasoner")
+DEFAULT_MODEL = str(TOY_REASONER_PATH)
 """The model `heal-hf train` uses without --model: the bundled toy reasoner (switch it here)."""
 PUSH_IGNORE = ["checkpoint-*", "checkpoint-*/**", ".*", "**/.*"]
 """Not uploaded by push: checkpoints and hidden files (the run's own temporaries)."""
@@ -157,7 +158,7 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
 
 
 def _config_fields() -> set[str]:
-    from .trl import HEALConfig
+    from ..trl import HEALConfig
 
     return {f.name for f in dataclasses.fields(HEALConfig)}
 
@@ -245,7 +246,7 @@ def push_run(output_dir: str | Path, repo_id: str, private: bool = False, token:
     """Regenerate the card for `repo_id`, then create the repo and upload the run folder. Returns the commit URL."""
     from huggingface_hub import HfApi
 
-    from .cards import write_model_card
+    from ..hub.cards import write_model_card
 
     token = token or hub_token()
     write_model_card(output_dir, repo_id=repo_id)
@@ -279,11 +280,17 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
     from accelerate import PartialState
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .cards import plot_entropy_curves, write_model_card
+    from ..data.pool import (
+        DOMAIN_GENERAL,
+        POOL_REPO_ID,
+        load_pool,
+        split_pool_source,
+        tokenizer_fingerprint,
+    )
+    from ..data.processors import HybridSelection
+    from ..hub.cards import plot_entropy_curves, write_model_card
+    from ..trl import DomainMixSampler, HEALConfig, HEALGRPOTrainer
     from .evaluation import conversational
-    from .pool import DOMAIN_GENERAL, POOL_REPO_ID, load_pool, split_pool_source, tokenizer_fingerprint
-    from .processors import HybridSelection
-    from .trl import DomainMixSampler, HEALConfig, HEALGRPOTrainer
 
     state = PartialState()
     overrides = dict(overrides or {})
@@ -456,7 +463,7 @@ def _versions() -> dict[str, str]:
 
 
 def __getattr__(name: str) -> Any:
-    # greedy_completions moved to heal_hf.evaluation; `from heal_hf.train import greedy_completions` keeps working
+    # greedy_completions moved to heal_hf.app.evaluation; `from heal_hf.app.train import greedy_completions` keeps working
     # without making this module's import heavy (the CLI builds its options from it).
     if name == "greedy_completions":
         from .evaluation import greedy_completions

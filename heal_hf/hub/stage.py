@@ -17,7 +17,7 @@ The pool dataset holds one config per model's pool, each a build folder of its o
 so `load_dataset("<ns>/general-entropy-pool", "<config>")` loads one model's pool with no
 script. The default config is the `pool_dir` pool (the bundled toy reasoner's, `toy-reasoner`);
 `add_pools` stage more beside it, and configs staged into `out` earlier are kept, their files
-untouched. A config is named after its pool's model (`heal_hf.pool.config_name_for`) unless
+untouched. A config is named after its pool's model (`heal_hf.data.pool.config_name_for`) unless
 given a name.
 
 `publish(...)` creates those repositories and uploads the folders with huggingface_hub.
@@ -42,18 +42,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, Union
 
-from .cards import PoolCardConfig, pool_card_config, pool_card_license, pool_dataset_card
-from .files import atomic_write, write_json_atomic
-from .metrics import EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH
-from .pool import (
+from ..data.files import atomic_write, write_json_atomic
+from ..data.pool import (
     DATA_DIR,
     MANIFEST_NAME,
-    bundled_pool_path,
     build_shard_paths,
+    bundled_pool_path,
     check_config_name,
     config_name_for,
     load_pool,
     read_build_manifest,
+)
+from ..metrics import EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH
+from ..toy import TOY_REASONER_PATH
+from .cards import (
+    PoolCardConfig,
+    pool_card_config,
+    pool_card_license,
+    pool_dataset_card,
 )
 
 DEFAULT_NAMESPACE = "heal"
@@ -90,12 +96,12 @@ class _Plan:
 
 def toy_reasoner_dir() -> Path:
     """Where the bundled toy reasoner lives (`heal_hf/toy/assets/toy-reasoner`)."""
-    return Path(__file__).parent / "toy" / "assets" / TOY_REASONER_NAME
+    return TOY_REASONER_PATH
 
 
 def explorer_space_dir() -> Path:
     """The Entropy Explorer Space in a source checkout (`spaces/entropy-explorer` beside the package)."""
-    return Path(__file__).resolve().parent.parent / "spaces" / EXPLORER_NAME
+    return Path(__file__).resolve().parents[2] / "spaces" / EXPLORER_NAME
 
 
 def _check_namespace(namespace: str) -> None:

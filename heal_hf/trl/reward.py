@@ -1,0 +1,356 @@
+"""The EDA reward as a TRL reward function: lambda * r_EDA for target rows, None for general rows.
+
+A plain `f(prompts, completions, completion_ids, **columns) -> list[float | None]`, as
+TRL's own rewards are. `eda_reward_function` builds the drop-in for an existing
+GRPOTrainer script; `HEALGRPOTrainer` builds the same object from its `HEALConfig`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import datasets
+import torch
+import torch.distributed as dist
+from transformers import PreTrainedTokenizerBase
+
+from ..core.eda import (
+    DEFAULT_EPS,
+    DEFAULT_ESTIMATOR,
+    DEFAULT_REL_FLOOR,
+    EDAReference,
+    EDAReward,
+    check_settings,
+)
+from ..core.profiles import DEFAULT_BINS, EntropyProfile
+from ..core.verifiers import get_verifier
+from ..data.pool import (
+    DOMAIN_GENERAL,
+    DOMAIN_TARGET,
+    load_pool,
+    pool_reference,
+    tokenizer_fingerprint,
+)
+from .entropy import policy_token_entropies
+
+logger = logging.getLogger(__name__)
+
+REFERENCE_MODES = ("batch", "pool", "ema")
+DOMAINS = (DOMAIN_TARGET, DOMAIN_GENERAL)
+ENTROPIES_KWARG = "completion_entropies"
+"""Reward-function keyword through which `HEALGRPOTrainer` passes the captured entropies."""
+
+
+def _all_gather(obj: Any) -> list[Any]:
+    """`obj` from every process (rank order); [obj] when not distributed."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        out: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(out, obj)
+        return out
+    return [obj]
+
+
+def as_pool_reference(
+    pool: Any, bins: int = DEFAULT_BINS, tokenizer: PreTrainedTokenizerBase | None = None
+) -> EDAReference | None:
+    """The EDA reference of a pool: None, an `EDAReference`, a pool `Dataset`, or a folder / Hub id / "bundled".
+
+    A Hub id names one model's config as "REPO:CONFIG" (see `heal_hf.data.pool.load_pool`). Pools are validated against `bins` and, when given, the tokenizer's fingerprint.
+    """
+    if pool is None or isinstance(pool, EDAReference):
+        if pool is not None and pool.bins != bins:
+            raise ValueError(f"pool: the reference has {pool.bins} bins but bins={bins}; use one K for both")
+        return pool
+    if not isinstance(pool, (datasets.Dataset, str, Path)):
+        raise ValueError(
+            f"pool: expected an EDAReference, a general-entropy pool Dataset, a folder or a Hub id, got {type(pool).__name__}"
+        )
+    check = {"bins": bins}
+    if tokenizer is not None:
+        check["tokenizer_hash"] = tokenizer_fingerprint(tokenizer)
+    return pool_reference(load_pool(pool, **check))
+
+
+class EDARewardFunction:
+    """TRL reward function: lambda * r_EDA for target rows, None for general rows.
+
+    Build it with `eda_reward_function` (drop-in) or let `HEALGRPOTrainer` build it.
+    Called by GRPOTrainer as `f(prompts, completions, completion_ids, **columns)`; the
+    `domain_column` column says which rows are target / general (all target when it
+    is absent). Entropies come from the `completion_entropies` keyword when present
+    (HEALGRPOTrainer), else from a no-grad forward of `model`.
+
+    Args:
+        metric: the EDA `evaluate` module; None scores with `heal_hf.core.eda.EDAReward`
+            directly (the metric wraps the same code).
+        model, tokenizer: the policy being trained (the object passed to
+            GRPOTrainer; with `peft_config` it carries the adapter in place) and its
+            tokenizer. Needed only without `completion_entropies`.
+        pool: the general-entropy reference for `reference="pool"`/`"ema"` and the
+            fallback of `"batch"` (see `as_pool_reference`).
+        reference: "batch" (the batch's general rows; else the pool; else the last
+            batch that had enough), "pool", or "ema" (the pool, or the first batch,
+            EMA-blended with each batch).
+        weight: lambda, the scale of r_EDA in the returned reward.
+        estimator: "calibrated" (v2, default) or "gaussian" (v1); see `heal_hf.core.eda`.
+        bins, w_mag, w_var, w_dyn, direction, eps, rel_floor: EDA settings (HEAL.md, `heal_hf.core.eda.EDAReward`).
+        momentum: EMA weight kept from the running reference per batch.
+        min_reference_rows: fewest general rows that make a batch reference.
+        temperature: the sampling temperature (GRPOConfig.temperature).
+        only_correct: give EDA only to correct rollouts (others get 0.0), judged by
+            `verifier` against the `answer_column` column.
+        forward_batch_size: rows per no-grad forward (memory bound of the drop-in).
+    """
+
+    __name__ = "eda"
+
+    def __init__(
+        self,
+        metric: Any = None,
+        model: torch.nn.Module | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        pool: Any = None,
+        reference: str = "batch",
+        weight: float = 0.1,
+        estimator: str = DEFAULT_ESTIMATOR,
+        bins: int = DEFAULT_BINS,
+        w_mag: float = 1.0,
+        w_var: float = 1.0,
+        w_dyn: float = 1.0,
+        direction: str = "both",
+        eps: float = DEFAULT_EPS,
+        rel_floor: float = DEFAULT_REL_FLOOR,
+        momentum: float = 0.9,
+        min_reference_rows: int = 2,
+        temperature: float = 1.0,
+        only_correct: bool = False,
+        verifier: str | Callable[..., float] = "numeric",
+        answer_column: str = "answer",
+        domain_column: str = "domain",
+        forward_batch_size: int = 8,
+    ) -> None:
+        if reference not in REFERENCE_MODES:
+            raise ValueError(f"reference: expected one of {REFERENCE_MODES}, got {reference!r}")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"weight: expected lambda >= 0, got {weight!r}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum: expected a number in [0, 1], got {momentum!r}")
+        if min_reference_rows < 1:
+            raise ValueError(f"min_reference_rows: expected at least 1, got {min_reference_rows}")
+        if not temperature > 0:
+            raise ValueError(f"temperature: expected > 0 (GRPOConfig.temperature), got {temperature!r}")
+        if (model is None) != (tokenizer is None):
+            raise ValueError("model, tokenizer: pass both (the policy and its tokenizer) or neither")
+        check_settings(estimator=estimator, w_mag=w_mag, w_var=w_var, w_dyn=w_dyn, direction=direction, eps=eps,
+                       rel_floor=rel_floor)
+        if not (isinstance(bins, int) and bins >= 2):
+            raise ValueError(f"bins: expected an integer K >= 2, got {bins!r}")
+        self.metric, self.model, self.tokenizer = metric, model, tokenizer
+        self.reference_mode, self.weight, self.bins = reference, float(weight), bins
+        self.settings = {"estimator": estimator, "w_mag": w_mag, "w_var": w_var, "w_dyn": w_dyn,
+                         "direction": direction, "eps": eps, "rel_floor": rel_floor}
+        self.momentum = momentum
+        self.min_reference_rows, self.temperature = min_reference_rows, temperature
+        self.verifier = get_verifier(verifier) if only_correct else None
+        self.answer_column, self.domain_column = answer_column, domain_column
+        self.forward_batch_size = forward_batch_size
+        self.pool_reference = as_pool_reference(pool, bins, tokenizer)
+        self.ema_reference: EDAReference | None = None
+        self.last_batch_reference: EDAReference | None = None
+        self.initial: dict[str, dict[str, Any]] = {}  # domain -> entropy and mean curve of the first batch
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.track = True  # batches update the running state; HEALGRPOTrainer turns it off while evaluating
+
+    def set_pool(self, pool: Any, tokenizer: PreTrainedTokenizerBase | None = None) -> None:
+        """Attach the pool reference after construction (validated like the constructor's)."""
+        self.pool_reference = as_pool_reference(pool, self.bins, tokenizer)
+
+    def __call__(
+        self, prompts: list, completions: list, completion_ids: list | None = None, **kwargs: Any
+    ) -> list[float | None]:
+        n = len(completions)
+        domains = list(kwargs.get(self.domain_column) or [DOMAIN_TARGET] * n)
+        unknown = sorted(set(domains) - set(DOMAINS))
+        if unknown:
+            raise ValueError(f"{self.domain_column}: unknown domains {unknown}; expected {list(DOMAINS)} per row")
+        entropies = kwargs.get(ENTROPIES_KWARG)
+        if entropies is None:
+            if self.model is None:
+                raise ValueError(
+                    "model: the EDA reward needs the policy model and tokenizer to compute entropies; "
+                    "build it with eda_reward_function(metric, model, tokenizer) or train with HEALGRPOTrainer"
+                )
+            if completion_ids is None:
+                raise ValueError("completion_ids: expected the completions' token ids (GRPOTrainer passes them)")
+            entropies = policy_token_entropies(
+                self.model, self.tokenizer, prompts, completion_ids, self.temperature, self.forward_batch_size
+            )
+        # The whole generation batch, every process's rows in rank order.
+        gathered = _all_gather((domains, [list(map(float, e)) for e in entropies]))
+        rank = dist.get_rank() if len(gathered) > 1 else 0
+        offset = sum(len(d) for d, _ in gathered[:rank])
+        all_domains = [d for ds, _ in gathered for d in ds]
+        all_entropies = [e for _, es in gathered for e in es]
+        target = [i for i, d in enumerate(all_domains) if d == DOMAIN_TARGET]
+        general = [i for i, d in enumerate(all_domains) if d == DOMAIN_GENERAL]
+
+        reference = self._reference([all_entropies[i] for i in general])
+        eda, gaps = self._score([all_entropies[i] for i in target], reference) if target else ([], {})
+        eda_of = dict(zip(target, eda))
+        answers = kwargs.get(self.answer_column)
+        if self.verifier is not None and answers is None:
+            raise ValueError(f"{self.answer_column!r}: only_correct needs the answer column; set answer_column")
+        rewards: list[float | None] = []
+        for j in range(n):
+            r = eda_of.get(offset + j)
+            if r is not None and self.verifier is not None and self.verifier(completions[j], answers[j]) != 1.0:
+                r = 0.0  # EDA only for correct rollouts
+            rewards.append(None if r is None else self.weight * r)
+        self._log(all_entropies, all_domains, eda, gaps, reference, kwargs.get("log_metric"))
+        return rewards
+
+    def _reference(self, general: list[list[float]]) -> EDAReference:
+        fresh = EDAReference.from_entropies(general, bins=self.bins) if len(general) >= self.min_reference_rows else None
+        if self.reference_mode == "pool":
+            if self.pool_reference is None:
+                raise ValueError('pool: reference="pool" needs a general-entropy pool; pass pool=... or use reference="batch"')
+            return self.pool_reference
+        if self.reference_mode == "batch":
+            if fresh is not None:
+                if self.track:
+                    self.last_batch_reference = fresh
+                return fresh
+            if self.pool_reference is not None:
+                return self.pool_reference
+            if self.last_batch_reference is not None:
+                return self.last_batch_reference
+            raise ValueError(
+                f"reference: the batch has {len(general)} general-domain rows (< min_reference_rows="
+                f"{self.min_reference_rows}), no earlier batch had enough and no pool was given; pass pool=... "
+                "or mix general rows into every batch (HEALGRPOTrainer does)"
+            )
+        start = self.ema_reference or self.pool_reference
+        if start is None and fresh is None:
+            raise ValueError(
+                f'reference: "ema" starts from the pool or a batch with >= {self.min_reference_rows} general '
+                "rows; pass pool=... or mix general rows into every batch"
+            )
+        blended = fresh if start is None else (start if fresh is None else start.blend(fresh, self.momentum))
+        if self.track:
+            self.ema_reference = blended
+        return blended
+
+    def _score(self, target: list[list[float]], reference: EDAReference) -> tuple[list[float], dict[str, float]]:
+        """r_EDA per target trajectory and the mean parts of D: through the evaluate metric when given, else the core."""
+        if self.metric is not None:
+            out = self.metric.compute(predictions=target, pool=reference.to_dict(), **self.settings)
+        else:
+            eda = EDAReward(reference, **self.settings)
+            scores = eda.score(target)
+            out = {"eda_reward": scores.reward.tolist(), "distance": scores.distance.tolist(),
+                   **{f"mean_{part}": float(getattr(scores, part).mean())
+                      for part in ("magnitude_gap", "variation_gap", "dynamics_gap")}}
+            if eda.estimator == "calibrated":
+                out["d0"] = eda.d0
+        gaps = {part: out[f"mean_{part}_gap"] for part in ("magnitude", "variation", "dynamics")}
+        gaps["distance"] = sum(out["distance"]) / len(out["distance"])
+        if "d0" in out:
+            gaps["d0"] = out["d0"]
+        return [float(r) for r in out["eda_reward"]], gaps
+
+    def _log(
+        self,
+        entropies: list[list[float]],
+        domains: list[str],
+        eda: list[float],
+        gaps: dict[str, float],
+        reference: EDAReference,
+        log_metric: Callable[[str, float], None] | None,
+    ) -> None:
+        profile = EntropyProfile.from_entropies(entropies, bins=self.bins, forking_threshold=0.0)
+        metrics = {"heal/reference_count": reference.count}
+        if eda:
+            metrics["heal/eda_reward"] = sum(eda) / len(eda)
+            metrics.update({f"heal/eda_{name}": value for name, value in gaps.items()})
+        for domain in DOMAINS:
+            rows = [i for i, d in enumerate(domains) if d == domain]
+            if not rows:
+                continue
+            now = {
+                "entropy": float(profile.magnitude[rows].double().mean()),
+                "curve": profile.curve[rows].double().mean(0).tolist(),
+            }
+            if self.track:
+                self.initial.setdefault(domain, now)
+                self.latest[domain] = now
+            metrics[f"heal/entropy/{domain}"] = now["entropy"]
+            start = self.initial.get(domain, now)["entropy"]
+            metrics[f"heal/entropy_retention/{domain}"] = now["entropy"] / start if start > 0 else float("nan")
+        if log_metric is not None:
+            for name, value in metrics.items():
+                log_metric(name, value)
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serializable state: step-0 and latest per-domain entropies and curves, the running references."""
+        return {
+            "initial": self.initial,
+            "latest": self.latest,
+            **{name: None if ref is None else ref.to_dict()
+               for name, ref in (("ema_reference", self.ema_reference), ("last_batch_reference", self.last_batch_reference))},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned (e.g. when resuming from a checkpoint)."""
+        self.initial = dict(state.get("initial", {}))
+        self.latest = dict(state.get("latest", {}))
+        for name in ("ema_reference", "last_batch_reference"):
+            ref = state.get(name)
+            setattr(self, name, None if ref is None else EDAReference.from_dict(ref))
+
+
+def eda_reward_function(
+    metric: Any,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    pool: Any = None,
+    reference: str = "batch",
+    weight: float = 0.1,
+    temperature: float = 1.0,
+    **settings: Any,
+) -> EDARewardFunction:
+    """The drop-in EDA reward for `GRPOTrainer(reward_funcs=[verifier, eda_reward_function(...)])`.
+
+    Args:
+        metric: `evaluate.load("heal/eda")` (or `evaluate.load(heal_hf.metrics.EDA_METRIC_PATH)` offline).
+        model: the policy object you pass to GRPOTrainer (with `peft_config`, TRL adds
+            the adapter to this object in place, so the entropies include it).
+        tokenizer: the policy's tokenizer (GRPOTrainer's `processing_class`).
+        pool: general-entropy pool (Dataset, folder, Hub id, "bundled" or EDAReference):
+            the reference when a batch has no general rows, or for "pool" / "ema".
+        reference: "batch" | "pool" | "ema" (see EDARewardFunction).
+        weight: lambda in r = r_verify + lambda * r_EDA (HEAL default 0.1).
+        temperature: must equal GRPOConfig.temperature (the entropy is of softmax(logits / T)).
+        settings: any other EDARewardFunction argument (bins, w_mag, w_dyn, eps, momentum,
+            min_reference_rows, only_correct, verifier, answer_column, domain_column,
+            forward_batch_size).
+
+    The dataset needs a `domain` column ("target" | "general"), as
+    `heal_hf.data.processors.HybridSelection` writes it. Cost: one extra no-grad forward
+    per generation batch; `HEALGRPOTrainer` avoids it.
+    """
+    if metric is None or not hasattr(metric, "compute"):
+        raise ValueError(
+            'metric: expected the EDA evaluate module, e.g. evaluate.load("heal/eda") or, offline, '
+            "evaluate.load(heal_hf.metrics.EDA_METRIC_PATH)"
+        )
+    if model is None or tokenizer is None:
+        raise ValueError("model, tokenizer: the drop-in reward needs the policy model object and its tokenizer")
+    if reference == "pool" and pool is None:
+        raise ValueError('pool: reference="pool" needs a general-entropy pool; pass pool=... or use reference="batch"')
+    return EDARewardFunction(
+        metric=metric, model=model, tokenizer=tokenizer, pool=pool, reference=reference,
+        weight=weight, temperature=temperature, **settings,
+    )
