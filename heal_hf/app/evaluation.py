@@ -60,7 +60,11 @@ def evaluate_target(
     chat_template: bool = False,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Greedy accuracy, pass@k (k = `samples` sampled answers) and mean token entropy (nats) of the samples."""
+    """Greedy accuracy, pass@k (k = `samples` sampled answers) and mean token entropy (nats) of the samples.
+
+    `per_problem` holds each problem's greedy score and its share of correct samples (in
+    prompt order), what paired comparisons between models resample.
+    """
     check = get_verifier(verifier)
     was_training = model.training
     model.eval()
@@ -74,11 +78,13 @@ def evaluate_target(
     finally:
         model.train(was_training)
     correct = [[check(t, a) for t in texts] for texts, a in zip(rollouts.texts, answers)]
+    greedy_correct = [check(c, a) for c, a in zip(greedy, answers)]
     tokens = [h for e in rollouts.flat_entropies() for h in e]
     return {
-        "greedy_accuracy": sum(check(c, a) for c, a in zip(greedy, answers)) / len(prompts),
+        "greedy_accuracy": sum(greedy_correct) / len(prompts),
         f"pass@{samples}": sum(max(c) for c in correct) / len(prompts),
         "sample_accuracy": sum(map(sum, correct)) / (len(prompts) * samples),
         "mean_token_entropy": sum(tokens) / len(tokens) if tokens else 0.0,
         "problems": len(prompts),
+        "per_problem": {"greedy": greedy_correct, "sampled": [sum(c) / samples for c in correct]},
     }

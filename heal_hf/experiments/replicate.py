@@ -12,9 +12,11 @@ steps from the same bundled toy reasoner:
     eda-32      EDA with the pool as reference, no mixing (ablation)
     clip-higher-32      GRPO-32 with DAPO's Clip-Higher (TRL: epsilon_high = 0.28)
     entropy-mask-32     GRPO-32 training only the top 20% highest-entropy tokens (TRL: top_entropy_quantile = 0.2)
+    entropy-bonus-32    GRPO-32 with TRL's adaptive entropy bonus (use_adaptive_entropy, aimed at the base entropy)
+    heal-mask-32        HEAL-32 with the high-entropy token mask (do HEAL and the mask add up?)
     heal-32-pool  HEAL with the pool as EDA reference (a variant, only when asked for)
 
-The last two are the fixes users reach for today, both in TRL. Clip-Higher acts only
+Clip-Higher, the mask and the entropy bonus are the fixes users reach for today, all in TRL. Clip-Higher acts only
 when the policy takes more than one gradient step per generation batch (at
 num_iterations = 1 TRL's importance ratio is exactly 1), so every arm runs with the
 same `num_iterations` (2 by default): equal steps, equal budget. The arms that mix in
@@ -39,7 +41,6 @@ import json
 import math
 import os
 import shutil
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,9 +48,10 @@ from typing import Any, Sequence
 
 from ..core.eda import DEFAULT_ESTIMATOR, ESTIMATORS
 from ..core.verifiers import get_verifier
-from ..data.files import atomic_write, write_json_atomic, write_text_atomic
+from ..data.files import write_json_atomic, write_text_atomic
 from ..data.run_folder import RUN_FILE
 from ..toy import tasks
+from .report import intervals, intervals_table, plot_replication, results_table
 
 EDA_WEIGHT = 0.1
 
@@ -65,6 +67,8 @@ class Arm:
     eda_reference: str
     about: str
     grpo: tuple[tuple[str, Any], ...] = ()  # HEALConfig fields this arm sets (the baselines' TRL options)
+    mask: bool = False  # TRL's high-entropy token mask at ReplicateSettings.mask_quantile
+    entropy_bonus: bool = False  # TRL's adaptive entropy bonus, aimed at the base model's entropy on the family
 
 
 ARMS: dict[str, Arm] = {
@@ -79,11 +83,17 @@ ARMS: dict[str, Arm] = {
         Arm("clip-higher-32", 32, False, False, "batch", "baseline: GRPO-32 with Clip-Higher (epsilon_high 0.28)",
             (("epsilon_high", 0.28),)),
         Arm("entropy-mask-32", 32, False, False, "batch",
-            "baseline: GRPO-32 on the top 20% highest-entropy tokens only", (("top_entropy_quantile", 0.2),)),
+            "baseline: GRPO-32 on the highest-entropy tokens only (TRL's top_entropy_quantile, 0.2 by default)",
+            mask=True),
+        Arm("entropy-bonus-32", 32, False, False, "batch",
+            "baseline: GRPO-32 with TRL's adaptive entropy bonus (use_adaptive_entropy, target = the base model's "
+            "entropy on the family)", entropy_bonus=True),
+        Arm("heal-mask-32", 32, True, True, "batch", "HEAL-32 trained on the highest-entropy tokens only", mask=True),
         Arm("heal-32-pool", 32, True, True, "pool", "variant: HEAL with the pool as EDA reference (not run by default)"),
     )
 }
-DEFAULT_ARMS = ("grpo-32", "grpo-1k", "heal-32", "hybrid-32", "eda-32", "clip-higher-32", "entropy-mask-32")
+DEFAULT_ARMS = ("grpo-32", "grpo-1k", "heal-32", "hybrid-32", "eda-32", "clip-higher-32", "entropy-mask-32",
+                "entropy-bonus-32", "heal-mask-32")
 
 TOY_GRPO: dict[str, Any] = {
     "per_device_train_batch_size": 32,
@@ -112,6 +122,9 @@ class ReplicateSettings:
     num_iterations: int = field(default=2, metadata={"help": "gradient steps per generation batch (TRL's num_iterations; above 1 the importance ratio moves, so clipping such as Clip-Higher acts)"})
     eda_weight: float = field(default=EDA_WEIGHT, metadata={"help": "lambda of the EDA arms"})
     eda_estimator: str = field(default=DEFAULT_ESTIMATOR, metadata={"help": "EDA estimator of the EDA arms: calibrated or gaussian"})
+    eda_direction: str = field(default="both", metadata={"help": "EDA direction of the EDA arms: both (align) or below (penalize only less entropy or variation than the reference)"})
+    mask_quantile: float = field(default=0.2, metadata={"help": "TRL's top_entropy_quantile of the mask arms (entropy-mask-32, heal-mask-32)"})
+    entropy_bonus_delta: float = field(default=0.005, metadata={"help": "TRL's entropy_coef_delta of entropy-bonus-32 (adaptive entropy control)"})
     target_fraction: float | None = field(default=None, metadata={"help": "share of target prompts per batch in the hybrid arms (default: the data's share, 1/4)"})
     eval_split: str = field(default="test", metadata={"help": "held-out split evaluated: test (to report) or validation (to tune on)"})
     eval_problems: int = field(default=200, metadata={"help": "held-out problems per family"})
@@ -137,6 +150,12 @@ def check_settings(s: ReplicateSettings) -> None:
     for family in s.families:
         if tasks.get_family(family).domain != tasks.TARGET:
             raise ValueError(f"families: {family!r} is a general-domain family; choose from {list(tasks.TARGET_FAMILIES)}")
+    if s.eda_direction not in ("both", "below"):
+        raise ValueError(f"eda_direction: {s.eda_direction!r}; choose both or below")
+    if not 0.0 < s.mask_quantile <= 1.0:
+        raise ValueError(f"mask_quantile: {s.mask_quantile!r}; expected a share in (0, 1]")
+    if not s.entropy_bonus_delta > 0:
+        raise ValueError(f"entropy_bonus_delta: {s.entropy_bonus_delta!r}; expected > 0")
     if s.eda_estimator not in ESTIMATORS:
         raise ValueError(f"eda_estimator: {s.eda_estimator!r}; choose from {list(ESTIMATORS)}")
     unknown = sorted(set(s.arms) - set(ARMS))
@@ -261,7 +280,12 @@ def run_arm(
         "eda_weight": settings.eda_weight if arm.eda else 0.0, "eda_reference": arm.eda_reference,
         "disable_tqdm": True, "save_steps": settings.steps,
     }
-    overrides.update({"eda_estimator": settings.eda_estimator, **dict(arm.grpo)})
+    overrides.update({"eda_estimator": settings.eda_estimator, "eda_direction": settings.eda_direction, **dict(arm.grpo)})
+    if arm.mask:
+        overrides["top_entropy_quantile"] = settings.mask_quantile
+    if arm.entropy_bonus:
+        overrides.update(use_adaptive_entropy=True, entropy_coef=0.0, entropy_coef_delta=settings.entropy_bonus_delta,
+                         entropy_target=base_entropy)
     if arm.mix_general and settings.target_fraction is not None:
         overrides["target_fraction"] = settings.target_fraction
     folder.mkdir(parents=True)
@@ -283,6 +307,7 @@ def run_arm(
         "accuracy_curve": curve.points,
         "entropy_curve": [(h["step"], h["heal/entropy/target"]) for h in history if "heal/entropy/target" in h],
         "runtime_s": result.metrics["train"]["runtime_s"],
+        "per_problem": trained.get("per_problem"),
     }
     write_json_atomic(folder / "replicate_run.json", row)
     return row
@@ -317,12 +342,14 @@ def base_evaluation(
 
 
 SETTINGS_FILE = "replicate_settings.json"
-RUN_IDENTITY = ("steps", "learning_rate", "warmup_steps", "lr_scheduler_type", "num_iterations", "eda_weight", "eda_estimator", "target_fraction", "eval_split",
+RUN_IDENTITY = ("steps", "learning_rate", "warmup_steps", "lr_scheduler_type", "num_iterations", "eda_weight",
+                "eda_estimator", "eda_direction", "mask_quantile", "entropy_bonus_delta", "target_fraction", "eval_split",
                 "eval_problems", "eval_samples", "curve_every", "curve_problems", "model", "pool")
 """The settings every finished run of one output folder shares (arms, families and seeds may grow)."""
 
 
-LEGACY_IDENTITY = {"warmup_steps": 0, "lr_scheduler_type": "linear"}
+LEGACY_IDENTITY = {"warmup_steps": 0, "lr_scheduler_type": "linear", "eda_direction": "both", "mask_quantile": 0.2,
+                   "entropy_bonus_delta": 0.005}
 """What folders written before these settings existed ran with (their replicate_settings.json lacks them)."""
 
 
@@ -397,10 +424,11 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
         "grpo": {**TOY_GRPO, **recipe(settings), "max_steps": settings.steps},
         "base": base, "runs": rows, "missing": missing, "wall_s": time.perf_counter() - started,
     }
+    results["intervals"] = intervals(results)
     if not settings.report:
         return results
     write_json_atomic(out / "results.json", results)
-    write_text_atomic(out / "results.md", results_table(results) + "\n")
+    write_text_atomic(out / "results.md", results_table(results) + "\n\n" + intervals_table(results) + "\n")
     plot_replication(results, out / "curves.png")
     return results
 
@@ -448,82 +476,3 @@ def run_workers(settings: ReplicateSettings) -> None:
     if failed:
         raise RuntimeError(f"replicate: the workers of {failed} failed; see {logs}/<family>-seed<seed>.log, "
                            "then re-run the same command (finished runs are kept)")
-
-
-def _mean_std(values: Sequence[float]) -> str:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
-def results_table(results: dict[str, Any]) -> str:
-    """Markdown: per family, the base model and each arm (mean ± std over seeds)."""
-    k = results["settings"]["eval_samples"]
-    lines = [
-        f"| family | arm | runs | sampled accuracy | greedy accuracy | pass@{k} | entropy retention (eval) "
-        "| entropy retention (train, target) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for family in results["settings"]["families"]:
-        b = results["base"][family]
-        lines.append(f"| {family} | base model | | {b['sample_accuracy']:.3f} | {b['greedy_accuracy']:.3f} "
-                     f"| {b[f'pass@{k}']:.3f} | 1 | |")
-        for arm in results["settings"]["arms"]:
-            runs = [r for r in results["runs"] if r["family"] == family and r["arm"] == arm]
-            cells = [_mean_std([r[key] for r in runs]) for key in
-                     ("sample_accuracy", "greedy_accuracy", "pass_at_k", "entropy_retention", "train_entropy_retention")]
-            lines.append(f"| {family} | {arm} | {len(runs)} | " + " | ".join(cells) + " |")
-    seeds = len(results["settings"]["seeds"])
-    lines.append("")
-    grpo = results["grpo"]
-    lines.append(f"Mean ± std over {seeds} seed(s); {grpo['max_steps']} RL steps per arm, learning rate "
-                 f"{grpo['learning_rate']:g}, num_iterations {grpo.get('num_iterations', 1)}; "
-                 f"{results['settings']['eval_problems']} held-out problems per family.")
-    if results.get("missing"):
-        lines.append(f"Not finished, left out: {', '.join(results['missing'])}.")
-    return "\n".join(lines)
-
-
-_STYLES = {"hybrid-32": "--", "eda-32": ":", "clip-higher-32": "-.", "entropy-mask-32": "-."}  # ablations and baselines broken, so that arms that coincide stay visible
-
-
-def _moving_average(values: Sequence[float], window: int) -> list[float]:
-    """Mean of each value and the `window - 1` before it (fewer at the start)."""
-    return [statistics.mean(values[max(0, i - window + 1): i + 1]) for i in range(len(values))]
-
-
-def plot_replication(results: dict[str, Any], path: Path) -> Path:
-    """Per family: target-domain entropy and held-out greedy accuracy over steps, one line per arm (seed mean)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    families = results["settings"]["families"]
-    fig, axes = plt.subplots(len(families), 2, figsize=(12, 3.6 * len(families)), squeeze=False)
-    for row, family in zip(axes, families):
-        for arm in results["settings"]["arms"]:
-            runs = [r for r in results["runs"] if r["family"] == family and r["arm"] == arm]
-            for ax, key in ((row[0], "entropy_curve"), (row[1], "accuracy_curve")):
-                by_step: dict[int, list[float]] = {}
-                for r in runs:
-                    for step, value in r[key]:
-                        by_step.setdefault(int(step), []).append(value)
-                steps = sorted(by_step)
-                values = [statistics.mean(by_step[s]) for s in steps]
-                if key == "entropy_curve":  # one target prompt per batch: a step's entropy is noisy, so smooth it
-                    values = _moving_average(values, max(1, len(values) // 10))
-                if steps:
-                    ax.plot(steps, values, label=arm, linewidth=2.2 if arm == "heal-32" else 1.2,
-                            linestyle=_STYLES.get(arm, "-"))
-        row[0].set(title=f"{family}: target-domain token entropy (moving average)", xlabel="RL step", ylabel="nats")
-        row[1].set(title=f"{family}: held-out greedy accuracy", xlabel="RL step", ylabel="accuracy")
-        row[1].legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=90, format=path.suffix.lstrip(".") or "png")
-    plt.close(fig)
-    return path

@@ -1,0 +1,214 @@
+"""What a replication reports: the table, paired bootstrap intervals, and the curves with seed bands.
+
+The intervals compare two arms on the same held-out problems and the same seeds (one
+seed fixes the target draw, the selection and the sampling of both arms): a
+two-level paired bootstrap resamples seeds, then problems, with replacement, and takes
+the mean of the per-(seed, problem) differences. Three metrics per comparison:
+sampled accuracy (the share of correct samples at the training temperature, the
+headline), greedy accuracy and pass@k.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..data.files import atomic_write
+
+METRICS = {"sample_accuracy": "sampled", "greedy_accuracy": "greedy", "pass_at_k": "pass"}
+"""Row metric -> its per-problem vector in `per_problem` (pass@k: any sample correct)."""
+BASELINES = ("grpo-32", "clip-higher-32", "entropy-mask-32", "entropy-bonus-32")
+"""The few-shot arms a user would run instead of HEAL (HEAL's own ablations and variants are not among them)."""
+BOOTSTRAP_SAMPLES = 10_000
+
+
+def per_problem(row: dict[str, Any], metric: str) -> np.ndarray | None:
+    """One run's per-problem scores for `metric`, or None for runs that did not store them."""
+    vectors = row.get("per_problem")
+    if not vectors:
+        return None
+    if METRICS[metric] == "pass":
+        return (np.asarray(vectors["sampled"], dtype=float) > 0).astype(float)
+    return np.asarray(vectors[METRICS[metric]], dtype=float)
+
+
+def paired_interval(
+    a: dict[int, np.ndarray], b: dict[int, np.ndarray], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any] | None:
+    """Mean of A - B over the seeds both have, with a two-level paired bootstrap interval.
+
+    `a`, `b`: seed -> per-problem scores (same problems, same order). None when they
+    share no seed.
+    """
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    diff = np.stack([a[s] - b[s] for s in seeds])  # (seeds, problems)
+    rng = np.random.default_rng(seed)
+    n_seeds, n_problems = diff.shape
+    pick_seeds = rng.integers(0, n_seeds, size=(samples, n_seeds))
+    pick_problems = rng.integers(0, n_problems, size=(samples, n_problems))
+    # Each bootstrap sample: its seeds' rows, each averaged over the sample's problems.
+    rows = diff[:, pick_problems].mean(-1)  # (seeds, samples): problem-resampled means per seed
+    means = np.take_along_axis(rows.T, pick_seeds, axis=1).mean(1)
+    low, high = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return {"mean": float(diff.mean()), "low": float(low), "high": float(high), "seeds": seeds,
+            "problems": int(n_problems)}
+
+
+def _runs_by_seed(rows: Sequence[dict[str, Any]], family: str, arm: str, metric: str) -> dict[int, np.ndarray]:
+    out = {}
+    for r in rows:
+        if r["family"] == family and r["arm"] == arm:
+            scores = per_problem(r, metric)
+            if scores is not None:
+                out[int(r["seed"])] = scores
+    return out
+
+
+def _arm_mean(rows: Sequence[dict[str, Any]], family: str, arm: str, metric: str) -> float:
+    values = [r[metric] for r in rows if r["family"] == family and r["arm"] == arm]
+    return statistics.mean(values) if values else -math.inf
+
+
+def intervals(results: dict[str, Any], arm: str = "heal-32") -> dict[str, Any]:
+    """Per family and metric: `arm` - GRPO-32, `arm` - the best baseline (by that metric's mean), `arm` - GRPO-1K."""
+    rows = results["runs"]
+    out: dict[str, Any] = {}
+    for family in results["settings"]["families"]:
+        per_metric = {}
+        for metric in METRICS:
+            others = [b for b in BASELINES if b != "grpo-32" and _arm_mean(rows, family, b, metric) > -math.inf]
+            best = max(others, key=lambda b: _arm_mean(rows, family, b, metric)) if others else None
+            mine = _runs_by_seed(rows, family, arm, metric)
+            comparisons = {}
+            for name, other in (("grpo-32", "grpo-32"), ("best-baseline", best), ("grpo-1k", "grpo-1k")):
+                if other is None:
+                    continue
+                interval = paired_interval(mine, _runs_by_seed(rows, family, other, metric))
+                if interval is not None:
+                    comparisons[name] = {"against": other, **interval}
+            per_metric[metric] = comparisons
+        out[family] = per_metric
+    return out
+
+
+def intervals_table(results: dict[str, Any], arm: str = "heal-32") -> str:
+    """Markdown: each interval as mean [low, high]; a bold cell is one whose interval excludes zero."""
+    found = results.get("intervals") or {}
+    lines = [f"| family | metric | {arm} - grpo-32 | {arm} - best other few-shot arm | {arm} - grpo-1k |",
+             "|---|---|---|---|---|"]
+    for family, per_metric in found.items():
+        for metric, comparisons in per_metric.items():
+            cells = []
+            for name in ("grpo-32", "best-baseline", "grpo-1k"):
+                c = comparisons.get(name)
+                if c is None:
+                    cells.append("n/a")
+                    continue
+                text = f"{c['mean']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
+                text = f"**{text}**" if c["low"] > 0 or c["high"] < 0 else text
+                cells.append(text + (f" ({c['against']})" if name == "best-baseline" else ""))
+            lines.append(f"| {family} | {metric.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """Markdown: per family, the base model and each arm (mean ± std over seeds)."""
+    k = results["settings"]["eval_samples"]
+    lines = [
+        f"| family | arm | runs | sampled accuracy | greedy accuracy | pass@{k} | entropy retention (eval) "
+        "| entropy retention (train, target) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for family in results["settings"]["families"]:
+        b = results["base"][family]
+        lines.append(f"| {family} | base model | | {b['sample_accuracy']:.3f} | {b['greedy_accuracy']:.3f} "
+                     f"| {b[f'pass@{k}']:.3f} | 1 | |")
+        for arm in results["settings"]["arms"]:
+            runs = [r for r in results["runs"] if r["family"] == family and r["arm"] == arm]
+            cells = [_mean_std([r[key] for r in runs]) for key in
+                     ("sample_accuracy", "greedy_accuracy", "pass_at_k", "entropy_retention", "train_entropy_retention")]
+            lines.append(f"| {family} | {arm} | {len(runs)} | " + " | ".join(cells) + " |")
+    seeds = len(results["settings"]["seeds"])
+    grpo = results["grpo"]
+    lines.append("")
+    lines.append(f"Mean ± std over up to {seeds} seed(s); {grpo['max_steps']} RL steps per arm, learning rate "
+                 f"{grpo['learning_rate']:g} ({grpo.get('warmup_steps', 0)} warmup steps, "
+                 f"{grpo.get('lr_scheduler_type', 'linear')} schedule), num_iterations {grpo.get('num_iterations', 1)}; "
+                 f"{results['settings']['eval_problems']} held-out problems per family, curves on "
+                 f"{results['settings']['curve_problems']}.")
+    if results.get("missing"):
+        lines.append(f"Not finished, left out: {', '.join(results['missing'])}.")
+    return "\n".join(lines)
+
+
+_STYLES = {"hybrid-32": "--", "eda-32": ":", "clip-higher-32": "-.", "entropy-mask-32": "-.",
+           "entropy-bonus-32": "-.", "heal-mask-32": "--"}  # ablations and baselines broken, so coinciding arms stay visible
+
+
+def _moving_average(values: Sequence[float], window: int) -> list[float]:
+    """Mean of each value and the `window - 1` before it (fewer at the start)."""
+    return [statistics.mean(values[max(0, i - window + 1): i + 1]) for i in range(len(values))]
+
+
+def _curve_band(runs: Sequence[dict[str, Any]], key: str, smooth: bool) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Steps, seed mean and seed std of one curve (each seed smoothed first when `smooth`)."""
+    per_seed = []
+    for r in runs:
+        points = dict((int(s), v) for s, v in r[key])
+        per_seed.append(points)
+    steps = sorted(set.intersection(*(set(p) for p in per_seed))) if per_seed else []
+    if not steps:
+        return [], np.array([]), np.array([])
+    values = np.array([[p[s] for s in steps] for p in per_seed], dtype=float)
+    if smooth:  # one target prompt per batch: a step's entropy is noisy
+        values = np.array([_moving_average(list(v), max(1, len(steps) // 10)) for v in values])
+    return steps, values.mean(0), values.std(0)
+
+
+def plot_replication(results: dict[str, Any], path: Path) -> Path:
+    """Per family: target-domain entropy and held-out greedy accuracy over steps, one line per arm (seed mean ± std band)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = results["settings"]["families"]
+    fig, axes = plt.subplots(len(families), 2, figsize=(12, 3.6 * len(families)), squeeze=False)
+    for row, family in zip(axes, families):
+        for arm in results["settings"]["arms"]:
+            runs = [r for r in results["runs"] if r["family"] == family and r["arm"] == arm]
+            for ax, key in ((row[0], "entropy_curve"), (row[1], "accuracy_curve")):
+                steps, mean, std = _curve_band(runs, key, smooth=key == "entropy_curve")
+                if not steps:
+                    continue
+                line, = ax.plot(steps, mean, label=f"{arm} ({len(runs)})", linewidth=2.2 if arm == "heal-32" else 1.2,
+                                linestyle=_STYLES.get(arm, "-"))
+                if len(runs) > 1:
+                    ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.12, linewidth=0)
+        base = results["base"][family]["greedy_accuracy"]
+        row[1].axhline(base, color="grey", linewidth=0.8, linestyle=":", label="base (eval problems)")
+        row[0].set(title=f"{family}: target-domain token entropy (moving average)", xlabel="RL step", ylabel="nats")
+        row[1].set(title=f"{family}: held-out greedy accuracy (mean ± std over seeds)", xlabel="RL step",
+                   ylabel="accuracy")
+        row[1].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=90, format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+    return path
