@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import greedy_accuracy
 from huggingface_hub import ModelCard
@@ -17,6 +18,7 @@ from heal_hf.experiments.replicate import (
     ReplicateSettings,
     check_settings,
 )
+from heal_hf.experiments.report import paired_interval
 
 
 def test_bad_replication_options_are_clear_errors(capsys):
@@ -112,10 +114,21 @@ def test_quick_replication_runs_every_arm_and_resumes(tmp_path, capsys):
     assert training["eda-32"]["eda_reference"] == "pool"
     assert training["clip-higher-32"]["epsilon_high"] == 0.28 and training["grpo-32"]["epsilon_high"] is None
     assert training["entropy-mask-32"]["top_entropy_quantile"] == 0.2 and training["grpo-32"]["top_entropy_quantile"] == 1.0
+    assert training["entropy-bonus-32"]["use_adaptive_entropy"] and not training["grpo-32"]["use_adaptive_entropy"]
+    assert training["entropy-bonus-32"]["entropy_target"] == pytest.approx(base["mean_token_entropy"])
+    assert training["heal-mask-32"]["top_entropy_quantile"] == 0.2 and training["heal-mask-32"]["eda_weight"] == 0.1
     assert {t["eda_estimator"] for t in training.values()} == {"calibrated"}
     # HEAL's arms scale advantages by the batch's std (HEALConfig's default with EDA on), the GRPO ones by TRL's group.
     scaling = {a: t["scale_rewards"] for a, t in training.items()}
-    assert scaling == {**{a: "group" for a in DEFAULT_ARMS}, "heal-32": "batch", "hybrid-32": "batch", "eda-32": "batch"}
+    assert scaling == {**{a: "group" for a in DEFAULT_ARMS}, "heal-32": "batch", "hybrid-32": "batch", "eda-32": "batch",
+                       "heal-mask-32": "batch"}
+    # Per-problem scores back the intervals; a one-seed interval still resamples the problems.
+    assert len(by_arm["heal-32"]["per_problem"]["greedy"]) == results["settings"]["eval_problems"]
+    assert sum(by_arm["heal-32"]["per_problem"]["greedy"]) / results["settings"]["eval_problems"] == pytest.approx(
+        by_arm["heal-32"]["greedy_accuracy"])
+    against = results["intervals"]["sort_digits"]["sample_accuracy"]["grpo-32"]
+    assert against["seeds"] == [0] and against["low"] <= against["mean"] <= against["high"]
+    assert results["settings"]["curve_problems"] == 8
     table = (out / "results.md").read_text()
     assert all(f"| sort_digits | {a} |" in table for a in DEFAULT_ARMS) and (out / "curves.png").stat().st_size > 10_000
     assert f"{by_arm['heal-32']['greedy_accuracy']:.3f}" in table
@@ -130,3 +143,20 @@ def test_quick_replication_runs_every_arm_and_resumes(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "steps=2 there, 3 here" in err and "--output-dir" in err and len(err.splitlines()) == 1
     assert (runs / "heal-32" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_paired_bootstrap_interval_centres_on_the_difference_and_pairs_by_seed_and_problem():
+    rng = np.random.default_rng(1)
+    problems = rng.random(200)  # per-problem difficulty shared by both arms: pairing removes it
+    a = {s: (rng.random(200) < problems).astype(float) for s in range(5)}
+    same = paired_interval(a, a)
+    assert same["mean"] == same["low"] == same["high"] == 0.0 and same["seeds"] == [0, 1, 2, 3, 4]
+    better = {s: np.minimum(1.0, v + (rng.random(200) < 0.15)) for s, v in a.items()}
+    shift = paired_interval(better, a)
+    assert 0 < shift["low"] < shift["mean"] < shift["high"]
+    assert shift["mean"] == pytest.approx(np.mean([better[s] - a[s] for s in a]))
+    noise = {s: (rng.random(200) < problems).astype(float) for s in range(5)}
+    null = paired_interval(noise, a)
+    assert null["low"] < 0 < null["high"]  # two draws of the same arm: the interval spans zero
+    assert paired_interval(a, {7: a[0]}) is None  # no shared seed, nothing to pair
+    assert paired_interval(better, {0: a[0], 1: a[1]})["seeds"] == [0, 1]

@@ -139,6 +139,7 @@ GRPO_FIELDS = (
     "max_steps", "learning_rate", "lr_scheduler_type", "per_device_train_batch_size", "gradient_accumulation_steps",
     "num_generations", "generation_batch_size", "max_completion_length", "temperature", "top_p", "top_k", "beta",
     "loss_type", "scale_rewards", "num_iterations", "epsilon", "epsilon_high", "top_entropy_quantile", "seed",
+    "warmup_steps", "entropy_coef", "use_adaptive_entropy", "entropy_target", "entropy_coef_delta",
 )
 _SETTINGS_FIELDS = {f.name for f in dataclasses.fields(TrainSettings)}
 _RUN_FLAGS = {"resume", "push_to_hub", "private"}  # may differ between a run and its resumption
