@@ -143,6 +143,13 @@ def test_quick_replication_runs_every_arm_and_resumes(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "steps=2 there, 3 here" in err and "--output-dir" in err and len(err.splitlines()) == 1
     assert (runs / "heal-32" / "model.safetensors").stat().st_mtime_ns == stamp
+    # Arm settings are checked run by run: the GRPO runs serve a later lambda, the EDA runs made at another refuse.
+    grpo_only = ["replicate", "--quick", "--output-dir", str(out), "--steps", "2", "--curve-every", "1", "--eda-weight"]
+    assert main([*grpo_only, "0.3", "--arms", "grpo-32", "grpo-1k", "clip-higher-32"]) == 0
+    assert main([*grpo_only, "0.3", "--arms", "grpo-32", "heal-32"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "heal-32 settings (eda_weight=0.1 there, 0.3 here)" in err and "move that run away" in err
+    assert (runs / "heal-32" / "model.safetensors").stat().st_mtime_ns == stamp
 
 
 def test_paired_bootstrap_interval_centres_on_the_difference_and_pairs_by_seed_and_problem():

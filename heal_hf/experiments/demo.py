@@ -101,7 +101,7 @@ def run_demo(
     settings = ReplicateSettings(
         output_dir=str(out), families=(target,), seeds=(seed,), arms=DEMO_ARMS, steps=steps,
         eval_problems=eval_problems, eval_samples=eval_samples, curve_every=max(1, steps // 4),
-        curve_problems=min(32, eval_problems), threads=threads,
+        curve_problems=min(100, eval_problems), threads=threads,
         **({"eda_weight": eda_weight} if eda_weight is not None else {}),
     )
     arms = {name: dataclasses.replace(ARMS[name], target_size=shots) for name in DEMO_ARMS}

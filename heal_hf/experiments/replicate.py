@@ -116,8 +116,8 @@ class ReplicateSettings:
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seeds: target draws, selection, sampling, training"})
     arms: tuple[str, ...] = field(default=DEFAULT_ARMS, metadata={"help": "arms to run (heal-32-pool: HEAL with the pool as EDA reference)"})
     steps: int = field(default=400, metadata={"help": "RL steps of every arm (equal steps; 400 was chosen on the validation split for the bundled toy world)"})
-    learning_rate: float = field(default=2e-4, metadata={"help": "AdamW learning rate"})
-    warmup_steps: int = field(default=0, metadata={"help": "linear learning-rate warmup steps (TRL's warmup_steps)"})
+    learning_rate: float = field(default=5e-5, metadata={"help": "AdamW learning rate (5e-5 with a 10% warmup: the recipe chosen on validation, benchmarks/results/replicate-v3-cpu/recipe)"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "share of the steps spent warming the learning rate up linearly (0.1 = 40 of 400 steps); v2's recipe, 0 with 2e-4, dropped GRPO-1K by 0.15-0.29 before it learned"})
     lr_scheduler_type: str = field(default="linear", metadata={"help": "learning-rate schedule after warmup (transformers' lr_scheduler_type: linear, cosine, constant_with_warmup)"})
     num_iterations: int = field(default=2, metadata={"help": "gradient steps per generation batch (TRL's num_iterations; above 1 the importance ratio moves, so clipping such as Clip-Higher acts)"})
     eda_weight: float = field(default=EDA_WEIGHT, metadata={"help": "lambda of the EDA arms"})
@@ -169,8 +169,8 @@ def check_settings(s: ReplicateSettings) -> None:
             raise ValueError(f"{name}: {clashes} given more than once; each run needs its own {name[:-1]}")
     if s.eval_split not in ("test", "validation"):
         raise ValueError(f"eval_split: {s.eval_split!r}; choose test (to report) or validation (to tune on)")
-    if s.warmup_steps < 0 or s.warmup_steps >= s.steps:
-        raise ValueError(f"warmup_steps: {s.warmup_steps}; expected 0 <= warmup_steps < steps ({s.steps})")
+    if not 0.0 <= s.warmup_ratio < 1.0:
+        raise ValueError(f"warmup_ratio: {s.warmup_ratio!r}; expected a share of the steps in [0, 1)")
     if s.lr_scheduler_type not in LR_SCHEDULES:
         raise ValueError(f"lr_scheduler_type: {s.lr_scheduler_type!r}; choose from {list(LR_SCHEDULES)}")
     for name in ("steps", "num_iterations", "eval_problems", "eval_samples", "curve_every", "curve_problems", "workers",
@@ -262,7 +262,14 @@ def run_arm(
     from ..app.train import TrainSettings, train
 
     if run_complete(folder):
-        return json.loads((folder / "replicate_run.json").read_text())
+        row = json.loads((folder / "replicate_run.json").read_text())
+        ours = arm_identity(arm, settings)
+        stored = row.get("arm_settings", ours)  # runs written before arm settings were recorded: the folder's
+        if stored != ours:
+            differ = "; ".join(f"{k}={stored.get(k)!r} there, {v!r} here" for k, v in ours.items() if stored.get(k) != v)
+            raise ValueError(f"output_dir: {folder} was trained with other {arm.name} settings ({differ}); pass the "
+                             "same settings, move that run away to retrain it, or use a new --output-dir")
+        return row
     if folder.exists():
         shutil.rmtree(folder)  # an interrupted run starts over; finished ones are kept
     fam = tasks.get_family(family)
@@ -308,6 +315,7 @@ def run_arm(
         "entropy_curve": [(h["step"], h["heal/entropy/target"]) for h in history if "heal/entropy/target" in h],
         "runtime_s": result.metrics["train"]["runtime_s"],
         "per_problem": trained.get("per_problem"),
+        "arm_settings": arm_identity(arm, settings),
     }
     write_json_atomic(folder / "replicate_run.json", row)
     return row
@@ -342,21 +350,28 @@ def base_evaluation(
 
 
 SETTINGS_FILE = "replicate_settings.json"
-RUN_IDENTITY = ("steps", "learning_rate", "warmup_steps", "lr_scheduler_type", "num_iterations", "eda_weight",
-                "eda_estimator", "eda_direction", "mask_quantile", "entropy_bonus_delta", "target_fraction", "eval_split",
+RUN_IDENTITY = ("steps", "learning_rate", "warmup_ratio", "lr_scheduler_type", "num_iterations", "eval_split",
                 "eval_problems", "eval_samples", "curve_every", "curve_problems", "model", "pool")
 """The settings every finished run of one output folder shares (arms, families and seeds may grow)."""
+ARM_IDENTITY = {"eda": ("eda_weight", "eda_estimator", "eda_direction"), "mix_general": ("target_fraction",),
+                "mask": ("mask_quantile",), "entropy_bonus": ("entropy_bonus_delta",)}
+"""Arm flag -> the settings that decide what a run of such an arm is (checked run by run, so that the GRPO
+arms of one folder serve HEAL arms whose settings were tuned after they ran)."""
 
 
-LEGACY_IDENTITY = {"warmup_steps": 0, "lr_scheduler_type": "linear", "eda_direction": "both", "mask_quantile": 0.2,
-                   "entropy_bonus_delta": 0.005}
+LEGACY_IDENTITY = {"warmup_ratio": 0.0, "lr_scheduler_type": "linear"}
 """What folders written before these settings existed ran with (their replicate_settings.json lacks them)."""
 
 
 def recipe(settings: ReplicateSettings) -> dict[str, Any]:
     """The optimizer recipe every arm shares (HEALConfig fields)."""
-    return {"learning_rate": settings.learning_rate, "warmup_steps": settings.warmup_steps,
+    return {"learning_rate": settings.learning_rate, "warmup_steps": round(settings.warmup_ratio * settings.steps),
             "lr_scheduler_type": settings.lr_scheduler_type, "num_iterations": settings.num_iterations}
+
+
+def arm_identity(arm: Arm, settings: ReplicateSettings) -> dict[str, Any]:
+    """The settings this arm's runs depend on beyond the folder's (ARM_IDENTITY)."""
+    return {k: getattr(settings, k) for flag, keys in ARM_IDENTITY.items() if getattr(arm, flag) for k in keys}
 
 
 def run_identity(settings: ReplicateSettings) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
     python benchmarks/results/replicate-v3-cpu/recipe/run_recipe.py [--workers 2] [--choose-only]
 
-Resumable: every run is a `heal-hf replicate` run folder, kept once finished. Writes
+(The runs on record were made with `--warmup-steps W` before the option became `--warmup-ratio`,
+a share of the 400 steps: 40 steps = 0.1, the same schedule.) Resumable: every run is a `heal-hf replicate` run folder, kept once finished. Writes
 choice.json and choice.md beside this file.
 """
 
@@ -36,7 +37,7 @@ def jobs() -> list[tuple[str, str, str]]:
 def command(candidate: str, family: str, arm: str, report: bool = False) -> list[str]:
     lr, warmup, schedule = CANDIDATES[candidate]
     cmd = [sys.executable, "-m", "heal_hf.cli", "replicate", "--eval-split", "validation", "--seeds", "0",
-           "--learning-rate", str(lr), "--warmup-steps", str(warmup), "--lr-scheduler-type", schedule,
+           "--learning-rate", str(lr), "--warmup-ratio", str(warmup / 400), "--lr-scheduler-type", schedule,
            "--curve-problems", "200", "--output-dir", str(HERE / candidate)]
     if report:
         return cmd + ["--families", *FAMILIES, "--arms", "grpo-1k", "grpo-32", "--report-only"]
