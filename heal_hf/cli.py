@@ -95,7 +95,8 @@ def _build_pool_args(p: argparse.ArgumentParser) -> None:
     import dataclasses
 
     from .core.verifiers import VERIFIERS
-    from .data.pool import POOL_BACKENDS, POOL_REPO_ID, PoolBuildConfig
+    from .data.pool import POOL_REPO_ID
+    from .data.pool_shards import POOL_BACKENDS, PoolBuildConfig
 
     p.add_argument("--model", required=True, help="a causal LM: local folder or Hub id")
     p.add_argument("--dataset", required=True, help="prompts: a .json/.jsonl/.csv/.parquet file, a folder or a Hub id")
@@ -129,7 +130,7 @@ def _build_pool(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .app.pool_build import build_pool, load_prompt_dataset, process_layout
-    from .data.pool import PoolBuildConfig
+    from .data.pool_shards import PoolBuildConfig
     from .data.rollout import check_vllm, load_causal_lm
 
     # Under `accelerate launch` each process builds its share of the shards (see build_pool).

@@ -19,15 +19,8 @@ from huggingface_hub import DatasetCard
 
 from heal_hf.app.pool_build import build_pool, finalize_pool
 from heal_hf.cli import main
-from heal_hf.data.pool import (
-    MANIFEST_NAME,
-    POOL_FEATURES,
-    PoolBuildConfig,
-    load_pool,
-    shard_name,
-    shard_seed,
-    with_pool_scores,
-)
+from heal_hf.data.pool import POOL_FEATURES, load_pool, with_pool_scores
+from heal_hf.data.pool_shards import MANIFEST_NAME, PoolBuildConfig, shard_name, shard_seed
 from heal_hf.data.rollout import load_causal_lm
 from heal_hf.toy.tiny import tiny_causal_lm
 

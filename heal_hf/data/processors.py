@@ -30,15 +30,8 @@ from ..core.selection import (
     HybridSelector,
     response_criteria,
 )
-from .pool import (
-    DOMAIN_GENERAL,
-    DOMAIN_TARGET,
-    POOL_FEATURES,
-    PoolBuildConfig,
-    sample_pool_rows,
-    shard_seed,
-    validate_pool,
-)
+from .pool import DOMAIN_GENERAL, DOMAIN_TARGET, POOL_FEATURES, sample_pool_rows, validate_pool
+from .pool_shards import PoolBuildConfig, shard_seed
 from .rollout import check_causal_lm
 
 MIXED_FEATURES = datasets.Features(

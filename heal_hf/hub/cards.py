@@ -23,14 +23,8 @@ from huggingface_hub import (
 
 from .. import HEAL_BIBTEX
 from ..data.files import atomic_write, write_text_atomic
-from ..data.pool import (
-    DATA_DIR,
-    POOL_COLUMN_DOCS,
-    POOL_FEATURES,
-    POOL_REPO_ID,
-    load_pool,
-    read_build_manifest,
-)
+from ..data.pool import POOL_COLUMN_DOCS, POOL_FEATURES, POOL_REPO_ID, load_pool
+from ..data.pool_shards import DATA_DIR, read_build_manifest
 from ..data.run_folder import CURVES_FILE, run_record
 
 # --- Model cards: trained HEAL checkpoints and adapters (heal-hf train / heal-hf card) ---
