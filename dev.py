@@ -74,7 +74,7 @@ def ensure_env() -> None:
     pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
     _step("pip", [*pip, "--upgrade", "pip"], log)
     _step(TORCH_SPEC, [*pip, TORCH_SPEC], log)
-    _step("heal-hf and its dependencies (editable, [dev,space])", [*pip, "-e", f"{ROOT}[dev,space]"], log)
+    _step("heal-hf and its dependencies (editable, [dev])", [*pip, "-e", f"{ROOT}[dev]"], log)
     # What pip or the build still warns about (not the config's missing index locations) is worth a look.
     notes = [line for line in log.read_text().splitlines()
              if line.startswith(("WARNING", "ERROR", "DEPRECATION")) and not _PIP_NOISE.match(line)]
