@@ -177,7 +177,7 @@ def _repo_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--add-pool", action="append", default=[], metavar="[NAME=]DIR",
                    help="one more config of the pool dataset (one per model's pool; repeatable): a pool build folder, "
                    "named NAME or after its model; configs staged into the folder before are kept")
-    p.add_argument("--toy", default=None, help="toy reasoner folder (default: the bundled one, once it exists)")
+    p.add_argument("--toy", default=None, help="toy reasoner folder (default: the bundled one)")
     p.add_argument("--space", default=None, help="Entropy Explorer Space folder (default: spaces/entropy-explorer)")
 
 

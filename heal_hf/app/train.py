@@ -34,7 +34,7 @@ from ..data.run_folder import (
     history_from_logs,
     last_complete_checkpoint,
 )
-from ..toy import TOY_REASONER_PATH
+from ..toy import TOY_REASONER_PATH, check_toy_reasoner
 
 DEFAULT_MODEL = str(TOY_REASONER_PATH)
 """The model `heal-hf train` uses without --model: the bundled toy reasoner (switch it here)."""
@@ -361,8 +361,8 @@ def _load_data(settings: TrainSettings, config: Any) -> _RunData:
     if settings.eval is not None:
         eval_set = load_problems(settings.eval, settings.eval_split, settings.prompt_column, settings.answer_column,
                                  "eval", settings.verifier)
-    if not Path(settings.model).exists() and settings.model == DEFAULT_MODEL:
-        raise ValueError(f"model: the bundled toy reasoner is not installed at {DEFAULT_MODEL}; pass --model")
+    if settings.model == DEFAULT_MODEL:
+        check_toy_reasoner()  # a missing or damaged bundled file is named, with the fix
     try:
         tokenizer = AutoTokenizer.from_pretrained(settings.model, trust_remote_code=settings.trust_remote_code)
     except OSError as err:  # no such folder, or a Hub id that cannot be reached

@@ -91,7 +91,7 @@ def claim_folder(
             empty; None: continue the run there if any, else start one.
         ignore: identity entries a continuing run may change (e.g. the library version).
         defaults: values for entries a stored identity lacks (written before they existed).
-        what: the option that named the folder, first word of every error.
+        what: the option that names the folder (`output_dir`: --output-dir), first word of every error.
 
     Returns the stored record when continuing, None on a fresh start (with `key` None the
     folder is then created and the record written). Every refusal is a ValueError naming
@@ -99,26 +99,28 @@ def claim_folder(
     """
     folder = Path(folder)
     path = folder / record
+    new = f"a new --{what.replace('_', '-')}"  # the fix of most refusals: another folder
     if path.exists():
         if resume is False:
             raise ValueError(f"{what}: {folder} already holds another heal-hf run; pass --resume to continue it "
-                             "or choose a new folder")
+                             f"or choose {new}")
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
             theirs = {**(defaults or {}), **(stored if key is None else stored[key])}
         except (ValueError, KeyError, TypeError) as err:  # not JSON, or not a mapping holding the identity
-            raise ValueError(f"{what}: {path} is corrupted ({err!r}); move it away or choose a new folder") from None
+            raise ValueError(f"{what}: {path} is corrupted ({type(err).__name__}: {err}); move it away or "
+                             f"choose {new}") from None
         differ = sorted(k for k in set(theirs) | set(identity) if k not in ignore and theirs.get(k) != identity.get(k))
         if differ:
             details = "; ".join(f"{k}: {theirs.get(k)!r} there, {identity.get(k)!r} now" for k in differ)
             raise ValueError(f"{what}: {folder} holds a run made with other settings ({details}); continue it with "
-                             "the same settings or choose a new folder")
+                             f"the same settings or choose {new}")
         return stored
     if resume:
         raise ValueError(f"{what}: --resume needs a run in {folder}, but it has no {record}; drop --resume")
     ours = f".{record}."  # atomic_write's temporary: another process of this run may be writing the record now
     if folder.exists() and any(not p.name.startswith(ours) for p in folder.iterdir()):
-        raise ValueError(f"{what}: {folder} is not empty and holds no {record}; pass a new or empty folder "
+        raise ValueError(f"{what}: {folder} is not empty and holds no {record}; choose {new} or an empty one "
                          "(nothing in it was changed)")
     if key is None:
         folder.mkdir(parents=True, exist_ok=True)
