@@ -133,7 +133,7 @@ class EntropyProfiler:
     Args:
         model, tokenizer: a causal LM (transformers) and its tokenizer.
         model_id: recorded in the rows (default: `model.name_or_path`).
-        settings: any `heal_hf.data.pool.PoolBuildConfig` field: samples_per_prompt,
+        settings: any `heal_hf.data.pool_shards.PoolBuildConfig` field: samples_per_prompt,
             bins, max_new_tokens, temperature, top_p, top_k, seed, verifier,
             prompt_column, answer_column, source_column, source (default "general"),
             verifier_column,

@@ -270,7 +270,7 @@ class PoolCardConfig:
     data_files: str
     """its shards, a pattern relative to the repo root (e.g. "toy-reasoner/data/train-*")"""
     manifest: dict[str, Any]
-    """the build's `pool_build.json` (`heal_hf.data.pool.read_build_manifest`)"""
+    """the build's `pool_build.json` (`heal_hf.data.pool_shards.read_build_manifest`)"""
     stats: dict[str, Any]
     """`pool_stats` of its rows"""
 
