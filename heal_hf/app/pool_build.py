@@ -4,7 +4,7 @@ Shard i of a build is a fixed chunk of `shard_size` prompts sampled with
 `shard_seed(seed, i)`, so its rows do not depend on which process built it or when.
 Every file is written through `heal_hf.data.files.atomic_write`: after a kill -9 a shard
 either exists whole or not at all, and the next run builds exactly the missing ones.
-The folder's layout and its reading live in `heal_hf.data.pool`; its card in `heal_hf.hub.cards`.
+The folder's layout is `heal_hf.data.pool_shards`, its reading `heal_hf.data.pool`, its card `heal_hf.hub.cards`.
 """
 
 from __future__ import annotations
