@@ -2,7 +2,7 @@
 """Set up (or reuse) the project's virtual environment, then run the main job or the tests.
 
     python3 dev.py demo [heal-hf demo options]   the few-shot HEAL demo on the bundled toy
-    python3 dev.py test [pytest options]         the test suite (what CI runs)
+    python3 dev.py test [pytest options]         ruff, then the test suite (what CI runs)
     python3 dev.py setup                         only create / update the environment
 
 Needs nothing but Python 3.10+ and the package registries. The environment lives in
@@ -74,7 +74,7 @@ def ensure_env() -> None:
     pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
     _step("pip", [*pip, "--upgrade", "pip"], log)
     _step(TORCH_SPEC, [*pip, TORCH_SPEC], log)
-    _step("heal-hf and its dependencies (editable, [dev,space])", [*pip, "-e", f"{ROOT}[dev,space]"], log)
+    _step("heal-hf and its dependencies (editable, [dev])", [*pip, "-e", f"{ROOT}[dev]"], log)
     # What pip or the build still warns about (not the config's missing index locations) is worth a look.
     notes = [line for line in log.read_text().splitlines()
              if line.startswith(("WARNING", "ERROR", "DEPRECATION")) and not _PIP_NOISE.match(line)]
@@ -99,6 +99,18 @@ def ensure_chromium() -> None:
               "(and fail under CI=true)", flush=True)
 
 
+def lint(root: Path = ROOT) -> int:
+    """ruff over the repository (its settings are in pyproject.toml): one line when clean, else the findings."""
+    done = subprocess.run([str(_bin("ruff")), "check", "--output-format", "concise", "."], cwd=root,
+                          capture_output=True, text=True)
+    if done.returncode == 0:
+        print("  ruff: all checks passed", flush=True)
+        return 0
+    sys.stdout.write(done.stdout + done.stderr)
+    print(f"dev.py: ruff found problems (above; `{_bin('ruff')} check --fix .` fixes some); tests not run", flush=True)
+    return done.returncode
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"demo", "test", "setup"}:
         print(__doc__)
@@ -110,7 +122,7 @@ def main(argv: list[str]) -> int:
     if command == "demo":
         return subprocess.call([str(_bin("heal-hf")), "demo", *rest])
     ensure_chromium()
-    return subprocess.call([str(_bin("python")), "-m", "pytest", "-q", *rest], cwd=ROOT)
+    return lint() or subprocess.call([str(_bin("python")), "-m", "pytest", "-q", *rest], cwd=ROOT)
 
 
 if __name__ == "__main__":

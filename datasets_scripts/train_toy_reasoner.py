@@ -88,7 +88,7 @@ def batch_tensors(ids: list[list[int]], starts: list[int], pad_id: int) -> dict[
 @torch.no_grad()
 def pass_rates(model, tokenizer, problems: int, samples: int, max_new_tokens: int, seed: int) -> dict[str, dict[str, float]]:
     """Greedy accuracy, sampled pass rate and mean token entropy (nats, temperature 1) on each family's test split."""
-    from heal_hf.app.train import greedy_completions
+    from heal_hf.app.evaluation import greedy_completions
     from heal_hf.data.rollout import sample_with_entropies
 
     model.eval()

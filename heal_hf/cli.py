@@ -1,13 +1,58 @@
-"""The `heal-hf` command. Each subcommand is a (parser, run) pair registered below."""
+"""The `heal-hf` command. Each subcommand is a (parser, run) pair registered below.
+
+Options that mirror a settings dataclass (or HEALConfig fields) are added by one helper,
+`_add_option`: every such flag defaults to None, meaning "not given", so that a --config
+file or the --quick preset can sit under the command line. transformers' HfArgumentParser
+cannot do that, nor take several values for a tuple field, nor offer --no-X for a
+boolean that defaults to False.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import typing
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+
+
+def _add_option(
+    parser: argparse.ArgumentParser, name: str, hint: Any, default: Any, help_text: str,
+    choices: Sequence[Any] | None = None,
+) -> None:
+    """Add --NAME (default None: not given) for a setting of type `hint`; its help ends with `default`.
+
+    A bool is --NAME / --no-NAME; a tuple or list takes one or more values; X | None takes an X.
+    """
+    if default is dataclasses.MISSING:
+        help_text += " (required)"
+    elif "(default" not in help_text:
+        help_text += f" (default: {' '.join(map(str, default)) if isinstance(default, tuple) else default})"
+    flag = "--" + name.replace("_", "-")
+    args = [a for a in typing.get_args(hint) if a is not type(None) and a is not Ellipsis]
+    several = typing.get_origin(hint) in (tuple, list)
+    kind = args[0] if args else hint
+    if kind is bool:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+    else:
+        parser.add_argument(flag, type=kind, nargs="+" if several else None, default=None, choices=choices,
+                            help=help_text)
+
+
+def _add_fields(parser: argparse.ArgumentParser, cls: type, choices: dict[str, Sequence[Any]] | None = None) -> None:
+    """One `_add_option` per field of the dataclass `cls`, its help from the field's metadata."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        _add_option(parser, f.name, hints[f.name], f.default, f.metadata["help"], (choices or {}).get(f.name))
+
+
+def _given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The fields of the dataclass `cls` given on the command line (several values as a tuple)."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if v is not None}
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
@@ -44,31 +89,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _replicate_args(p: argparse.ArgumentParser) -> None:
-    import dataclasses
-
     from .experiments.replicate import ARMS, QUICK, ReplicateSettings
     from .toy.tasks import TARGET_FAMILIES
 
-    for f in dataclasses.fields(ReplicateSettings):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        help_text = f.metadata["help"] + f" (default: {' '.join(map(str, default)) if isinstance(default, tuple) else default})"
-        if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif isinstance(default, tuple):
-            kind = int if f.name == "seeds" else str
-            choices = {"families": TARGET_FAMILIES, "arms": tuple(ARMS)}.get(f.name)
-            p.add_argument(flag, nargs="+", type=kind, default=None, choices=choices, help=help_text)
-        else:
-            kind = float if f.name == "target_fraction" else (str if default is None else type(default))
-            p.add_argument(flag, type=kind, default=None, help=help_text)
+    _add_fields(p, ReplicateSettings, choices={"families": TARGET_FAMILIES, "arms": tuple(ARMS)})
     p.add_argument("--quick", action="store_true",
                    help="smoke test: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + " (explicit options win)")
 
 
 def _replicate(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from .experiments.replicate import (
         QUICK,
         ReplicateSettings,
@@ -76,12 +105,7 @@ def _replicate(args: argparse.Namespace) -> int:
         results_table,
     )
 
-    options = dict(QUICK) if args.quick else {}
-    for f in dataclasses.fields(ReplicateSettings):
-        value = getattr(args, f.name)
-        if value is not None:
-            options[f.name] = tuple(value) if isinstance(value, list) else value
-    settings = ReplicateSettings(**options)
+    settings = ReplicateSettings(**{**(QUICK if args.quick else {}), **_given(args, ReplicateSettings)})
     results = replicate(settings)
     if not settings.report:
         return 0
@@ -92,10 +116,9 @@ def _replicate(args: argparse.Namespace) -> int:
 
 
 def _build_pool_args(p: argparse.ArgumentParser) -> None:
-    import dataclasses
-
     from .core.verifiers import VERIFIERS
-    from .data.pool import POOL_BACKENDS, POOL_REPO_ID, PoolBuildConfig
+    from .data.pool import POOL_REPO_ID
+    from .data.pool_shards import POOL_BACKENDS, PoolBuildConfig
 
     p.add_argument("--model", required=True, help="a causal LM: local folder or Hub id")
     p.add_argument("--dataset", required=True, help="prompts: a .json/.jsonl/.csv/.parquet file, a folder or a Hub id")
@@ -103,17 +126,7 @@ def _build_pool_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset-config", default=None, help="dataset configuration name on the Hub (e.g. main)")
     p.add_argument("--out", required=True, help="build folder: new or empty, or an earlier build to resume")
     p.add_argument("--limit", type=int, default=None, help="use only the first N prompts")
-    for f in dataclasses.fields(PoolBuildConfig):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata["help"]
-        if "default" not in help_text:
-            help_text += f" (default {f.default})"
-        if isinstance(f.default, bool):
-            p.add_argument(flag, action="store_true", help=help_text)
-        else:
-            kind = type(f.default) if f.default is not None else str
-            choices = {"verifier": sorted(VERIFIERS), "backend": POOL_BACKENDS}.get(f.name)
-            p.add_argument(flag, type=kind, default=f.default, choices=choices, help=help_text)
+    _add_fields(p, PoolBuildConfig, choices={"verifier": sorted(VERIFIERS), "backend": POOL_BACKENDS})
     p.add_argument("--model-id", default=None,
                    help="the model name recorded in the rows and card (default: --model, a folder's name)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: the process's accelerator, else cpu)")
@@ -125,18 +138,14 @@ def _build_pool_args(p: argparse.ArgumentParser) -> None:
 
 
 def _build_pool(args: argparse.Namespace) -> int:
-    import dataclasses
-    from pathlib import Path
-
     from .app.pool_build import build_pool, load_prompt_dataset, process_layout
-    from .data.pool import PoolBuildConfig
+    from .data.pool_shards import PoolBuildConfig
     from .data.rollout import check_vllm, load_causal_lm
 
     # Under `accelerate launch` each process builds its share of the shards (see build_pool).
     process_index, num_processes, process_device = process_layout()
     device = args.device or process_device
-    config = PoolBuildConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PoolBuildConfig)})
-    config.validate()
+    config = PoolBuildConfig(**_given(args, PoolBuildConfig)).validate()
     if config.backend == "vllm":  # before minutes of loading, not after
         check_vllm()
     dataset = load_prompt_dataset(args.dataset, split=args.split, config_name=args.dataset_config)
@@ -168,7 +177,7 @@ def _repo_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--add-pool", action="append", default=[], metavar="[NAME=]DIR",
                    help="one more config of the pool dataset (one per model's pool; repeatable): a pool build folder, "
                    "named NAME or after its model; configs staged into the folder before are kept")
-    p.add_argument("--toy", default=None, help="toy reasoner folder (default: the bundled one, once it exists)")
+    p.add_argument("--toy", default=None, help="toy reasoner folder (default: the bundled one)")
     p.add_argument("--space", default=None, help="Entropy Explorer Space folder (default: spaces/entropy-explorer)")
 
 
@@ -223,9 +232,10 @@ def _space(args: argparse.Namespace) -> int:
     from .app.space import launch
 
     launch(args.model, server_name=args.host, server_port=args.port)  # a model that cannot load: ValueError
-def _train_args(p: argparse.ArgumentParser) -> None:
-    import dataclasses
+    return 0
 
+
+def _train_args(p: argparse.ArgumentParser) -> None:
     from .app.train import (
         TRAINING_CHOICES,
         TRAINING_OPTIONS,
@@ -235,29 +245,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--config", help="YAML file of options: any option below (underscores), or any HEALConfig / "
                    "GRPOConfig field; the command line wins (default: none)")
-    for f in dataclasses.fields(TrainSettings):
-        help_text = f.metadata["help"]
-        if f.default is dataclasses.MISSING:
-            help_text += " (required)"
-        elif "default:" not in help_text:
-            help_text += f" (default: {f.default})"
-        kind = {"bool": None, "int | None": int, "int": int, "float": float}.get(str(f.type), str)
-        flag = "--" + f.name.replace("_", "-")
-        if kind is None:
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        else:
-            p.add_argument(flag, type=kind, default=None, help=help_text)
+    _add_fields(p, TrainSettings)
     defaults = training_defaults()
     for name, help_text in TRAINING_OPTIONS.items():
-        flag = "--" + name.replace("_", "-")
         value = defaults[name]
-        if "default:" not in help_text:
-            help_text += f" (default: {value})"
-        if isinstance(value, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        else:
-            kind = float if value is None or isinstance(value, float) else type(value)
-            p.add_argument(flag, type=kind, default=None, choices=TRAINING_CHOICES.get(name), help=help_text)
+        hint = float if value is None else type(value)  # HEALConfig's own types would import TRL for --help
+        _add_option(p, name, hint, value, help_text, TRAINING_CHOICES.get(name))
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -12,13 +12,8 @@ from huggingface_hub import DatasetCard
 
 from heal_hf.app.pool_build import build_pool
 from heal_hf.cli import main
-from heal_hf.data.pool import (
-    PoolBuildConfig,
-    bundled_pool_path,
-    config_name_for,
-    load_pool,
-    split_pool_source,
-)
+from heal_hf.data.pool import bundled_pool_path, config_name_for, load_pool, split_pool_source
+from heal_hf.data.pool_shards import PoolBuildConfig
 from heal_hf.hub import stage as hub
 from heal_hf.hub.stage import STAGE_MANIFEST, publish, stage_hub
 from heal_hf.metrics import EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH
@@ -96,15 +91,20 @@ def test_namespace_replaces_heal_in_ids_and_texts(built_pool, tiny_model_dir, ex
         stage_hub(tmp_path / "bad", namespace="-bad/name", pool_dir=built_pool)
 
 
-def test_missing_optional_repos_are_skipped(monkeypatch, tmp_path):
-    for name in ("bundled_pool_path", "toy_reasoner_dir", "explorer_space_dir"):
-        monkeypatch.setattr(hub, name, lambda: tmp_path / "absent")
-    staged, skipped = stage_hub(tmp_path / "out")
-    assert [r.repo_id for r in staged] == ["heal/eda", "heal/entropy_dynamics"]
-    assert [line.split(":")[0] for line in skipped] == [
-        "datasets/heal/general-entropy-pool", "models/heal/toy-reasoner", "spaces/heal/entropy-explorer"]
+def test_only_the_explorer_space_is_optional(built_pool, tiny_model_dir, monkeypatch, tmp_path):
+    monkeypatch.setattr(hub, "explorer_space_dir", lambda: tmp_path / "absent")  # an installed heal-hf: no spaces/
+    staged, skipped = stage_hub(tmp_path / "out", pool_dir=built_pool, toy_dir=tiny_model_dir)
+    assert [r.repo_id for r in staged] == ["heal/general-entropy-pool", "heal/eda", "heal/entropy_dynamics",
+                                           "heal/toy-reasoner"]
+    assert [line.split(":")[0] for line in skipped] == ["spaces/heal/entropy-explorer"]
+    # The pool and the toy reasoner ship with heal-hf: a missing one is an error, not a skip.
     with pytest.raises(ValueError, match="no pool_build.json"):
         stage_hub(tmp_path / "out", pool_dir=tmp_path / "absent")
+    monkeypatch.setattr(hub, "bundled_pool_path", lambda: tmp_path / "absent")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'absent'} holds no pool_build.json"):
+        stage_hub(tmp_path / "out", toy_dir=tiny_model_dir)
+    with pytest.raises(ValueError, match="holds no config.json"):
+        stage_hub(tmp_path / "out", pool_dir=built_pool, toy_dir=tmp_path / "absent")
 
 
 def test_restaging_replaces_its_own_files_only(built_pool, tmp_path):
@@ -165,14 +165,14 @@ def test_publish_without_a_token_is_a_clear_error(built_pool, monkeypatch, tmp_p
     assert "no Hugging Face token found; set HF_TOKEN or run `hf auth login`" in capsys.readouterr().err
 
 
-def test_publish_creates_each_repo_then_uploads_its_staged_folder(built_pool, monkeypatch, tmp_path):
-    for name in ("toy_reasoner_dir", "explorer_space_dir"):  # the same repos whether this checkout has them or not
-        monkeypatch.setattr(hub, name, lambda: tmp_path / "absent")
+def test_publish_creates_each_repo_then_uploads_its_staged_folder(built_pool, tiny_model_dir, monkeypatch, tmp_path):
+    monkeypatch.setattr(hub, "explorer_space_dir", lambda: tmp_path / "absent")  # the same repos in any checkout
     api, stream = RecordingApi(), io.StringIO()
-    publish("carol", private=True, pool_dir=built_pool, staged_dir=tmp_path / "staged", api=api, stream=stream)
+    publish("carol", private=True, pool_dir=built_pool, toy_dir=tiny_model_dir, staged_dir=tmp_path / "staged",
+            api=api, stream=stream)
     creates = [(c[1], c[2]["repo_type"], c[2]["private"], c[2]["space_sdk"]) for c in api.calls if c[0] == "create_repo"]
     assert creates == [("carol/general-entropy-pool", "dataset", True, None), ("carol/eda", "space", True, "gradio"),
-                       ("carol/entropy_dynamics", "space", True, "gradio")]
+                       ("carol/entropy_dynamics", "space", True, "gradio"), ("carol/toy-reasoner", "model", True, None)]
     uploads = {c[1]: c[2] for c in api.calls if c[0] == "upload_folder"}
     # No stale shards of the staged config on the Hub, nor a one-pool repo's; other configs' files stay.
     assert uploads["carol/general-entropy-pool"]["delete_patterns"] == ["data/*", "pool_build.json", "tiny-llama/data/*"]

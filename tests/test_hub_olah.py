@@ -20,7 +20,7 @@ from hub_mirror import (
 
 from heal_hf import EDAReward
 from heal_hf.data.pool import POOL_FEATURES, load_pool, pool_reference
-from heal_hf.hub.stage import explorer_space_dir, publish, stage_hub, toy_reasoner_dir
+from heal_hf.hub.stage import explorer_space_dir, publish, stage_hub
 from heal_hf.metrics import ENTROPY_DYNAMICS_PATH
 
 pytestmark = pytest.mark.slow
@@ -32,9 +32,9 @@ def _needs_git() -> None:
 
 
 def test_load_dataset_evaluate_and_snapshot_download_through_olah(built_pool, tiny_model_dir, tmp_path):
-    # The bundled toy reasoner and the Entropy Explorer Space when this checkout has them, else stand-ins
-    # (a saved tiny model, a one-file Space), so every kind of repo goes through the server.
-    toy = None if (toy_reasoner_dir() / "config.json").exists() else tiny_model_dir
+    # The bundled toy reasoner, and the Entropy Explorer Space when this checkout has it, else a one-file stand-in,
+    # so every kind of repo goes through the server.
+    toy = None
     explorer = None
     if not (explorer_space_dir() / "app.py").exists():
         explorer = tmp_path / "explorer"

@@ -19,16 +19,10 @@ from huggingface_hub import DatasetCard
 
 from heal_hf.app.pool_build import build_pool, finalize_pool
 from heal_hf.cli import main
-from heal_hf.data.pool import (
-    MANIFEST_NAME,
-    POOL_FEATURES,
-    PoolBuildConfig,
-    load_pool,
-    shard_name,
-    shard_seed,
-    with_pool_scores,
-)
+from heal_hf.data.pool import POOL_FEATURES, bundled_pool_path, load_pool, with_pool_scores
+from heal_hf.data.pool_shards import MANIFEST_NAME, PoolBuildConfig, shard_name, shard_seed
 from heal_hf.data.rollout import load_causal_lm
+from heal_hf.hub.cards import pool_card_text
 from heal_hf.toy.tiny import tiny_causal_lm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +69,12 @@ def test_a_built_folder_loads_with_load_dataset_and_matches_the_schema(built_poo
     rescored = with_pool_scores(unscored, seed=0)
     assert list(ds["uncertainty_score"]) == list(rescored["uncertainty_score"])
     assert list(ds["diversity_score"]) == list(rescored["diversity_score"])
+
+
+def test_the_bundled_pool_card_is_the_one_its_template_writes_today():
+    bundled = bundled_pool_path()
+    assert (bundled / "README.md").read_text() == pool_card_text(bundled), (
+        "the bundled pool's card is stale: rewrite it with heal_hf.hub.cards.write_pool_card(bundled_pool_path())")
 
 
 def test_the_dataset_card(built_pool):

@@ -21,13 +21,8 @@ from test_pool_build import _assert_same_rows, _cli_args, _config, _env, _snapsh
 
 from heal_hf.app.pool_build import build_pool
 from heal_hf.cli import main
-from heal_hf.data.pool import (
-    MANIFEST_NAME,
-    PoolBuildConfig,
-    load_pool,
-    sample_pool_rows,
-    shard_name,
-)
+from heal_hf.data.pool import load_pool, sample_pool_rows
+from heal_hf.data.pool_shards import MANIFEST_NAME, PoolBuildConfig, shard_name
 from heal_hf.data.rollout import (
     VLLM_MISSING,
     completion_entropies,
@@ -117,19 +112,6 @@ def test_an_interrupted_two_phase_build_resumes_to_the_same_rows(two_phase_pool,
     with pytest.raises(ValueError, match="other settings.*'backend': 'transformers-two-phase'"):
         _build(out)
     assert _snapshot(out) == before
-
-
-def test_a_build_from_before_the_backend_option_resumes_as_transformers(built_pool, tmp_path):
-    out = tmp_path / "pool"
-    shutil.copytree(built_pool, out)
-    manifest = json.loads((out / MANIFEST_NAME).read_text())
-    del manifest["config"]["backend"]
-    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
-    (out / "data" / shard_name(1, 3)).unlink()
-    _build(out)
-    _assert_same_rows(load_pool(out), load_pool(built_pool))
-    with pytest.raises(ValueError, match="other settings"):
-        _build(out, backend=TWO_PHASE)
 
 
 def test_backend_vllm_without_vllm_is_one_line_before_anything_is_written(tiny_model_dir, prompts_file, tmp_path,

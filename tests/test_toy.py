@@ -9,7 +9,7 @@ import pytest
 from conftest import torch_threads
 from huggingface_hub import ModelCard
 
-from heal_hf.app.train import greedy_completions
+from heal_hf.app.evaluation import greedy_completions
 from heal_hf.data.rollout import sample_with_entropies
 from heal_hf.toy import (
     MANIFEST,

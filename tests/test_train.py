@@ -255,7 +255,7 @@ def test_bad_input_fails_before_training(assets, full_run, tmp_path, monkeypatch
     fails(cli_args(assets, tmp_path / "e", "--config", str(config)), "unknown options ['eda_binz']")
     fails(cli_args(assets, full_run.output_dir), "already holds another heal-hf run; pass --resume")
     fails(cli_args(assets, tmp_path / "f", "--resume"), "has no heal_run.json")
-    fails(cli_args(assets, full_run.output_dir, "--resume", "--max-steps", "5"), "used different options [", "'config.max_steps'")
+    fails(cli_args(assets, full_run.output_dir, "--resume", "--max-steps", "5"), "holds a run made with other settings (", "config.max_steps: 3 there, 5 now")
     import huggingface_hub.constants
 
     for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
@@ -296,6 +296,23 @@ def test_every_option_has_a_default_and_help_and_heal_defaults_match_heal_config
     fields = HEALConfig.__dataclass_fields__
     for name in ("eda_weight", "eda_reference", "eda_only_correct", "target_fraction", "temperature", "beta"):
         assert defaults[name] == fields[name].default, name
+
+
+def test_settings_flags_parse_to_their_fields_and_leave_the_rest_unset():
+    from heal_hf.data.pool_shards import PoolBuildConfig
+    from heal_hf.experiments.replicate import ReplicateSettings
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["replicate", "--seeds", "0", "1", "--no-report", "--target-fraction", "0.5"])
+    assert cli._given(args, ReplicateSettings) == {"seeds": (0, 1), "report": False, "target_fraction": 0.5}
+    args = parser.parse_args(["build-pool", "--model", "m", "--dataset", "d", "--out", "o", "--bins", "8",
+                              "--no-chat-template"])
+    assert cli._given(args, PoolBuildConfig) == {"bins": 8, "chat_template": False}
+    args = parser.parse_args(["train", "--no-lora", "--eda-weight", "0.5", "--target-fraction", "0.25"])
+    assert (args.lora, args.eda_weight, args.target_fraction, args.eval_baseline) == (False, 0.5, 0.25, None)
+    with pytest.raises(SystemExit):  # a choice outside the list is argparse's error, before anything runs
+        with contextlib.redirect_stderr(io.StringIO()):
+            parser.parse_args(["replicate", "--arms", "no-such-arm"])
 
 
 # --- interruption and resume, and two processes (slow: real subprocesses) -----------

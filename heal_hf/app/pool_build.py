@@ -4,7 +4,7 @@ Shard i of a build is a fixed chunk of `shard_size` prompts sampled with
 `shard_seed(seed, i)`, so its rows do not depend on which process built it or when.
 Every file is written through `heal_hf.data.files.atomic_write`: after a kill -9 a shard
 either exists whole or not at all, and the next run builds exactly the missing ones.
-The folder's layout and its reading live in `heal_hf.data.pool`; its card in `heal_hf.hub.cards`.
+The folder's layout is `heal_hf.data.pool_shards`, its reading `heal_hf.data.pool`, its card `heal_hf.hub.cards`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import datasets
 import numpy as np
@@ -27,82 +27,23 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..core.selection import CRITERIA
 from ..core.verifiers import check_reference_answers
-from ..data.files import atomic_write, load_rows, write_json_atomic
-from ..data.pool import (
+from ..data.files import atomic_write, claim_folder, load_rows
+from ..data.pool import POOL_FEATURES, POOL_REPO_ID, pool_scores, sample_pool_rows, tokenizer_fingerprint, validate_pool
+from ..data.pool_shards import (
     DATA_DIR,
     MANIFEST_NAME,
-    POOL_FEATURES,
-    POOL_REPO_ID,
     SCHEMA_VERSION,
     PoolBuildConfig,
     build_shard_paths,
-    pool_scores,
     read_build_manifest,
-    sample_pool_rows,
     shard_name,
     shard_rows,
     shard_seed,
-    tokenizer_fingerprint,
-    validate_pool,
 )
 from ..data.rollout import check_causal_lm, check_vllm, load_vllm
 from ..hub.cards import write_pool_card
 
 _IDENTITY_EXEMPT = ("heal_hf_version", "command")  # manifest keys a resumed build may differ in
-
-
-def _dataset_fingerprint(
-    prompts: Sequence[str], answers: Sequence[str], sources: Sequence[str], verifiers: Sequence[str] | None
-) -> str:
-    digest = hashlib.sha256()
-    for row in zip(prompts, answers, sources, verifiers or [None] * len(prompts)):
-        digest.update(json.dumps(row, ensure_ascii=False).encode() + b"\n")
-    return digest.hexdigest()[:16]
-
-
-def _claim_out_dir(out: Path, manifest: dict[str, Any]) -> None:
-    """Start a build in `out` or check that it continues the one already there."""
-    existing = out / MANIFEST_NAME
-    if existing.exists():
-        previous = read_build_manifest(out)
-        previous.get("config", {}).setdefault("backend", "transformers")  # builds from before --backend
-        differ = sorted(
-            k for k in set(previous) | set(manifest) if k not in _IDENTITY_EXEMPT and previous.get(k) != manifest.get(k)
-        )
-        if differ:
-            details = "; ".join(f"{k}: {previous.get(k)!r} there, {manifest.get(k)!r} now" for k in differ)
-            raise ValueError(
-                f"out: {out} holds a pool built with other settings ({details}); "
-                "resume with the same settings or build into a new folder"
-            )
-        return
-    ours = (f".{MANIFEST_NAME}.",)  # another process of this build may be writing the manifest right now
-    if out.exists() and any(not p.name.startswith(ours) for p in out.iterdir()):
-        raise ValueError(
-            f"out: {out} is not empty and holds no {MANIFEST_NAME}; pass a new or empty folder "
-            "(nothing in it was changed)"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(existing, manifest)
-
-
-def _check_shard(path: Path, expected_rows: int) -> None:
-    rows = shard_rows(path)
-    if rows != expected_rows:
-        raise ValueError(
-            f"pool: shard {path} has {rows} rows but this build expects {expected_rows}; delete that file "
-            "and re-run the same `heal-hf build-pool` command to rebuild it"
-        )
-
-
-def _read_shard(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
-    try:
-        return pq.read_table(path, columns=list(columns) if columns else None)
-    except Exception as err:
-        raise ValueError(
-            f"pool: shard {path} is corrupt ({err}); delete that file and re-run the same "
-            "`heal-hf build-pool` command to rebuild it"
-        ) from None
 
 
 def build_pool(
@@ -125,14 +66,12 @@ def build_pool(
 ) -> Path:
     """Build (or resume) a general-entropy pool in `out_dir` and return the folder.
 
-    Samples `config.samples_per_prompt` responses per prompt of `dataset` with
-    `model`, records their token entropies, verifies them against the answer column
-    and writes pool rows (POOL_FEATURES) as parquet shards under `out_dir/data/`.
-    `config.backend` chooses how (POOL_BACKENDS): entropies recorded during
-    `generate`, or generation first (transformers or vLLM) and then one batched
-    teacher-forced forward of `model` for the entropies.
-    Shards already there are kept, so re-running after an interruption (even kill -9)
-    builds only what is missing.
+    Samples `config.samples_per_prompt` responses per prompt of `dataset` with `model`, records their
+    token entropies, verifies them against the answer column and writes pool rows (POOL_FEATURES) as
+    parquet shards under `out_dir/data/`. `config.backend` chooses how (POOL_BACKENDS): entropies
+    recorded during `generate`, or generation first (transformers or vLLM) and then one batched
+    teacher-forced forward of `model` for the entropies. Shards already there are kept, so re-running
+    after an interruption (even kill -9) builds only what is missing.
 
     With several processes (e.g. under `accelerate launch`), process `process_index`
     of `num_processes` builds shards i with i % num_processes == process_index; the
@@ -158,6 +97,65 @@ def build_pool(
     check_causal_lm(model)
     if not 0 <= process_index < num_processes:
         raise ValueError(f"process_index: expected 0 <= {process_index} < num_processes = {num_processes}")
+    dataset_id = dataset_id or dataset.info.dataset_name or "dataset"
+    model_id = model_id or getattr(model, "name_or_path", "") or type(model).__name__
+    problems = _problems(dataset, config, dataset_id)
+    num_shards = -(-len(problems.prompts) // config.shard_size)
+    tokenizer_hash = tokenizer_fingerprint(tokenizer)
+    out = Path(out_dir)
+    if (out / MANIFEST_NAME).exists():
+        read_build_manifest(out)  # another schema version is said as such, not as one setting among others
+    manifest = _manifest(model_id, tokenizer_hash, dataset_id, problems, config, num_shards, command)
+    claim_folder(out, MANIFEST_NAME, manifest, ignore=_IDENTITY_EXEMPT, what="out")
+    (out / DATA_DIR).mkdir(exist_ok=True)
+    mine = [i for i in range(num_shards) if i % num_processes == process_index]
+    todo = [i for i in mine if not _shard_done(out / DATA_DIR / shard_name(i, num_shards), problems.shard(i, config))]
+    if todo and config.backend == "vllm" and llm is None:
+        llm = load_vllm(str(model.name_or_path), dtype=_dtype_name(model), distributed=num_processes > 1)
+    total = sum(len(problems.shard(i, config)) for i in mine)
+    with tqdm(total=total, initial=total - sum(len(problems.shard(i, config)) for i in todo), unit="prompt",
+              desc=f"build-pool [{process_index + 1}/{num_processes}]", position=process_index,
+              disable=not progress, smoothing=0.1, dynamic_ncols=True) as bar:
+        for i in todo:
+            rows = sample_pool_rows(model, tokenizer, config=config, seed=shard_seed(config.seed, i), model_id=model_id,
+                                    tokenizer_hash=tokenizer_hash, progress=bar.update, llm=llm,
+                                    **problems.part(problems.shard(i, config)))
+            _write_shard(out / DATA_DIR / shard_name(i, num_shards), rows)
+    if process_index != 0 or not finalize:
+        return out
+    _wait_for_shards(out / DATA_DIR, num_shards, poll_seconds, progress)
+    return finalize_pool(out, repo_id=repo_id, license=license)
+
+
+class _Problems(NamedTuple):
+    """A pool's dataset as the build reads it: prompts, answers, sources, and each row's verifier (None: one for all)."""
+
+    prompts: list[str]
+    answers: list[str]
+    sources: list[str]
+    verifiers: list[str] | None
+
+    def shard(self, index: int, config: PoolBuildConfig) -> range:
+        """The rows of shard `index`: a fixed chunk of `config.shard_size`, whoever builds it."""
+        return range(index * config.shard_size, min(len(self.prompts), (index + 1) * config.shard_size))
+
+    def part(self, rows: range) -> dict[str, list[str] | None]:
+        """The prompts, answers, sources and verifiers of `rows`, as `sample_pool_rows` takes them."""
+        part = slice(rows.start, rows.stop)
+        return {"prompts": self.prompts[part], "answers": self.answers[part], "sources": self.sources[part],
+                "verifiers": self.verifiers[part] if self.verifiers else None}
+
+    def fingerprint(self) -> str:
+        """A short hash of every row: a resumed build must read the same dataset."""
+        digest = hashlib.sha256()
+        for row in zip(self.prompts, self.answers, self.sources, self.verifiers or [None] * len(self.prompts)):
+            digest.update(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+        return digest.hexdigest()[:16]
+
+
+def _problems(dataset: datasets.Dataset, config: PoolBuildConfig, dataset_id: str) -> _Problems:
+    """The problems of a pool's dataset; ValueError, before the folder is touched, on a missing column, no rows,
+    or a reference answer its verifier cannot check."""
     for role, column in (("prompt_column", config.prompt_column), ("answer_column", config.answer_column),
                          ("source_column", config.source_column), ("verifier_column", config.verifier_column)):
         if column is not None and column not in dataset.column_names:
@@ -167,8 +165,6 @@ def build_pool(
             )
     if len(dataset) == 0:
         raise ValueError("dataset: it has no rows; expected at least one prompt")
-    dataset_id = dataset_id or dataset.info.dataset_name or "dataset"
-    model_id = model_id or getattr(model, "name_or_path", "") or type(model).__name__
     prompts = [str(p) for p in dataset[config.prompt_column]]
     answers = [str(a) for a in dataset[config.answer_column]]
     if config.source_column:
@@ -177,69 +173,63 @@ def build_pool(
         sources = [config.source or dataset_id] * len(prompts)
     verifiers = [str(v) for v in dataset[config.verifier_column]] if config.verifier_column else None
     names = verifiers or [config.verifier] * len(answers)
-    for name in set(names):  # bad reference answers: an error before the folder is touched
+    for name in set(names):
         check_reference_answers(name, [a for a, n in zip(answers, names) if n == name], f"dataset {dataset_id}")
-    num_shards = -(-len(prompts) // config.shard_size)
-    tokenizer_hash = tokenizer_fingerprint(tokenizer)
-    manifest = {
+    return _Problems(prompts, answers, sources, verifiers)
+
+
+def _manifest(
+    model_id: str, tokenizer_hash: str, dataset_id: str, problems: _Problems, config: PoolBuildConfig,
+    num_shards: int, command: str | None,
+) -> dict[str, Any]:
+    """The build's `pool_build.json`: what the pool is sampled from and how (a resumed build must match it)."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "heal_hf_version": __version__,
         "model_id": model_id,
         "tokenizer_hash": tokenizer_hash,
-        "dataset": {"id": dataset_id, "num_prompts": len(prompts),
-                    "fingerprint": _dataset_fingerprint(prompts, answers, sources, verifiers)},
+        "dataset": {"id": dataset_id, "num_prompts": len(problems.prompts), "fingerprint": problems.fingerprint()},
         "config": asdict(config),
         "num_shards": num_shards,
         "command": command,
     }
-    out = Path(out_dir)
-    _claim_out_dir(out, manifest)
-    data = out / DATA_DIR
-    data.mkdir(exist_ok=True)
 
-    def rows_of(i: int) -> range:
-        return range(i * config.shard_size, min(len(prompts), (i + 1) * config.shard_size))
 
-    mine = [i for i in range(num_shards) if i % num_processes == process_index]
-    todo = []
-    for i in mine:
-        path = data / shard_name(i, num_shards)
-        for stale in data.glob(f".{path.name}.*.tmp"):  # left by a killed run of this shard
-            stale.unlink()
-        if path.exists():
-            _check_shard(path, len(rows_of(i)))
-        else:
-            todo.append(i)
-    if todo and config.backend == "vllm" and llm is None:
-        dtype = str(next(model.parameters()).dtype).removeprefix("torch.")  # vLLM generates in the scorer's dtype
-        llm = load_vllm(str(model.name_or_path), dtype=dtype, distributed=num_processes > 1)
-    total = sum(len(rows_of(i)) for i in mine)
-    bar = tqdm(total=total, initial=total - sum(len(rows_of(i)) for i in todo), unit="prompt",
-               desc=f"build-pool [{process_index + 1}/{num_processes}]", position=process_index,
-               disable=not progress, smoothing=0.1, dynamic_ncols=True)
-    try:
-        for i in todo:
-            span = rows_of(i)
-            rows = sample_pool_rows(
-                model, tokenizer, prompts[span.start : span.stop], answers[span.start : span.stop],
-                sources[span.start : span.stop], config, shard_seed(config.seed, i), model_id, tokenizer_hash,
-                progress=bar.update, verifiers=verifiers[span.start : span.stop] if verifiers else None, llm=llm,
-            )
-            # pyarrow straight from the rows (datasets' from_list made the same table, 3x slower)
-            table = pa.Table.from_pylist(rows, schema=POOL_FEATURES.arrow_schema)
-            with atomic_write(data / shard_name(i, num_shards)) as tmp:
-                pq.write_table(table, tmp)
-    finally:
-        bar.close()
-    if process_index != 0 or not finalize:
-        return out
+def _shard_done(path: Path, rows: range) -> bool:
+    """Whether shard `path` is built, with the rows this build expects; removes what a killed run left of it."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink()
+    if not path.exists():
+        return False
+    found, expected_rows = shard_rows(path), len(rows)
+    if found != expected_rows:
+        raise ValueError(
+            f"pool: shard {path} has {found} rows but this build expects {expected_rows}; delete that file "
+            "and re-run the same `heal-hf build-pool` command to rebuild it"
+        )
+    return True
+
+
+def _dtype_name(model: Any) -> str:
+    """The dtype of `model`'s weights by name ("float32"): vLLM generates in the scorer's dtype."""
+    return str(next(model.parameters()).dtype).removeprefix("torch.")
+
+
+def _write_shard(path: Path, rows: list[dict[str, Any]]) -> None:
+    # pyarrow straight from the rows (datasets' from_list made the same table, 3x slower)
+    table = pa.Table.from_pylist(rows, schema=POOL_FEATURES.arrow_schema)
+    with atomic_write(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def _wait_for_shards(data: Path, num_shards: int, poll_seconds: float, progress: bool) -> None:
+    """Return once every shard is in `data` (the other processes of the build write theirs)."""
     waiting = False
     while missing := [i for i in range(num_shards) if not (data / shard_name(i, num_shards)).exists()]:
         if not waiting and progress:
             print(f"build-pool: waiting for {len(missing)} shards from the other processes", file=sys.stderr)
         waiting = True
         time.sleep(poll_seconds)
-    return finalize_pool(out, repo_id=repo_id, license=license)
 
 
 def finalize_pool(out_dir: str | Path, repo_id: str = POOL_REPO_ID, license: str | None = None) -> Path:
@@ -273,6 +263,16 @@ def finalize_pool(out_dir: str | Path, repo_id: str = POOL_REPO_ID, license: str
     pool = validate_pool(datasets.Dataset(pa.concat_tables(tables)).cast(POOL_FEATURES))
     write_pool_card(out, repo_id=repo_id, license=license, pool=pool)
     return out
+
+
+def _read_shard(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=list(columns) if columns else None)
+    except Exception as err:
+        raise ValueError(
+            f"pool: shard {path} is corrupt ({err}); delete that file and re-run the same "
+            "`heal-hf build-pool` command to rebuild it"
+        ) from None
 
 
 def process_layout() -> tuple[int, int, str]:

@@ -14,7 +14,6 @@ its options from it); datasets, transformers and TRL load when a run starts.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ import yaml
 from .. import __version__
 from ..core.eda import ESTIMATORS
 from ..core.verifiers import check_reference_answers, get_verifier, verifier_reward
-from ..data.files import atomic_write, error_line, load_rows, write_json_atomic
+from ..data.files import atomic_write, claim_folder, error_line, load_rows, write_json_atomic
 from ..data.run_folder import (
     CURVES_FILE,
     METRICS_FILE,
@@ -35,7 +34,7 @@ from ..data.run_folder import (
     history_from_logs,
     last_complete_checkpoint,
 )
-from ..toy import TOY_REASONER_PATH
+from ..toy import TOY_REASONER_PATH, check_toy_reasoner
 
 DEFAULT_MODEL = str(TOY_REASONER_PATH)
 """The model `heal-hf train` uses without --model: the bundled toy reasoner (switch it here)."""
@@ -197,29 +196,7 @@ def load_problems(
     return ds
 
 
-# --- Output folder, token, push ---------------------------------------------------
-
-
-def check_output_dir(output_dir: Path, resume: bool, fingerprint: dict[str, Any]) -> Path | None:
-    """Refuse a folder holding another run; with resume, return the last checkpoint (None: start fresh)."""
-    run_file = output_dir / RUN_FILE
-    if not resume:
-        if output_dir.exists() and any(output_dir.iterdir()):
-            what = "another heal-hf run" if run_file.exists() else "files"
-            raise ValueError(
-                f"output_dir: {output_dir} already holds {what}; pass --resume to continue it or choose a new --output-dir"
-            )
-        return None
-    if not run_file.exists():
-        raise ValueError(f"output_dir: --resume needs a run in {output_dir}, but it has no {RUN_FILE}; drop --resume")
-    stored = json.loads(run_file.read_text())["fingerprint"]
-    changed = sorted(k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k))
-    if changed:
-        raise ValueError(
-            f"output_dir: the run in {output_dir} used different options {changed}; resume it with the same "
-            "options or start a new --output-dir"
-        )
-    return last_complete_checkpoint(output_dir)
+# --- Token, push -----------------------------------------------------------------
 
 
 def hub_token() -> str:
@@ -274,24 +251,27 @@ class TrainResult:
     main_process: bool = True
 
 
+@dataclass
+class _RunData:
+    """What a run trains and evaluates on, loaded and checked before any model weights."""
+
+    target: Any
+    eval_set: Any
+    tokenizer: Any
+    pool: Any
+    mixed: Any  # the hybrid training set: target rows + general picks, `domain` column
+    sampler: Any  # how many target prompts a batch holds (the trainer draws with its own)
+    train_set: Any  # `mixed`, its prompts in chat form with --chat-template
+
+
 def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, callbacks: list[Any] | None = None) -> TrainResult:
     """Run few-shot HEAL training (see the module doc). `overrides` are HEALConfig fields;
     `callbacks` are transformers TrainerCallbacks added to the trainer."""
-    import datasets
     from accelerate import PartialState
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    from ..data.pool import (
-        DOMAIN_GENERAL,
-        POOL_REPO_ID,
-        load_pool,
-        split_pool_source,
-        tokenizer_fingerprint,
-    )
-    from ..data.processors import HybridSelection
     from ..hub.cards import plot_entropy_curves, write_model_card
-    from ..trl import DomainMixSampler, HEALConfig, HEALGRPOTrainer
-    from .evaluation import conversational
+    from ..trl import HEALConfig
 
     state = PartialState()
     overrides = dict(overrides or {})
@@ -302,80 +282,18 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
     get_verifier(settings.verifier)
     fingerprint = {k: v for k, v in dataclasses.asdict(settings).items() if k not in _RUN_FLAGS}
     fingerprint.update({f"config.{k}": v for k, v in sorted(overrides.items())})
-    checkpoint = check_output_dir(output_dir, settings.resume, fingerprint)
+    previous = claim_folder(output_dir, RUN_FILE, fingerprint, settings.resume, key="fingerprint") or {}
+    checkpoint = last_complete_checkpoint(output_dir) if previous else None
     if settings.push_to_hub:
         hub_token()
-
     # Training arguments first: they say how many prompts one batch takes.
     # The mixed set names its columns prompt / answer / domain whatever the target's were.
     config = HEALConfig(
         output_dir=str(output_dir),
         **{**training_defaults(), **overrides, "answer_column": "answer", "verifier": settings.verifier},
     )
-
-    target = load_problems(settings.target, settings.target_split, settings.prompt_column, settings.answer_column,
-                           "target", settings.verifier)
-    eval_set = None
-    if settings.eval is not None:
-        eval_set = load_problems(settings.eval, settings.eval_split, settings.prompt_column, settings.answer_column,
-                                 "eval", settings.verifier)
-    if not Path(settings.model).exists() and settings.model == DEFAULT_MODEL:
-        raise ValueError(f"model: the bundled toy reasoner is not installed at {DEFAULT_MODEL}; pass --model")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(settings.model, trust_remote_code=settings.trust_remote_code)
-    except OSError as err:  # no such folder, or a Hub id that cannot be reached
-        raise ValueError(f"model: cannot load {settings.model!r} ({error_line(err)}); pass --model with a local "
-                         "folder or a Hub id of a causal LM") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    pool = load_pool(settings.pool, bins=config.eda_bins, tokenizer_hash=tokenizer_fingerprint(tokenizer))
-    pool_dataset, _ = split_pool_source(settings.pool)  # the card's `datasets:` takes a repo id, not REPO:CONFIG
-    train_set_path = output_dir / TRAIN_SET_FILE
-    if settings.resume and train_set_path.exists():
-        mixed = datasets.Dataset.from_parquet(str(train_set_path))  # the exact set the run started with
-    else:
-        mixed = HybridSelection(
-            pool, n_general=settings.n_general, prompt_column=settings.prompt_column,
-            answer_column=settings.answer_column, redundancy=settings.selection_redundancy, seed=config.seed,
-        )(target)
-    per_batch = config.generation_batch_size // config.num_generations
-    sampler = DomainMixSampler(mixed["domain"], config.num_generations, per_batch, target_fraction=config.target_fraction)
-    train_set = mixed.map(lambda row: {"prompt": conversational([row["prompt"]])[0]}) if settings.chat_template else mixed
-
-    run = {
-        "heal_hf_version": __version__,
-        "status": "training",
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "fingerprint": fingerprint,
-        "settings": dataclasses.asdict(settings),
-        "model": {
-            "path": settings.model,
-            "base_model_id": settings.base_model_id or (settings.model if not Path(settings.model).exists() else None),
-            "adapter": settings.lora,
-            "tokenizer_hash": tokenizer_fingerprint(tokenizer),
-        },
-        "data": {
-            "target": {"source": settings.target, "split": settings.target_split, "rows": len(target)},
-            "general": {
-                "source": settings.pool,
-                "hub_id": POOL_REPO_ID if settings.pool == "bundled" else (
-                    pool_dataset if not Path(pool_dataset).exists() else None),
-                "rows": mixed["domain"].count(DOMAIN_GENERAL),
-                "pool_rows": len(pool),
-                "pool_model_id": pool[0]["model_id"],
-                "redundancy": settings.selection_redundancy,
-            },
-            "eval": None if eval_set is None else {"source": settings.eval, "split": settings.eval_split, "rows": len(eval_set)},
-            "prompts_per_batch": per_batch,
-            "target_prompts_per_batch": sampler.n_target,
-            "example_prompt": target[0][settings.prompt_column],
-        },
-        "training": {k: getattr(config, k) for k in HEAL_FIELDS + GRPO_FIELDS},
-        "versions": _versions(),
-    }
-    if settings.lora:
-        run["training"].update(lora_r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                               lora_target_modules=settings.lora_target_modules)
+    data = _load_data(settings, config)
+    run = _run_record(settings, config, fingerprint, data)
     state.wait_for_everyone()  # every process has passed the checks before anything is written
 
     model = AutoModelForCausalLM.from_pretrained(
@@ -383,36 +301,21 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
         dtype="auto" if torch.cuda.is_available() else torch.float32,
     )
     run["model"]["parameters"] = sum(p.numel() for p in model.parameters())
-    previous = json.loads((output_dir / RUN_FILE).read_text()) if settings.resume else {}
     metrics: dict[str, Any] = {"eval": {}}
-    if eval_set is not None and settings.eval_baseline:
+    if data.eval_set is not None and settings.eval_baseline:
         if previous.get("eval_baseline") is not None:
             metrics["eval"]["base"] = previous["eval_baseline"]
         elif state.is_main_process:
-            metrics["eval"]["base"] = _evaluate(model, tokenizer, eval_set, settings, config)
+            metrics["eval"]["base"] = _evaluate(model, data, settings, config)
     run["eval_baseline"] = metrics["eval"].get("base")
-
-    peft_config = None
-    if settings.lora:
-        from peft import LoraConfig
-
-        targets = settings.lora_target_modules
-        peft_config = LoraConfig(
-            r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-            target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
-            task_type="CAUSAL_LM",
-        )
-    trainer = HEALGRPOTrainer(
-        model=model, reward_funcs=[verifier_reward(settings.verifier)], args=config, train_dataset=train_set,
-        processing_class=tokenizer, pool=pool, peft_config=peft_config, callbacks=callbacks,
-    )
+    trainer = _trainer(model, settings, config, data, callbacks)
     run["model"]["trainable_parameters"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     # Written only now that the trainer has accepted its arguments too: a refused run leaves no folder behind.
     if state.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        if not train_set_path.exists():
-            with atomic_write(train_set_path) as tmp:
-                mixed.to_parquet(str(tmp))
+        if not (output_dir / TRAIN_SET_FILE).exists():
+            with atomic_write(output_dir / TRAIN_SET_FILE) as tmp:
+                data.mixed.to_parquet(str(tmp))
         write_json_atomic(output_dir / RUN_FILE, run)
     state.wait_for_everyone()
     started = time.perf_counter()
@@ -421,8 +324,8 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
     trainer.save_model(str(output_dir))
 
     if state.is_main_process:
-        if eval_set is not None:
-            metrics["eval"]["trained"] = _evaluate(trainer.model, tokenizer, eval_set, settings, config)
+        if data.eval_set is not None:
+            metrics["eval"]["trained"] = _evaluate(trainer.model, data, settings, config)
         metrics.update(
             train={"global_step": trainer.state.global_step, "runtime_s": runtime,
                    "resumed_from": None if checkpoint is None else Path(checkpoint).name},
@@ -443,13 +346,116 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
     return TrainResult(output_dir, metrics, trainer, pushed, main_process=state.is_main_process)
 
 
-def _evaluate(model: Any, tokenizer: Any, eval_set: Any, settings: TrainSettings, config: Any) -> dict:
+def _load_data(settings: TrainSettings, config: Any) -> _RunData:
+    """Target and eval problems, the tokenizer, the pool and the hybrid training set (a resumed run's own)."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    from ..data.pool import load_pool, tokenizer_fingerprint
+    from ..data.processors import HybridSelection
+    from ..trl import DomainMixSampler
+    from .evaluation import conversational
+
+    target = load_problems(settings.target, settings.target_split, settings.prompt_column, settings.answer_column,
+                           "target", settings.verifier)
+    eval_set = None
+    if settings.eval is not None:
+        eval_set = load_problems(settings.eval, settings.eval_split, settings.prompt_column, settings.answer_column,
+                                 "eval", settings.verifier)
+    if settings.model == DEFAULT_MODEL:
+        check_toy_reasoner()  # a missing or damaged bundled file is named, with the fix
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(settings.model, trust_remote_code=settings.trust_remote_code)
+    except OSError as err:  # no such folder, or a Hub id that cannot be reached
+        raise ValueError(f"model: cannot load {settings.model!r} ({error_line(err)}); pass --model with a local "
+                         "folder or a Hub id of a causal LM") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    pool = load_pool(settings.pool, bins=config.eda_bins, tokenizer_hash=tokenizer_fingerprint(tokenizer))
+    train_set_path = Path(settings.output_dir) / TRAIN_SET_FILE
+    if settings.resume and train_set_path.exists():
+        mixed = datasets.Dataset.from_parquet(str(train_set_path))  # the exact set the run started with
+    else:
+        mixed = HybridSelection(
+            pool, n_general=settings.n_general, prompt_column=settings.prompt_column,
+            answer_column=settings.answer_column, redundancy=settings.selection_redundancy, seed=config.seed,
+        )(target)
+    per_batch = config.generation_batch_size // config.num_generations
+    sampler = DomainMixSampler(mixed["domain"], config.num_generations, per_batch, target_fraction=config.target_fraction)
+    train_set = mixed.map(lambda row: {"prompt": conversational([row["prompt"]])[0]}) if settings.chat_template else mixed
+    return _RunData(target, eval_set, tokenizer, pool, mixed, sampler, train_set)
+
+
+def _run_record(settings: TrainSettings, config: Any, fingerprint: dict[str, Any], data: _RunData) -> dict[str, Any]:
+    """heal_run.json as the run starts: settings, model, data, training settings and versions."""
+    from ..data.pool import DOMAIN_GENERAL, POOL_REPO_ID, split_pool_source, tokenizer_fingerprint
+
+    pool_dataset, _ = split_pool_source(settings.pool)  # the card's `datasets:` takes a repo id, not REPO:CONFIG
+    run = {
+        "heal_hf_version": __version__,
+        "status": "training",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "fingerprint": fingerprint,
+        "settings": dataclasses.asdict(settings),
+        "model": {
+            "path": settings.model,
+            "base_model_id": settings.base_model_id or (settings.model if not Path(settings.model).exists() else None),
+            "adapter": settings.lora,
+            "tokenizer_hash": tokenizer_fingerprint(data.tokenizer),
+        },
+        "data": {
+            "target": {"source": settings.target, "split": settings.target_split, "rows": len(data.target)},
+            "general": {
+                "source": settings.pool,
+                "hub_id": POOL_REPO_ID if settings.pool == "bundled" else (
+                    pool_dataset if not Path(pool_dataset).exists() else None),
+                "rows": data.mixed["domain"].count(DOMAIN_GENERAL),
+                "pool_rows": len(data.pool),
+                "pool_model_id": data.pool[0]["model_id"],
+                "redundancy": settings.selection_redundancy,
+            },
+            "eval": None if data.eval_set is None else {
+                "source": settings.eval, "split": settings.eval_split, "rows": len(data.eval_set)},
+            "prompts_per_batch": config.generation_batch_size // config.num_generations,
+            "target_prompts_per_batch": data.sampler.n_target,
+            "example_prompt": data.target[0][settings.prompt_column],
+        },
+        "training": {k: getattr(config, k) for k in HEAL_FIELDS + GRPO_FIELDS},
+        "versions": _versions(),
+    }
+    if settings.lora:
+        run["training"].update(lora_r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+                               lora_target_modules=settings.lora_target_modules)
+    return run
+
+
+def _trainer(model: Any, settings: TrainSettings, config: Any, data: _RunData, callbacks: list[Any] | None) -> Any:
+    """The HEALGRPOTrainer of a run: the verifier's reward, the pool, and a LoRA adapter with --lora."""
+    from ..trl import HEALGRPOTrainer
+
+    peft_config = None
+    if settings.lora:
+        from peft import LoraConfig
+
+        targets = settings.lora_target_modules
+        peft_config = LoraConfig(
+            r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+            target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
+            task_type="CAUSAL_LM",
+        )
+    return HEALGRPOTrainer(
+        model=model, reward_funcs=[verifier_reward(settings.verifier)], args=config, train_dataset=data.train_set,
+        processing_class=data.tokenizer, pool=data.pool, peft_config=peft_config, callbacks=callbacks,
+    )
+
+
+def _evaluate(model: Any, data: _RunData, settings: TrainSettings, config: Any) -> dict:
     from .evaluation import evaluate_target
 
     return evaluate_target(
-        model, tokenizer, eval_set[settings.prompt_column], [str(a) for a in eval_set[settings.answer_column]],
-        settings.verifier, settings.eval_samples, config.max_completion_length, config.temperature,
-        chat_template=settings.chat_template, seed=config.seed,
+        model, data.tokenizer, data.eval_set[settings.prompt_column],
+        [str(a) for a in data.eval_set[settings.answer_column]], settings.verifier, settings.eval_samples,
+        config.max_completion_length, config.temperature, chat_template=settings.chat_template, seed=config.seed,
     )
 
 
@@ -461,13 +467,3 @@ def _versions() -> dict[str, str]:
 
     return {"heal_hf": __version__, "trl": trl.__version__, "transformers": transformers.__version__,
             "torch": torch.__version__, "peft": peft.__version__, "datasets": datasets.__version__}
-
-
-def __getattr__(name: str) -> Any:
-    # greedy_completions moved to heal_hf.app.evaluation; `from heal_hf.app.train import greedy_completions` keeps working
-    # without making this module's import heavy (the CLI builds its options from it).
-    if name == "greedy_completions":
-        from .evaluation import greedy_completions
-
-        return greedy_completions
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

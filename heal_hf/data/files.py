@@ -1,17 +1,20 @@
-"""File helpers: the one atomic write, and reading a table of problems from a file or the Hub.
+"""File helpers: the one atomic write, claiming a resumable folder, file hashes, and reading a table of problems.
 
 Every file heal-hf writes for itself (pool shards, manifests, run records, cards,
 figures) goes through `atomic_write`: readers, and a run resumed after kill -9, see
-the old file or the new one, never half of one.
+the old file or the new one, never half of one. Every command that can continue its
+work in a folder (train, demo, replicate, build-pool) claims it with `claim_folder`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 DATA_SUFFIXES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 """Local file types `load_rows` reads, and the `datasets` builder of each."""
@@ -52,6 +55,77 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write `data` as indented, key-sorted JSON to `path` through `atomic_write`."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def sha256_of(content: bytes | Path) -> str:
+    """The hex sha256 of `content`: bytes, or a file read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    if isinstance(content, bytes):
+        digest.update(content)
+    else:
+        with open(content, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def claim_folder(
+    folder: str | Path,
+    record: str,
+    identity: Mapping[str, Any],
+    resume: bool | None = None,
+    *,
+    key: str | None = None,
+    ignore: Collection[str] = (),
+    defaults: Mapping[str, Any] | None = None,
+    what: str = "output_dir",
+) -> dict[str, Any] | None:
+    """Start a run in `folder`, or check that it continues the run already there.
+
+    A run is known by its `identity` (JSON values), kept in the JSON file `folder/record`:
+    the whole file, or its entry `key` when the record holds more (then the caller
+    writes the record itself once the run has started).
+
+    Args:
+        resume: True: a run must be there to continue; False: the folder must be new or
+            empty; None: continue the run there if any, else start one.
+        ignore: identity entries a continuing run may change (e.g. the library version).
+        defaults: values for entries a stored identity lacks (written before they existed).
+        what: the option that names the folder (`output_dir`: --output-dir), first word of every error.
+
+    Returns the stored record when continuing, None on a fresh start (with `key` None the
+    folder is then created and the record written). Every refusal is a ValueError naming
+    the fix, raised before anything in the folder is changed.
+    """
+    folder = Path(folder)
+    path = folder / record
+    new = f"a new --{what.replace('_', '-')}"  # the fix of most refusals: another folder
+    if path.exists():
+        if resume is False:
+            raise ValueError(f"{what}: {folder} already holds another heal-hf run; pass --resume to continue it "
+                             f"or choose {new}")
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            theirs = {**(defaults or {}), **(stored if key is None else stored[key])}
+        except (ValueError, KeyError, TypeError) as err:  # not JSON, or not a mapping holding the identity
+            raise ValueError(f"{what}: {path} is corrupted ({type(err).__name__}: {err}); move it away or "
+                             f"choose {new}") from None
+        differ = sorted(k for k in set(theirs) | set(identity) if k not in ignore and theirs.get(k) != identity.get(k))
+        if differ:
+            details = "; ".join(f"{k}: {theirs.get(k)!r} there, {identity.get(k)!r} now" for k in differ)
+            raise ValueError(f"{what}: {folder} holds a run made with other settings ({details}); continue it with "
+                             f"the same settings or choose {new}")
+        return stored
+    if resume:
+        raise ValueError(f"{what}: --resume needs a run in {folder}, but it has no {record}; drop --resume")
+    ours = f".{record}."  # atomic_write's temporary: another process of this run may be writing the record now
+    if folder.exists() and any(not p.name.startswith(ours) for p in folder.iterdir()):
+        raise ValueError(f"{what}: {folder} is not empty and holds no {record}; choose {new} or an empty one "
+                         "(nothing in it was changed)")
+    if key is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, dict(identity))
+    return None
 
 
 def load_rows(source: str | Path, split: str = "train", what: str = "dataset", config_name: str | None = None) -> Any:

@@ -30,15 +30,8 @@ from ..core.selection import (
     HybridSelector,
     response_criteria,
 )
-from .pool import (
-    DOMAIN_GENERAL,
-    DOMAIN_TARGET,
-    POOL_FEATURES,
-    PoolBuildConfig,
-    sample_pool_rows,
-    shard_seed,
-    validate_pool,
-)
+from .pool import DOMAIN_GENERAL, DOMAIN_TARGET, POOL_FEATURES, sample_pool_rows, validate_pool
+from .pool_shards import PoolBuildConfig, shard_seed
 from .rollout import check_causal_lm
 
 MIXED_FEATURES = datasets.Features(
@@ -140,7 +133,7 @@ class EntropyProfiler:
     Args:
         model, tokenizer: a causal LM (transformers) and its tokenizer.
         model_id: recorded in the rows (default: `model.name_or_path`).
-        settings: any `heal_hf.data.pool.PoolBuildConfig` field: samples_per_prompt,
+        settings: any `heal_hf.data.pool_shards.PoolBuildConfig` field: samples_per_prompt,
             bins, max_new_tokens, temperature, top_p, top_k, seed, verifier,
             prompt_column, answer_column, source_column, source (default "general"),
             verifier_column,

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..data.files import write_json_atomic
+from ..data.files import claim_folder, write_json_atomic
 from ..toy import tasks
 from .replicate import (
     ARMS,
@@ -97,7 +97,7 @@ def run_demo(
     out = Path(output_dir or default_output_dir(target))
     options = {"target": target, "shots": shots, "steps": steps, "eval_problems": eval_problems,
                "eval_samples": eval_samples, "seed": seed, "eda_weight": eda_weight}
-    _claim(out, options, resume)
+    claim_folder(out, DEMO_SETTINGS_FILE, options, resume)
     settings = ReplicateSettings(
         output_dir=str(out), families=(target,), seeds=(seed,), arms=DEMO_ARMS, steps=steps,
         eval_problems=eval_problems, eval_samples=eval_samples, curve_every=max(1, steps // 4),
@@ -123,23 +123,6 @@ def run_demo(
     plot_replication(results, out / "curves.png")
     write_json_atomic(out / DEMO_FILE, results)
     return out, results
-
-
-def _claim(out: Path, options: dict[str, Any], resume: bool) -> None:
-    """Refuse a folder holding anything but this demo's own earlier run (with `resume`, of the same options)."""
-    import json
-
-    stored = out / DEMO_SETTINGS_FILE
-    if not resume:
-        if out.exists() and any(out.iterdir()):
-            what = "another heal-hf run" if stored.exists() else "files"
-            raise ValueError(f"output_dir: {out} already holds {what}; pass --resume to continue it or choose a new --output-dir")
-    elif not stored.exists():
-        raise ValueError(f"output_dir: --resume needs a demo in {out}, but it has no {DEMO_SETTINGS_FILE}; drop --resume")
-    elif json.loads(stored.read_text()) != options:
-        raise ValueError(f"output_dir: the demo in {out} ran with other options ({stored}); repeat them or drop --resume")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(stored, options)
 
 
 def summary_table(results: dict[str, Any]) -> str:

@@ -1,11 +1,14 @@
-"""Model and dataset cards, generated with huggingface_hub's ModelCard / DatasetCard.
+"""Model and dataset cards: huggingface_hub's `ModelCard` / `DatasetCard.from_template` on the Jinja templates
+in `templates/` (model_card.md, pool_card.md).
 
-YAML metadata always comes from `ModelCardData` / `DatasetCardData`, never from
-hand-written strings.
+This module gathers what a card says (from a run folder's records or a pool build's
+manifest and rows) and formats its numbers; the templates lay it out. YAML metadata
+always comes from `ModelCardData` / `DatasetCardData`, never from hand-written strings.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,15 +26,12 @@ from huggingface_hub import (
 
 from .. import HEAL_BIBTEX
 from ..data.files import atomic_write, write_text_atomic
-from ..data.pool import (
-    DATA_DIR,
-    POOL_COLUMN_DOCS,
-    POOL_FEATURES,
-    POOL_REPO_ID,
-    load_pool,
-    read_build_manifest,
-)
+from ..data.pool import POOL_COLUMN_DOCS, POOL_FEATURES, POOL_REPO_ID, load_pool
+from ..data.pool_shards import DATA_DIR, read_build_manifest
 from ..data.run_folder import CURVES_FILE, run_record
+
+TEMPLATES = Path(__file__).parent / "templates"
+"""The cards' Jinja templates (rendered by huggingface_hub's `ModelCard` / `DatasetCard.from_template`)."""
 
 # --- Model cards: trained HEAL checkpoints and adapters (heal-hf train / heal-hf card) ---
 
@@ -54,18 +54,15 @@ _EVAL_METRICS = (
 )
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    def cell(v: Any) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
+def _cells(rows: Sequence[Sequence[Any]]) -> list[list[str]]:
+    """Table cells as the cards print them: floats to 4 significant digits."""
+    return [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row] for row in rows]
 
 
 def _eda_sentence(training: dict[str, Any], history: list[dict[str, Any]]) -> str:
     """Which EDA estimator trained the model and, for the calibrated one, its D0 over training."""
-    estimator = training.get("eda_estimator", "gaussian")  # runs of heal-hf < 0.2 had only the gaussian one
-    if training.get("eda_weight", 0) == 0:
+    estimator = training["eda_estimator"]
+    if training["eda_weight"] == 0:
         return f"EDA off (lambda = 0): plain GRPO rewards; the {estimator} EDA reward was only logged."
     if estimator == "gaussian":
         return "EDA reward: the gaussian estimator (v1), r = exp(-D / 2)."
@@ -80,7 +77,7 @@ def _eda_sentence(training: dict[str, Any], history: list[dict[str, Any]]) -> st
 def model_card(
     run: dict[str, Any], metrics: dict[str, Any], repo_id: str | None = None, location: str | None = None
 ) -> ModelCard:
-    """The model card of a HEAL run, from its heal_run.json and metrics.
+    """The model card of a HEAL run, from its heal_run.json and metrics (template: templates/model_card.md).
 
     Args:
         run, metrics: as `run_record` returns them.
@@ -88,16 +85,59 @@ def model_card(
         location: what the snippet loads when there is no repo_id (e.g. the local folder).
     """
     settings, data, training, model = run["settings"], run["data"], run["training"], run["model"]
-    adapter = bool(model["adapter"])
     ref = repo_id or location or settings["output_dir"]
     name = Path(str(ref)).name if repo_id is None else repo_id.split("/")[-1]
     base = model.get("base_model_id")
-    base_text = f"[`{base}`](https://huggingface.co/{base})" if base else f"`{model['path']}`"
-    evaluation = metrics.get("eval", {})
-    trained_eval = evaluation.get("trained")
+    history = metrics.get("history", [])
+    general = data["general"]
+    card = ModelCard.from_template(
+        _model_card_data(run, metrics, name),
+        template_path=str(TEMPLATES / "model_card.md"),
+        name=name,
+        adapter=bool(model["adapter"]),
+        base=f"[`{base}`](https://huggingface.co/{base})" if base else f"`{model['path']}`",
+        heal_hf_version=run["heal_hf_version"],
+        data=data,
+        model=model,
+        steps=metrics.get("train", {}).get("global_step", "?"),
+        location=repr(str(ref)),
+        prompt=repr(data["example_prompt"]),
+        chat_template=bool(settings.get("chat_template")),
+        max_new_tokens=training["max_completion_length"],
+        training_data=_cells([
+            ["target domain", data["target"]["rows"], f"`{data['target']['source']}` ({data['target']['split']})",
+             "all rows (few-shot set)"],
+            ["general domain", general["rows"], f"pool `{general['source']}` ({general['pool_rows']} problems, "
+             f"sampled from `{general['pool_model_id']}`)", "rank-normalized reasoning uncertainty x exploratory "
+             f"diversity, greedy MMR picks (redundancy {general['redundancy']})"],
+        ]),
+        eda=_eda_sentence(training, history),
+        heal_settings=_cells([[k, v] for k, v in training.items() if _is_heal_setting(k)]),
+        grpo_settings=_cells([[k, v] for k, v in training.items() if not _is_heal_setting(k)]),
+        versions=", ".join(f"{k} {v}" for k, v in run["versions"].items()),
+        retention=_retention(history),
+        evaluation=_evaluation_table(metrics.get("eval", {}), settings["eval_samples"]),
+        training_summary=_training_summary(history),
+        bibtex=HEAL_BIBTEX,
+    )
+    for body in re.split(r"^#+ .*$", card.text, flags=re.M)[1:]:
+        if not body.strip():
+            raise ValueError(f"model card: a section of {name}'s card came out empty")
+    return card
+
+
+def _is_heal_setting(key: str) -> bool:
+    return key.startswith("eda_") or key == "target_fraction"
+
+
+def _model_card_data(run: dict[str, Any], metrics: dict[str, Any], name: str) -> ModelCardData:
+    """The card's metadata: base model, library, license, Hub datasets, tags and the held-out results."""
+    settings, data, model = run["settings"], run["data"], run["model"]
+    adapter = bool(model["adapter"])
+    trained = metrics.get("eval", {}).get("trained")
     k = settings["eval_samples"]
     eval_results = []
-    if trained_eval:
+    if trained:
         source = data["eval"]["source"]
         dataset_id = Path(source).name if Path(source).exists() else source  # a Hub id, or just a local file's name
         for key, label in (("greedy_accuracy", "greedy accuracy"), (f"pass@{k}", f"pass@{k}")):
@@ -105,89 +145,50 @@ def model_card(
                 task_type="text-generation", task_name="Target-domain reasoning (verifiable answers)",
                 dataset_type=dataset_id, dataset_name=f"{dataset_id} (held-out target)",
                 dataset_split=data["eval"]["split"], metric_type="accuracy" if key == "greedy_accuracy" else "pass@k",
-                metric_name=label, metric_value=round(float(trained_eval[key]), 4),
+                metric_name=label, metric_value=round(float(trained[key]), 4),
             ))
     hub_datasets = [d for d in (
         data["target"]["source"] if not Path(data["target"]["source"]).exists() else None,
         data["general"].get("hub_id"),
     ) if d]
-    card_data = ModelCardData(
-        base_model=base, library_name="peft" if adapter else "transformers", license=settings["license"],
-        datasets=hub_datasets or None, tags=MODEL_CARD_TAGS + (["lora", "peft"] if adapter else []),
-        pipeline_tag="text-generation", model_name=name, eval_results=eval_results or None,
+    return ModelCardData(
+        base_model=model.get("base_model_id"), library_name="peft" if adapter else "transformers",
+        license=settings["license"], datasets=hub_datasets or None,
+        tags=MODEL_CARD_TAGS + (["lora", "peft"] if adapter else []), pipeline_tag="text-generation",
+        model_name=name, eval_results=eval_results or None,
     )
 
-    prompt = data["example_prompt"]
-    max_new = training["max_completion_length"]
-    if adapter:
-        load = (f"from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n"
-                f"model = AutoPeftModelForCausalLM.from_pretrained({str(ref)!r})  # base model + HEAL adapter\n")
-    else:
-        load = (f"from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-                f"model = AutoModelForCausalLM.from_pretrained({str(ref)!r})\n")
-    encode = (
-        f"inputs = tokenizer.apply_chat_template([{{'role': 'user', 'content': {prompt!r}}}], "
-        "add_generation_prompt=True, return_tensors='pt', return_dict=True)\n"
-        if settings.get("chat_template") else f"inputs = tokenizer({prompt!r}, return_tensors='pt')\n"
-    )
-    snippet = (
-        load + f"tokenizer = AutoTokenizer.from_pretrained({str(ref)!r})\n" + encode
-        + f"output = model.generate(**inputs, max_new_tokens={max_new}, do_sample=False)\n"
-        "print(tokenizer.decode(output[0, inputs['input_ids'].shape[1]:], skip_special_tokens=True))\n"
-    )
-    what = (
-        f"{'A LoRA adapter for' if adapter else 'A fine-tune of'} {base_text}, trained with "
-        f"[HEAL](https://arxiv.org/abs/2604.17928) (hybrid-domain data + Entropy Dynamics Alignment) for "
-        f"few-shot RLVR, using TRL's GRPO through [heal-hf](https://pypi.org/project/heal-hf/) "
-        f"{run['heal_hf_version']}: {data['target']['rows']} target-domain problems from "
-        f"`{data['target']['source']}` plus {data['general']['rows']} general-domain problems selected from "
-        f"the general-entropy pool `{data['general']['source']}`, for {metrics.get('train', {}).get('global_step', '?')} steps."
-    )
-    if adapter:
-        what += f" Loading it needs the base model at `{model['path']}`, as recorded in adapter_config.json."
-    sections = [
-        (f"# {name}", what),
-        ("## How to use", f"```python\n{snippet}```"),
-        ("## Training data", _table(["part", "rows", "source", "how chosen"], [
-            ["target domain", data["target"]["rows"], f"`{data['target']['source']}` ({data['target']['split']})", "all rows (few-shot set)"],
-            ["general domain", data["general"]["rows"], f"pool `{data['general']['source']}` ({data['general']['pool_rows']} problems, sampled from `{data['general']['pool_model_id']}`)",
-             f"rank-normalized reasoning uncertainty x exploratory diversity, greedy MMR picks (redundancy {data['general']['redundancy']})"],
-        ]) + f"\n\nEvery generation batch holds {data['target_prompts_per_batch']} target and "
-             f"{data['prompts_per_batch'] - data['target_prompts_per_batch']} general prompts."),
-        ("## Training procedure", "HEAL:\n\n" + _eda_sentence(training, metrics.get("history", [])) + "\n\n" + _table(["setting", "value"], [[k, training[k]] for k in training if k.startswith("eda_") or k == "target_fraction"])
-         + "\n\nGRPO" + (" with LoRA" if adapter else "") + ":\n\n"
-         + _table(["setting", "value"], [[k, training[k]] for k in training if not (k.startswith("eda_") or k == "target_fraction")])
-         + "\n\nVersions: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()) + "."),
-    ]
-    history = metrics.get("history", [])
-    if history:
-        last = history[-1]
-        retention = ", ".join(f"{d} {last[f'heal/entropy_retention/{d}']:.3f}" for d in ("target", "general")
-                              if f"heal/entropy_retention/{d}" in last)
-        sections.append(("## Entropy dynamics", f"![Entropy curves](entropy_curves.png)\n\nMean token entropy and its "
-                         f"retention (entropy now / at step 0) per domain over training, and the mean entropy curve of "
-                         f"a response at step 0 and at the last step. Retention at step {last['step']}: {retention}."))
-    results = []
-    if trained_eval:
-        base_eval = evaluation.get("base")
-        rows = [[label] + ([base_eval[key]] if base_eval else []) + [trained_eval[key]]
-                for key, label in _EVAL_METRICS[:1] + ((f"pass@{k}", f"pass@{k}"),) + _EVAL_METRICS[1:]]
-        header = ["metric"] + (["before training"] if base_eval else []) + ["after training"]
-        results.append(f"Held-out target problems: {trained_eval['problems']} from `{data['eval']['source']}`.\n\n"
-                       + _table(header, rows))
-    if history:
-        first, last = history[0], history[-1]
-        rows = [[label, first[key], last[key]] for key, label in _SUMMARY_METRICS if key in first and key in last]
-        results.append(f"Training (logged means, step {first['step']} and step {last['step']}):\n\n"
-                       + _table(["metric", f"step {first['step']}", f"step {last['step']}"], rows))
-    if results:
-        sections.append(("## Results", "\n\n".join(results)))
-    sections.append(("## Citation", f"```bibtex\n{HEAL_BIBTEX}\n```"))
-    for title, body in sections:
-        if not body.strip():
-            raise ValueError(f"model card: section {title!r} came out empty")
-    text = "\n\n".join(f"{title}\n\n{body}" for title, body in sections)
-    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{text}\n")
+
+def _retention(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Entropy retention per domain at the last logged step (None: nothing logged)."""
+    if not history:
+        return None
+    last = history[-1]
+    text = ", ".join(f"{d} {last[f'heal/entropy_retention/{d}']:.3f}" for d in ("target", "general")
+                     if f"heal/entropy_retention/{d}" in last)
+    return {"step": last["step"], "text": text}
+
+
+def _evaluation_table(evaluation: dict[str, Any], k: int) -> dict[str, Any] | None:
+    """Held-out results after (and, when measured, before) training (None: no evaluation)."""
+    trained, base = evaluation.get("trained"), evaluation.get("base")
+    if not trained:
+        return None
+    metrics = _EVAL_METRICS[:1] + ((f"pass@{k}", f"pass@{k}"),) + _EVAL_METRICS[1:]
+    return {
+        "problems": trained["problems"],
+        "header": ["metric"] + (["before training"] if base else []) + ["after training"],
+        "rows": _cells([[label] + ([base[key]] if base else []) + [trained[key]] for key, label in metrics]),
+    }
+
+
+def _training_summary(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """HEAL's logged means at the first and the last logged step (None: nothing logged)."""
+    if not history:
+        return None
+    first, last = history[0], history[-1]
+    rows = [[label, first[key], last[key]] for key, label in _SUMMARY_METRICS if key in first and key in last]
+    return {"first": first["step"], "last": last["step"], "rows": _cells(rows)}
 
 
 def write_model_card(folder: str | Path, repo_id: str | None = None) -> Path:
@@ -242,144 +243,6 @@ def plot_entropy_curves(metrics: dict[str, Any], path: str | Path) -> Path:
 
 POOL_CARD_TAGS = ["heal", "rlvr", "grpo", "entropy", "reasoning", "synthetic"]
 
-_POOL_CARD_TEMPLATE = """---
-{{ card_data }}
----
-
-# {{ pretty_name }}: `{{ repo_id }}`
-
-A **general-entropy pool** for [HEAL](https://arxiv.org/abs/2604.17928) (hybrid-domain
-entropy dynamics alignment for few-shot RLVR), built with
-[heal-hf](https://pypi.org/project/heal-hf/). One row per general-domain problem holds
-{% if by_model %}k responses sampled from one model{% else %}{{ configs[0].manifest.config.samples_per_prompt }} responses sampled from `{{ configs[0].manifest.model_id }}`{% endif %}, each response's per-token entropies
-(nats) and entropy dynamics profile ({% if by_model %}K{% else %}{{ configs[0].manifest.config.bins }}{% endif %}-bin curve, magnitude, total variation,
-volatility), the verifier's outcomes, and the hybrid-selection criteria: reasoning
-uncertainty (mean entropy, 4p(1-p) of the pass rate p) and exploratory diversity
-(curve distance, lexical diversity).
-
-What it is for:
-- **hybrid-domain selection**: pick the few general-domain problems to mix into a
-  few-shot target set without running the model (`heal_hf.data.processors.HybridSelection`);
-- **the EDA reference**: the general-domain entropy statistics that the Entropy
-  Dynamics Alignment reward aligns target-domain rollouts to
-  (`heal_hf.data.pool.pool_reference`, `evaluate.load("{{ namespace }}/eda")` with `pool=`).
-{% if by_model %}
-## Configs: one pool per model
-
-Entropies depend on the model, its tokenizer and the temperature, so each config holds
-one model's pool: use the config of the model you train, or build one for your model
-with `heal-hf build-pool` and add it as a config with `heal-hf stage-hub --add-pool NAME=DIR`.
-
-| config | model | source dataset | prompts | responses | k | temperature | top-p / top-k | max new tokens | K | tokenizer |
-|---|---|---|---|---|---|---|---|---|---|---|
-{% for c in configs -%}
-| `{{ c.name }}`{% if loop.first %} (default){% endif %} | `{{ c.manifest.model_id }}` | `{{ c.manifest.dataset.id }}` | {{ c.stats.prompts }} | {{ c.stats.responses }} | {{ c.manifest.config.samples_per_prompt }} | {{ c.manifest.config.temperature }} | {{ c.manifest.config.top_p }} / {{ c.manifest.config.top_k }} | {{ c.manifest.config.max_new_tokens }} | {{ c.manifest.config.bins }} | `{{ c.manifest.tokenizer_hash }}` |
-{% endfor %}
-{%- else %}
-Entropies depend on the model, its tokenizer and the temperature: use this pool with
-`{{ configs[0].manifest.model_id }}` (tokenizer fingerprint `{{ configs[0].manifest.tokenizer_hash }}`) or build one for your
-model with `heal-hf build-pool`.
-{% endif %}
-## How to use
-
-```python
-from datasets import load_dataset
-
-pool = load_dataset("{{ repo_id }}", split="train"){% if by_model %}   # the default config, `{{ configs[0].name }}`{% endif %}
-{%- for c in configs[1:] %}
-pool = load_dataset("{{ repo_id }}", "{{ c.name }}", split="train")   # the pool of `{{ c.manifest.model_id }}`
-{%- endfor %}
-print(pool[0]["prompt"], pool[0]["pass_rate"], pool[0]["entropy_curves"][0])
-```
-
-With heal-hf (validates the schema version, bins and tokenizer):
-
-```python
-from heal_hf.data.pool import load_pool, pool_reference
-from heal_hf.data.processors import HybridSelection
-
-pool = load_pool("{{ repo_id }}"{% if by_model %}, config="{{ configs[-1].name }}"{% endif %}, bins={{ configs[-1].manifest.config.bins }})
-mixed = HybridSelection(pool)(target_dataset)   # target rows + 3x general picks, with a `domain` column
-reference = pool_reference(pool)                # EDA reference statistics
-```
-{%- if by_model %}
-
-`heal-hf train --pool {{ repo_id }}:{{ configs[-1].name }}` trains with that config's pool.
-{%- endif %}
-{% for c in configs %}
-## How it was built{% if by_model %}: `{{ c.name }}`{% endif %}
-
-| setting | value |
-|---|---|
-| model | `{{ c.manifest.model_id }}` |
-| source dataset | `{{ c.manifest.dataset.id }}` ({{ c.manifest.dataset.num_prompts }} prompts) |
-| responses per prompt (k) | {{ c.manifest.config.samples_per_prompt }} |
-| curve bins (K) | {{ c.manifest.config.bins }} |
-| max new tokens | {{ c.manifest.config.max_new_tokens }} |
-| temperature / top-p / top-k | {{ c.manifest.config.temperature }} / {{ c.manifest.config.top_p }} / {{ c.manifest.config.top_k }} |
-| verifier | {% if c.manifest.config.verifier_column %}per row, from column `{{ c.manifest.config.verifier_column }}`{% else %}`{{ c.manifest.config.verifier }}`{% endif %} |
-| chat template | {{ c.manifest.config.chat_template }} |
-| seed | {{ c.manifest.config.seed }} (shard i samples with `heal_hf.data.pool.shard_seed(seed, i)`) |
-| shards | {{ c.manifest.num_shards }} of {{ c.manifest.config.shard_size }} prompts, {{ c.manifest.config.batch_size }} sequences per generate call |
-| data files | `{{ c.data_files }}` |
-| schema version | {{ c.manifest.schema_version }} |
-| heal-hf | {{ c.manifest.heal_hf_version }} |
-
-Token entropy H_t = -sum_v p(v) log p(v) with p = softmax(logits_t / temperature) over
-the full vocabulary, before top-k/top-p truncation, recorded during generation.
-{% if c.manifest.command -%}
-The command that built it:
-
-```bash
-{{ c.manifest.command }}
-```
-{%- else -%}
-{%- set b = c.manifest.config -%}
-The equivalent command (the same rows on the same hardware and library versions):
-
-```bash
-heal-hf build-pool --model {{ c.manifest.model_id }} --dataset {{ c.manifest.dataset.id }} --out DIR \\
-    --prompt-column {{ b.prompt_column }} --answer-column {{ b.answer_column }}
-{%- if b.source_column %} --source-column {{ b.source_column }}{% endif %}
-{%- if b.source %} --source {{ b.source }}{% endif %} \\
-    --samples-per-prompt {{ b.samples_per_prompt }} --bins {{ b.bins }} --max-new-tokens {{ b.max_new_tokens }} \\
-    --temperature {{ b.temperature }} --top-p {{ b.top_p }} --top-k {{ b.top_k }} \\
-    --verifier {{ b.verifier }}{% if b.verifier_column %} --verifier-column {{ b.verifier_column }}{% endif %} --seed {{ b.seed }} \\
-    --shard-size {{ b.shard_size }} --batch-size {{ b.batch_size }}{% if b.chat_template %} --chat-template{% endif %}
-{%- if b.backend and b.backend != "transformers" %} --backend {{ b.backend }}{% endif %}
-```
-{%- endif %}
-
-{% if by_model %}### Statistics of `{{ c.name }}`{% else %}## Statistics{% endif %}
-
-| statistic | value |
-|---|---|
-| prompts | {{ c.stats.prompts }} |
-| responses | {{ c.stats.responses }} |
-| generated tokens | {{ c.stats.tokens }} |
-| mean response length (tokens) | {{ "%.1f"|format(c.stats.mean_response_tokens) }} |
-| mean pass rate | {{ "%.3f"|format(c.stats.mean_pass_rate) }} |
-| share of prompts with 0 < p < 1 | {{ "%.3f"|format(c.stats.share_partially_solved) }} |
-| mean token entropy (nats) | {{ "%.3f"|format(c.stats.mean_token_entropy) }} |
-| mean curve diversity (nats) | {{ "%.3f"|format(c.stats.mean_curve_diversity) }} |
-| mean lexical diversity | {{ "%.3f"|format(c.stats.mean_lexical_diversity) }} |
-
-Prompts per source: {% for s, n in c.stats.sources.items() %}`{{ s }}` {{ n }}{% if not loop.last %}, {% endif %}{% endfor %}.
-{% endfor %}
-## Columns
-
-| column | type | meaning |
-|---|---|---|
-{% for name, dtype, doc in columns -%}
-| `{{ name }}` | {{ dtype }} | {{ doc }} |
-{% endfor %}
-## Citation
-
-```bibtex
-{{ bibtex }}
-```
-"""
-
 
 def _size_category(n: int) -> str:
     for bound, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
@@ -407,7 +270,7 @@ class PoolCardConfig:
     data_files: str
     """its shards, a pattern relative to the repo root (e.g. "toy-reasoner/data/train-*")"""
     manifest: dict[str, Any]
-    """the build's `pool_build.json` (`heal_hf.data.pool.read_build_manifest`)"""
+    """the build's `pool_build.json` (`heal_hf.data.pool_shards.read_build_manifest`)"""
     stats: dict[str, Any]
     """`pool_stats` of its rows"""
 
@@ -455,7 +318,7 @@ def pool_dataset_card(configs: Sequence[PoolCardConfig], repo_id: str, license: 
     ]
     return DatasetCard.from_template(
         data,
-        template_str=_POOL_CARD_TEMPLATE,
+        template_path=str(TEMPLATES / "pool_card.md"),
         pretty_name=data.pretty_name,
         repo_id=repo_id,
         namespace=repo_id.split("/")[0],

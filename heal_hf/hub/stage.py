@@ -5,8 +5,8 @@
     out/datasets/<ns>/general-entropy-pool   the general-entropy pools: one `datasets` config per model
     out/spaces/<ns>/eda                      the evaluate metric `<ns>/eda` (a Gradio Space)
     out/spaces/<ns>/entropy_dynamics         the evaluate measurement `<ns>/entropy_dynamics`
-    out/models/<ns>/toy-reasoner             the toy reasoner, once it is bundled
-    out/spaces/<ns>/entropy-explorer         the Entropy Explorer Space, once it exists
+    out/models/<ns>/toy-reasoner             the bundled toy reasoner
+    out/spaces/<ns>/entropy-explorer         the Entropy Explorer Space (in a source checkout)
 
 The pool dataset holds one config per model's pool, each a build folder of its own:
 
@@ -32,7 +32,6 @@ staged file edited since) stops the run before anything is changed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -42,17 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, Union
 
-from ..data.files import atomic_write, write_json_atomic
-from ..data.pool import (
-    DATA_DIR,
-    MANIFEST_NAME,
-    build_shard_paths,
-    bundled_pool_path,
-    check_config_name,
-    config_name_for,
-    load_pool,
-    read_build_manifest,
-)
+from ..data.files import atomic_write, sha256_of, write_json_atomic
+from ..data.pool import bundled_pool_path, check_config_name, config_name_for, load_pool
+from ..data.pool_shards import DATA_DIR, MANIFEST_NAME, build_shard_paths, read_build_manifest
 from ..metrics import EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH
 from ..toy import TOY_REASONER_PATH
 from .cards import (
@@ -92,11 +83,6 @@ class _Plan:
     name: str
     files: dict[str, bytes | Path] = field(default_factory=dict)  # relative path -> content or source file
     space_sdk: str | None = None
-
-
-def toy_reasoner_dir() -> Path:
-    """Where the bundled toy reasoner lives (`heal_hf/toy/assets/toy-reasoner`)."""
-    return TOY_REASONER_PATH
 
 
 def explorer_space_dir() -> Path:
@@ -145,16 +131,14 @@ def _pool_configs(
     pool_dir: PoolSource | None, add_pools: Sequence[PoolSource], kept: dict[str, Path]
 ) -> tuple[list[tuple[str, Path]], str | None]:
     """The pool configs to stage as (name, build folder), the default first, and the license of the default's
-    build card (None: no pools).
+    build card.
 
     Each new pool is named (after its model unless given a name); a folder without a
     build manifest, a name given twice, or a new pool named like a kept config of
     another model is a ValueError. A kept config given again is replaced.
     """
-    bundled = bundled_pool_path()
-    sources = [pool_dir] if pool_dir is not None else [bundled] if (bundled / MANIFEST_NAME).exists() else []
     named: dict[str, Path] = {}
-    for source in sources + list(add_pools):
+    for source in [pool_dir if pool_dir is not None else bundled_pool_path(), *add_pools]:
         name, folder = (source[0], Path(source[1])) if isinstance(source, tuple) else (None, Path(source))
         if not (folder / MANIFEST_NAME).exists():
             raise ValueError(f"pool: {folder} holds no {MANIFEST_NAME}; pass a folder written by `heal-hf build-pool`")
@@ -171,7 +155,7 @@ def _pool_configs(
     names = list(named)
     order = names[:1] + sorted((set(names) | set(kept)) - set(names[:1]))
     configs = [(name, named.get(name) or kept[name]) for name in order]
-    return configs, pool_card_license(configs[0][1]) if configs else None
+    return configs, pool_card_license(configs[0][1])
 
 
 def plan_repos(
@@ -182,62 +166,49 @@ def plan_repos(
     add_pools: Sequence[PoolSource] = (),
     kept_pools: dict[str, Path] | None = None,
 ) -> tuple[list[_Plan], list[str]]:
-    """What stage_hub would write: the repos found, and one line per repo skipped (and why).
+    """What stage_hub would write: the repos, and one line per repo skipped (and why).
 
     `kept_pools`: config name -> folder of the configs already staged (kept unless restaged).
     """
     _check_namespace(namespace)
-    plans: list[_Plan] = []
     skipped: list[str] = []
     kept = dict(kept_pools or {})
-    configs, license = _pool_configs(pool_dir, add_pools, kept)
-    if configs:
-        files: dict[str, bytes | Path] = {}
-        cards: list[PoolCardConfig] = []
-        for name, folder in configs:
-            try:
-                pool = load_pool(folder)  # complete, readable, finalized: a clear error otherwise
-            except ValueError as err:
-                if name not in kept or folder != kept[name]:
-                    raise
-                raise ValueError(f"config: {name!r}, staged in {folder}, is damaged ({err}); restage it with "
-                                 f"--add-pool {name}=DIR or stage into a new folder") from None
-            cards.append(pool_card_config(name, folder, f"{name}/{DATA_DIR}/train-*", pool=pool))
-            files[f"{name}/{MANIFEST_NAME}"] = folder / MANIFEST_NAME
-            files.update({f"{name}/{DATA_DIR}/{p.name}": p for p in build_shard_paths(folder)})
-        card = pool_dataset_card(cards, repo_id=f"{namespace}/{POOL_NAME}", license=license)
-        plans.append(_Plan("dataset", POOL_NAME, {"README.md": str(card).encode("utf-8"), **files}))
-    else:
-        skipped.append(f"datasets/{namespace}/{POOL_NAME}: no bundled pool at {bundled_pool_path()} yet (pass --pool DIR)")
+    plans = [_pool_plan(namespace, *_pool_configs(pool_dir, add_pools, kept), kept)]
     for path in (EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH):
         plans.append(_Plan("space", Path(path).name, _folder_files(Path(path), namespace), space_sdk="gradio"))
-    toy = Path(toy_dir) if toy_dir is not None else toy_reasoner_dir()
-    if (toy / "config.json").exists():
-        # Byte for byte, whatever the namespace: the toy's MANIFEST.json pins every file's sha256.
-        plans.append(_Plan("model", TOY_REASONER_NAME, _folder_files(toy, DEFAULT_NAMESPACE)))
-    elif toy_dir is not None:
+    toy = Path(toy_dir) if toy_dir is not None else TOY_REASONER_PATH
+    if not (toy / "config.json").exists():
         raise ValueError(f"toy: {toy} holds no config.json; pass a folder written by save_pretrained")
-    else:
-        skipped.append(f"models/{namespace}/{TOY_REASONER_NAME}: the toy reasoner is not bundled at {toy} yet")
+    # Byte for byte, whatever the namespace: the toy's MANIFEST.json pins every file's sha256.
+    plans.append(_Plan("model", TOY_REASONER_NAME, _folder_files(toy, DEFAULT_NAMESPACE)))
     explorer = Path(explorer_dir) if explorer_dir is not None else explorer_space_dir()
     if (explorer / "app.py").exists() and (explorer / "README.md").exists():
         plans.append(_Plan("space", EXPLORER_NAME, _folder_files(explorer, namespace), space_sdk="gradio"))
     elif explorer_dir is not None:
         raise ValueError(f"space: {explorer} needs app.py and README.md (a Gradio Space)")
     else:
-        skipped.append(f"spaces/{namespace}/{EXPLORER_NAME}: no Space at {explorer} yet (pass --space DIR)")
+        skipped.append(f"spaces/{namespace}/{EXPLORER_NAME}: no Space at {explorer}, which a source checkout "
+                       "has (pass --space DIR)")
     return plans, skipped
 
 
-def _sha256(data: bytes | Path) -> str:
-    digest = hashlib.sha256()
-    if isinstance(data, bytes):
-        digest.update(data)
-    else:
-        with open(data, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+def _pool_plan(namespace: str, configs: list[tuple[str, Path]], license: str, kept: dict[str, Path]) -> _Plan:
+    """The pool dataset's files: its card, and each config's build manifest and shards."""
+    files: dict[str, bytes | Path] = {}
+    cards: list[PoolCardConfig] = []
+    for name, folder in configs:
+        try:
+            pool = load_pool(folder)  # complete, readable, finalized: a clear error otherwise
+        except ValueError as err:
+            if name not in kept or folder != kept[name]:
+                raise
+            raise ValueError(f"config: {name!r}, staged in {folder}, is damaged ({err}); restage it with "
+                             f"--add-pool {name}=DIR or stage into a new folder") from None
+        cards.append(pool_card_config(name, folder, f"{name}/{DATA_DIR}/train-*", pool=pool))
+        files[f"{name}/{MANIFEST_NAME}"] = folder / MANIFEST_NAME
+        files.update({f"{name}/{DATA_DIR}/{p.name}": p for p in build_shard_paths(folder)})
+    card = pool_dataset_card(cards, repo_id=f"{namespace}/{POOL_NAME}", license=license)
+    return _Plan("dataset", POOL_NAME, {"README.md": str(card).encode("utf-8"), **files})
 
 
 def _read_stage_manifest(out: Path) -> dict[str, list[str]]:
@@ -292,58 +263,16 @@ def stage_hub(
         if path.relative_to(out).as_posix() in recorded
     }
     plans, skipped = plan_repos(namespace, pool_dir, toy_dir, explorer_dir, add_pools, kept)
-    conflicts = []
-    for plan in plans:
-        folder = _repo_folder(out, plan, namespace)
-        parts = folder.relative_to(out).parts
-        for depth in range(1, len(parts) + 1):
-            if out.joinpath(*parts[:depth]).is_file():
-                conflicts.append(f"{'/'.join(parts[:depth])}: a file where a folder belongs")
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.rglob("*")):
-            if path.is_dir():
-                continue
-            rel = path.relative_to(out).as_posix()
-            if rel not in recorded:
-                conflicts.append(f"{rel}: not written by stage-hub")
-            elif _sha256(path) not in recorded[rel]:
-                conflicts.append(f"{rel}: changed since stage-hub wrote it")
+    folders = {_repo_folder(out, plan, namespace).relative_to(out).as_posix(): plan for plan in plans}
+    conflicts = _conflicts(out, list(folders), recorded)
     if conflicts:
         shown = "\n  ".join(conflicts[:20]) + (f"\n  ... and {len(conflicts) - 20} more" if len(conflicts) > 20 else "")
         raise ValueError(
             f"out: staging into {out} would overwrite or publish files that stage-hub did not write:\n  {shown}\n"
             "move them out of the repo folders or stage into a new folder (nothing was changed)"
         )
-    wanted = {
-        f"{_repo_folder(out, plan, namespace).relative_to(out).as_posix()}/{rel}": content
-        for plan in plans
-        for rel, content in plan.files.items()
-    }
-    hashes = {rel: _sha256(content) for rel, content in wanted.items()}
-    staged_folders = {_repo_folder(out, plan, namespace).relative_to(out).as_posix() + "/" for plan in plans}
-    # Until every file is in place, a path may hold its old or its new content: record both.
-    transition = dict(recorded)
-    for rel, digest in hashes.items():
-        transition[rel] = sorted(set(recorded.get(rel, [])) | {digest})
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / STAGE_MANIFEST, {"files": transition})
-    for rel in recorded:  # files an earlier staging wrote that these repos no longer have (e.g. old shards)
-        if rel not in wanted and any(rel.startswith(f) for f in staged_folders) and (out / rel).exists():
-            (out / rel).unlink()
-    for rel, content in wanted.items():
-        target = out / rel
-        if recorded.get(rel) == [hashes[rel]] and target.is_file():  # checked above: it holds this content
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(target) as tmp:
-            if isinstance(content, bytes):
-                tmp.write_bytes(content)
-            else:
-                shutil.copyfile(content, tmp)
-    final = {rel: digests for rel, digests in recorded.items() if not any(rel.startswith(f) for f in staged_folders)}
-    final.update({rel: [digest] for rel, digest in hashes.items()})
-    write_json_atomic(out / STAGE_MANIFEST, {"files": final})
+    wanted = {f"{folder}/{rel}": content for folder, plan in folders.items() for rel, content in plan.files.items()}
+    _write_staged(out, wanted, recorded, [f"{folder}/" for folder in folders])
     staged = [
         StagedRepo(
             repo_id=f"{namespace}/{plan.name}",
@@ -355,6 +284,58 @@ def stage_hub(
         for plan in plans
     ]
     return staged, skipped
+
+
+def _conflicts(out: Path, folders: Sequence[str], recorded: dict[str, list[str]]) -> list[str]:
+    """One line per file in the repo folders (paths relative to `out`) that stage-hub did not write, or that was
+    edited since, and per file standing where a folder belongs."""
+    conflicts = []
+    for folder in folders:
+        parts = folder.split("/")
+        for depth in range(1, len(parts) + 1):
+            if out.joinpath(*parts[:depth]).is_file():
+                conflicts.append(f"{'/'.join(parts[:depth])}: a file where a folder belongs")
+        if not (out / folder).is_dir():
+            continue
+        for path in sorted((out / folder).rglob("*")):
+            if path.is_dir():
+                continue
+            rel = path.relative_to(out).as_posix()
+            if rel not in recorded:
+                conflicts.append(f"{rel}: not written by stage-hub")
+            elif sha256_of(path) not in recorded[rel]:
+                conflicts.append(f"{rel}: changed since stage-hub wrote it")
+    return conflicts
+
+
+def _write_staged(
+    out: Path, wanted: dict[str, bytes | Path], recorded: dict[str, list[str]], staged_folders: Sequence[str]
+) -> None:
+    """Write `wanted` (path relative to `out` -> content or source file) and the stage manifest; remove files an
+    earlier staging wrote into these folders that they no longer have (e.g. old shards)."""
+    hashes = {rel: sha256_of(content) for rel, content in wanted.items()}
+    # Until every file is in place, a path may hold its old or its new content: record both.
+    transition = dict(recorded)
+    for rel, digest in hashes.items():
+        transition[rel] = sorted(set(recorded.get(rel, [])) | {digest})
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / STAGE_MANIFEST, {"files": transition})
+    for rel in recorded:
+        if rel not in wanted and any(rel.startswith(f) for f in staged_folders) and (out / rel).exists():
+            (out / rel).unlink()
+    for rel, content in wanted.items():
+        target = out / rel
+        if recorded.get(rel) == [hashes[rel]] and target.is_file():  # checked by _conflicts: it holds this content
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(target) as tmp:
+            if isinstance(content, bytes):
+                tmp.write_bytes(content)
+            else:
+                shutil.copyfile(content, tmp)
+    final = {rel: digests for rel, digests in recorded.items() if not any(rel.startswith(f) for f in staged_folders)}
+    final.update({rel: [digest] for rel, digest in hashes.items()})
+    write_json_atomic(out / STAGE_MANIFEST, {"files": final})
 
 
 def publish(

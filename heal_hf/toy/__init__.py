@@ -8,11 +8,11 @@ clear error, not a silently different model.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from ..data.files import sha256_of, write_json_atomic
 
 ASSETS = Path(__file__).parent / "assets"
 TOY_REASONER_PATH = ASSETS / "toy-reasoner"
@@ -22,21 +22,11 @@ TOY_REASONER_ID = "heal/toy-reasoner"
 MANIFEST = "MANIFEST.json"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_manifest(folder: str | Path) -> Path:
     """Write MANIFEST.json: the sha256 of every other file in `folder` (written atomically)."""
     folder = Path(folder)
-    files = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
-    tmp = folder / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps({"sha256": files}, indent=2) + "\n")
-    os.replace(tmp, folder / MANIFEST)
+    files = {p.name: sha256_of(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    write_json_atomic(folder / MANIFEST, {"sha256": files})
     return folder / MANIFEST
 
 
@@ -55,7 +45,7 @@ def check_toy_reasoner(folder: str | Path = TOY_REASONER_PATH) -> Path:
         path = folder / name
         if not path.is_file():
             raise ValueError(f"toy reasoner: the bundled file {path} is missing; {fix}")
-        if _sha256(path) != digest:
+        if sha256_of(path) != digest:
             raise ValueError(f"toy reasoner: the bundled file {path} is corrupted (sha256 mismatch); {fix}")
     return folder
 
