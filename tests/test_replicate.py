@@ -141,7 +141,7 @@ def test_quick_replication_runs_every_arm_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["replicate", "--quick", "--output-dir", str(out), "--steps", "3", "--curve-every", "1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "steps=2 there, 3 here" in err and "--output-dir" in err and len(err.splitlines()) == 1
+    assert "steps: 2 there, 3 now" in err and "--output-dir" in err and len(err.splitlines()) == 1
     assert (runs / "heal-32" / "model.safetensors").stat().st_mtime_ns == stamp
     # Arm settings are checked run by run: the GRPO runs serve a later lambda, the EDA runs made at another refuse.
     grpo_only = ["replicate", "--quick", "--output-dir", str(out), "--steps", "2", "--curve-every", "1", "--eda-weight"]

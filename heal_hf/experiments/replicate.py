@@ -48,7 +48,7 @@ from typing import Any, Sequence
 
 from ..core.eda import DEFAULT_ESTIMATOR, ESTIMATORS
 from ..core.verifiers import get_verifier
-from ..data.files import write_json_atomic, write_text_atomic
+from ..data.files import claim_folder, write_json_atomic, write_text_atomic
 from ..data.run_folder import RUN_FILE
 from ..toy import tasks
 from .report import intervals, intervals_table, plot_replication, results_table
@@ -361,6 +361,8 @@ arms of one folder serve HEAL arms whose settings were tuned after they ran)."""
 
 LEGACY_IDENTITY = {"warmup_ratio": 0.0, "lr_scheduler_type": "linear"}
 """What folders written before these settings existed ran with (their replicate_settings.json lacks them)."""
+LEGACY_ARM_KEYS = ("eda_weight", "eda_estimator", "target_fraction", "warmup_steps")
+"""Entries older replicate_settings.json files hold that are now checked run by run (ARM_IDENTITY), or not at all."""
 
 
 def recipe(settings: ReplicateSettings) -> dict[str, Any]:
@@ -379,22 +381,6 @@ def run_identity(settings: ReplicateSettings) -> dict[str, Any]:
     return {k: getattr(settings, k) for k in RUN_IDENTITY}
 
 
-def check_same_runs(settings: ReplicateSettings, out: Path) -> None:
-    """A clear error, before anything runs, when out holds runs made with other settings (they would be reused)."""
-    try:
-        stored = json.loads((out / SETTINGS_FILE).read_text())
-    except FileNotFoundError:
-        return
-    except ValueError as err:
-        raise ValueError(f"output_dir: {out / SETTINGS_FILE} is corrupted ({err}); move it away or use a new --output-dir") from None
-    ours = run_identity(settings)
-    stored = {**LEGACY_IDENTITY, **stored}
-    differ = [f"{k}={stored.get(k)!r} there, {ours[k]!r} here" for k in RUN_IDENTITY if stored.get(k) != ours[k]]
-    if differ:
-        raise ValueError(f"output_dir: {out} holds runs made with other settings ({'; '.join(differ)}); finished runs "
-                         "are reused by folder, so pass the same settings to continue or add arms, or use a new --output-dir")
-
-
 def replicate(settings: ReplicateSettings) -> dict[str, Any]:
     """Run every (family, seed, arm), then write results.json, results.md and curves.png to output_dir.
 
@@ -407,10 +393,8 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
     check_settings(settings)
     torch.set_num_threads(settings.threads)
     out = Path(settings.output_dir)
-    check_same_runs(settings, out)
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / SETTINGS_FILE).exists():
-        write_json_atomic(out / SETTINGS_FILE, run_identity(settings))
+    # Finished runs are reused by folder: a folder of runs made with another recipe is refused before anything runs.
+    claim_folder(out, SETTINGS_FILE, run_identity(settings), defaults=LEGACY_IDENTITY, ignore=LEGACY_ARM_KEYS)
     started = time.perf_counter()
     if settings.workers > 1 and not settings.report_only:
         run_workers(settings)  # every run finishes there; the loop below then only reads them back
