@@ -14,6 +14,7 @@ import torch
 from conftest import peaked_tiny_lm
 
 from heal_hf.core.eda import EDAReference, EDAReward
+from heal_hf.core.entropy import token_entropy
 from heal_hf.core.verifiers import verifier_reward
 from heal_hf.data.pool import (
     POOL_FEATURES,
@@ -81,10 +82,42 @@ def test_generation_hook_and_policy_forward_agree_on_a_padded_batch():
     assert max(max(r) for r in recorded) > math.log(5) + 0.1
 
 
+def test_pool_and_trainer_entropies_agree_under_a_repetition_penalty_and_temperature():
+    """One definition: softmax(raw logits / T) over the full vocabulary, before the penalty and every warper."""
+    model, tok = peaked_tiny_lm(seed=2)
+    model.generation_config.repetition_penalty = 1.5  # sampling (pool and trainer alike) applies it; entropies do not
+    prompts, k = ["Q: 1 + 1 = ?\nA:", "Q: sort 3 1 2 9 9\nA:", "x"], 3
+    pool = sample_with_entropies(model, tok, prompts, num_samples=k, max_new_tokens=16, temperature=0.7, seed=0)
+    samples = [c for per_prompt in pool.token_ids for c in per_prompt]
+    pool_entropies = pool.flat_entropies()
+    # The trainer's teacher-forced forward (the drop-in) on the pool's samples.
+    teacher = policy_token_entropies(model, tok, [p for p in prompts for _ in range(k)], samples, temperature=0.7)
+    # The trainer's generation hook, replaying the pool's sampling (same seed, one batch).
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    recorder = GenerationEntropyRecorder(temperature=0.7)
+    torch.manual_seed(0)
+    with recorder.attached(model), torch.no_grad():
+        out = model.generate(**enc, do_sample=True, temperature=0.7, top_p=1.0, top_k=0, max_new_tokens=16,
+                             num_return_sequences=k, pad_token_id=tok.pad_token_id)
+    replayed = [row[: len(c)].tolist() for row, c in zip(out[:, enc.input_ids.shape[1]:], samples)]
+    assert replayed == samples and sum(map(len, samples)) > 20
+    hooked = recorder.per_completion(samples)
+    for theirs in (teacher, hooked):
+        assert max(abs(a - b) for x, y in zip(pool_entropies, theirs) for a, b in zip(x, y)) < 1e-5
+    # The penalty matters here: entropies of the penalized logits (what a LogitsProcessor sees) are far off.
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    row = torch.tensor([tok(prompts[0]).input_ids + samples[0]])
+    logits = model(row).logits[0, -len(samples[0]) - 1 : -1].detach()
+    penalized = torch.stack([RepetitionPenaltyLogitsProcessor(1.5)(row[:, : row.shape[1] - len(samples[0]) + t],
+                                                                  logits[t : t + 1].clone())[0]
+                             for t in range(len(samples[0]))])
+    assert (token_entropy(penalized, temperature=0.7) - torch.tensor(pool_entropies[0])).abs().max() > 1e-3
+
+
 def test_recorder_batches_small_steps_without_changing_their_entropies():
     from types import SimpleNamespace
-
-    from heal_hf.core.entropy import token_entropy
 
     class FakeLM(torch.nn.Module):
         def forward(self, logits):
