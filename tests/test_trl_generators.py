@@ -80,6 +80,25 @@ def test_scoring_forward_entropies_equal_generation_time_ones(tmp_path):
     assert max(max(r) for r in given if r) > 0.5  # real entropies, not zeros
 
 
+@pytest.mark.parametrize("num_iterations, source", [(1, "generation"), (2, "scoring")])
+def test_trainer_entropies_are_of_the_raw_logits_under_a_repetition_penalty(tmp_path, num_iterations, source):
+    """The pool's definition (tests/test_trl.py checks sample_with_entropies): the penalty shapes sampling only."""
+    model, tok = peaked_tiny_lm()
+    checked = []
+
+    def check(prompts, completions, completion_ids, **kwargs):
+        teacher_forced = policy_token_entropies(model, tok, prompts, completion_ids, temperature=0.7)
+        checked.append(max(abs(a - b) for x, y in zip(kwargs[ENTROPIES_KWARG], teacher_forced) for a, b in zip(x, y)))
+        return [0.0] * len(prompts)
+
+    args = HEALConfig(**settings(tmp_path, num_iterations=num_iterations, temperature=0.7, repetition_penalty=1.5))
+    trainer = HEALGRPOTrainer(model=model, reward_funcs=[verifier_reward("numeric"), check], args=args,
+                              train_dataset=mixed(), processing_class=tok)
+    assert trainer.entropy_source == source and trainer.generation_config.repetition_penalty == 1.5
+    trainer.train()
+    assert len(checked) == 2 // num_iterations and max(checked) < 1e-5
+
+
 class ForwardCounter:
     def __init__(self, model: torch.nn.Module) -> None:
         self.calls = 0

@@ -45,8 +45,8 @@ class GenerationEntropyRecorder:
         self._pending: list[torch.Tensor] = []  # last-position logits not yet reduced, all of one shape
 
     def _hook(self, module: torch.nn.Module, args: Any, output: Any) -> None:
-        logits = output.logits if hasattr(output, "logits") else output[0]
-        if logits is None:
+        logits = output[0] if isinstance(output, tuple) else getattr(output, "logits", None)
+        if logits is None:  # a fused LM head's output (log-probs, no logits): not a generation step
             return
         last = logits[:, -1].detach()
         size = last.numel() * last.element_size()
@@ -61,6 +61,10 @@ class GenerationEntropyRecorder:
             self.steps.append(token_entropy(last, temperature=self.temperature))
         else:
             self._pending.append(last.clone())
+
+    def __len__(self) -> int:
+        """Steps recorded so far."""
+        return len(self.steps) + len(self._pending)
 
     def _flush(self) -> None:
         if self._pending:
@@ -85,6 +89,7 @@ class GenerationEntropyRecorder:
         Generation stops when the longest completion ends, so the last `max(len)`
         recorded steps are the decoding steps (chunked prefill may add calls before).
         """
+        self._flush()
         width = max((len(c) for c in completion_ids), default=0)
         if width == 0:
             return [[] for _ in completion_ids]
