@@ -112,7 +112,6 @@ class TrainerEntropies:
     def capture(self, model: torch.nn.Module, rows: int) -> Iterator[None]:
         """Record the entropies of the `rows` completions that `model` (the unwrapped policy) generates and scores."""
         self._scored, self._rows = [], rows
-        self._recorder.steps = []
         if self.source == "generation":
             with self._recorder.attached(model):
                 yield

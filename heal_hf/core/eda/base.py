@@ -63,7 +63,8 @@ class Estimator(ABC):
 
     Subclasses set `name` (as in `settings.ESTIMATORS`) and `stats` (the frozen
     dataclass of the reference statistics they fit and read; `EDAReference` includes
-    its fields), and implement the class methods `fit`, `blend`, `load` and `score`.
+    its fields), and implement the class methods `fit`, `blend` and `load` and the
+    method `score`.
     """
 
     name: ClassVar[str]

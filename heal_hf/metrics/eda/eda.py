@@ -27,8 +27,9 @@ near 0, and the reward never underflows. estimator="gaussian" is HEAL's first
 reading, exp(-D / 2) over the magnitude and the differenced K-bin curve.
 """
 
-_SETTINGS = "\n".join(
-    f"    {f.name} (`{f.type}`, default {f.default!r}): {f.metadata['help']}." for f in dataclasses.fields(EDASettings)
+_SETTINGS = "\n".join(  # momentum is left out: the metric never updates its reference
+    f"        {f.name} (`{f.type}`, default {f.default!r}): {f.metadata['help']}."
+    for f in dataclasses.fields(EDASettings) if f.name != "momentum"
 )
 _KWARGS_DESCRIPTION = """
 Args:
