@@ -1,12 +1,12 @@
 """heal-hf: HEAL (hybrid-domain entropy dynamics alignment) for few-shot RLVR on Hugging Face.
 
 The math core is importable from here and needs only torch and numpy:
-`token_entropy`, `EntropyProfile`, `EDAReference`, `EDAReward`, `HybridSelector`.
+`token_entropy`, `EntropyProfile`, `EDAReference`, `EDAReward`, `EDASettings`, `HybridSelector`.
 Ecosystem adapters live in submodules (`heal_hf.trl`, `heal_hf.data.pool`, ...).
 """
 
 from .core import verifiers
-from .core.eda import EDAReference, EDAReward, EDAScores
+from .core.eda import EDAReference, EDAReward, EDAScores, EDASettings
 from .core.entropy import token_entropy
 from .core.profiles import EntropyProfile
 from .core.selection import HybridSelector, Selection, response_criteria
@@ -29,6 +29,7 @@ __all__ = [
     "EDAReference",
     "EDAReward",
     "EDAScores",
+    "EDASettings",
     "EntropyProfile",
     "HybridSelector",
     "Selection",

@@ -14,16 +14,17 @@ from typing import Any, Callable
 
 import datasets
 import torch
-import torch.distributed as dist
+from accelerate import PartialState
+from accelerate.utils import gather_object
 from transformers import PreTrainedTokenizerBase
 
 from ..core.eda import (
-    DEFAULT_EPS,
-    DEFAULT_ESTIMATOR,
-    DEFAULT_REL_FLOOR,
+    DEFAULT_EDA_WEIGHT,
+    REFERENCE_MODES,
     EDAReference,
     EDAReward,
-    check_settings,
+    EDASettings,
+    SettingError,
 )
 from ..core.profiles import DEFAULT_BINS, EntropyProfile
 from ..core.verifiers import get_verifier
@@ -38,19 +39,9 @@ from .entropy import policy_token_entropies
 
 logger = logging.getLogger(__name__)
 
-REFERENCE_MODES = ("batch", "pool", "ema")
 DOMAINS = (DOMAIN_TARGET, DOMAIN_GENERAL)
 ENTROPIES_KWARG = "completion_entropies"
 """Reward-function keyword through which `HEALGRPOTrainer` passes the captured entropies."""
-
-
-def _all_gather(obj: Any) -> list[Any]:
-    """`obj` from every process (rank order); [obj] when not distributed."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        out: list[Any] = [None] * dist.get_world_size()
-        dist.all_gather_object(out, obj)
-        return out
-    return [obj]
 
 
 def as_pool_reference(
@@ -93,11 +84,11 @@ class EDARewardFunction:
             fallback of `"batch"` (see `as_pool_reference`).
         reference: "batch" (the batch's general rows; else the pool; else the last
             batch that had enough), "pool", or "ema" (the pool, or the first batch,
-            EMA-blended with each batch).
+            EMA-blended with each batch by `settings.momentum`).
         weight: lambda, the scale of r_EDA in the returned reward.
-        estimator: "calibrated" (v2, default) or "gaussian" (v1); see `heal_hf.core.eda`.
-        bins, w_mag, w_var, w_dyn, direction, eps, rel_floor: EDA settings (HEAL.md, `heal_hf.core.eda.EDAReward`).
-        momentum: EMA weight kept from the running reference per batch.
+        bins: K, the curve bins of the batch references (a pool must have the same).
+        settings: the `EDASettings` (estimator, weights, direction, floors, momentum);
+            default `EDASettings()`. `**changes` (EDASettings field names) override it.
         min_reference_rows: fewest general rows that make a batch reference.
         temperature: the sampling temperature (GRPOConfig.temperature).
         only_correct: give EDA only to correct rollouts (others get 0.0), judged by
@@ -113,17 +104,10 @@ class EDARewardFunction:
         model: torch.nn.Module | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
         pool: Any = None,
-        reference: str = "batch",
-        weight: float = 0.1,
-        estimator: str = DEFAULT_ESTIMATOR,
+        reference: str = REFERENCE_MODES[0],
+        weight: float = DEFAULT_EDA_WEIGHT,
         bins: int = DEFAULT_BINS,
-        w_mag: float = 1.0,
-        w_var: float = 1.0,
-        w_dyn: float = 1.0,
-        direction: str = "both",
-        eps: float = DEFAULT_EPS,
-        rel_floor: float = DEFAULT_REL_FLOOR,
-        momentum: float = 0.9,
+        settings: EDASettings | None = None,
         min_reference_rows: int = 2,
         temperature: float = 1.0,
         only_correct: bool = False,
@@ -131,28 +115,23 @@ class EDARewardFunction:
         answer_column: str = "answer",
         domain_column: str = "domain",
         forward_batch_size: int = 8,
+        **changes: Any,
     ) -> None:
         if reference not in REFERENCE_MODES:
-            raise ValueError(f"reference: expected one of {REFERENCE_MODES}, got {reference!r}")
-        if not (math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"weight: expected lambda >= 0, got {weight!r}")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum: expected a number in [0, 1], got {momentum!r}")
-        if min_reference_rows < 1:
-            raise ValueError(f"min_reference_rows: expected at least 1, got {min_reference_rows}")
-        if not temperature > 0:
-            raise ValueError(f"temperature: expected > 0 (GRPOConfig.temperature), got {temperature!r}")
+            raise SettingError("reference", f"expected one of {REFERENCE_MODES}, got {reference!r}")
+        if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
+            raise SettingError("weight", f"expected lambda >= 0 (0 turns EDA off), got {weight!r}")
+        if not (isinstance(bins, int) and bins >= 2):
+            raise SettingError("bins", f"expected an integer K >= 2, got {bins!r}")
+        if not (isinstance(min_reference_rows, int) and min_reference_rows >= 1):
+            raise SettingError("min_reference_rows", f"expected an integer >= 1, got {min_reference_rows!r}")
+        if not (isinstance(temperature, (int, float)) and temperature > 0):
+            raise SettingError("temperature", f"expected > 0 (GRPOConfig.temperature), got {temperature!r}")
         if (model is None) != (tokenizer is None):
             raise ValueError("model, tokenizer: pass both (the policy and its tokenizer) or neither")
-        check_settings(estimator=estimator, w_mag=w_mag, w_var=w_var, w_dyn=w_dyn, direction=direction, eps=eps,
-                       rel_floor=rel_floor)
-        if not (isinstance(bins, int) and bins >= 2):
-            raise ValueError(f"bins: expected an integer K >= 2, got {bins!r}")
+        self.settings = (EDASettings() if settings is None else settings).replace(**changes)
         self.metric, self.model, self.tokenizer = metric, model, tokenizer
         self.reference_mode, self.weight, self.bins = reference, float(weight), bins
-        self.settings = {"estimator": estimator, "w_mag": w_mag, "w_var": w_var, "w_dyn": w_dyn,
-                         "direction": direction, "eps": eps, "rel_floor": rel_floor}
-        self.momentum = momentum
         self.min_reference_rows, self.temperature = min_reference_rows, temperature
         self.verifier = get_verifier(verifier) if only_correct else None
         self.answer_column, self.domain_column = answer_column, domain_column
@@ -188,10 +167,9 @@ class EDARewardFunction:
             entropies = policy_token_entropies(
                 self.model, self.tokenizer, prompts, completion_ids, self.temperature, self.forward_batch_size
             )
-        # The whole generation batch, every process's rows in rank order.
-        gathered = _all_gather((domains, [list(map(float, e)) for e in entropies]))
-        rank = dist.get_rank() if len(gathered) > 1 else 0
-        offset = sum(len(d) for d, _ in gathered[:rank])
+        # The whole generation batch, every process's rows in rank order (gathered as TRL gathers its own).
+        gathered = gather_object([(domains, [list(map(float, e)) for e in entropies])])
+        offset = sum(len(d) for d, _ in gathered[: PartialState().process_index])
         all_domains = [d for ds, _ in gathered for d in ds]
         all_entropies = [e for _, es in gathered for e in es]
         target = [i for i, d in enumerate(all_domains) if d == DOMAIN_TARGET]
@@ -238,7 +216,7 @@ class EDARewardFunction:
                 f'reference: "ema" starts from the pool or a batch with >= {self.min_reference_rows} general '
                 "rows; pass pool=... or mix general rows into every batch"
             )
-        blended = fresh if start is None else (start if fresh is None else start.blend(fresh, self.momentum))
+        blended = fresh if start is None else (start if fresh is None else start.blend(fresh, self.settings.momentum))
         if self.track:
             self.ema_reference = blended
         return blended
@@ -246,14 +224,14 @@ class EDARewardFunction:
     def _score(self, target: list[list[float]], reference: EDAReference) -> tuple[list[float], dict[str, float]]:
         """r_EDA per target trajectory and the mean parts of D: through the evaluate metric when given, else the core."""
         if self.metric is not None:
-            out = self.metric.compute(predictions=target, pool=reference.to_dict(), **self.settings)
+            out = self.metric.compute(predictions=target, pool=reference.to_dict(), settings=self.settings)
         else:
-            eda = EDAReward(reference, **self.settings)
+            eda = EDAReward(reference, settings=self.settings)
             scores = eda.score(target)
             out = {"eda_reward": scores.reward.tolist(), "distance": scores.distance.tolist(),
                    **{f"mean_{part}": float(getattr(scores, part).mean())
                       for part in ("magnitude_gap", "variation_gap", "dynamics_gap")}}
-            if eda.estimator == "calibrated":
+            if eda.d0 is not None:
                 out["d0"] = eda.d0
         gaps = {part: out[f"mean_{part}_gap"] for part in ("magnitude", "variation", "dynamics")}
         gaps["distance"] = sum(out["distance"]) / len(out["distance"])
@@ -316,10 +294,10 @@ def eda_reward_function(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     pool: Any = None,
-    reference: str = "batch",
-    weight: float = 0.1,
+    reference: str = REFERENCE_MODES[0],
+    weight: float = DEFAULT_EDA_WEIGHT,
     temperature: float = 1.0,
-    **settings: Any,
+    **options: Any,
 ) -> EDARewardFunction:
     """The drop-in EDA reward for `GRPOTrainer(reward_funcs=[verifier, eda_reward_function(...)])`.
 
@@ -331,11 +309,11 @@ def eda_reward_function(
         pool: general-entropy pool (Dataset, folder, Hub id, "bundled" or EDAReference):
             the reference when a batch has no general rows, or for "pool" / "ema".
         reference: "batch" | "pool" | "ema" (see EDARewardFunction).
-        weight: lambda in r = r_verify + lambda * r_EDA (HEAL default 0.1).
+        weight: lambda in r = r_verify + lambda * r_EDA (default DEFAULT_EDA_WEIGHT, 0.1).
         temperature: must equal GRPOConfig.temperature (the entropy is of softmax(logits / T)).
-        settings: any other EDARewardFunction argument (bins, w_mag, w_dyn, eps, momentum,
-            min_reference_rows, only_correct, verifier, answer_column, domain_column,
-            forward_batch_size).
+        options: any other EDARewardFunction argument (bins, settings=EDASettings(...) or
+            its fields by name such as estimator or momentum, min_reference_rows,
+            only_correct, verifier, answer_column, domain_column, forward_batch_size).
 
     The dataset needs a `domain` column ("target" | "general"), as
     `heal_hf.data.processors.HybridSelection` writes it. Cost: one extra no-grad forward
@@ -352,5 +330,5 @@ def eda_reward_function(
         raise ValueError('pool: reference="pool" needs a general-entropy pool; pass pool=... or use reference="batch"')
     return EDARewardFunction(
         metric=metric, model=model, tokenizer=tokenizer, pool=pool, reference=reference,
-        weight=weight, temperature=temperature, **settings,
+        weight=weight, temperature=temperature, **options,
     )
