@@ -30,10 +30,10 @@ from heal_hf.metrics import EDA_METRIC_PATH
 from heal_hf.toy.tiny import char_tokenizer, tiny_causal_lm
 from heal_hf.trl import (
     ENTROPIES_KWARG,
+    TRL_PRIVATE_OVERRIDES,
     DomainMixSampler,
     EDARewardFunction,
     GenerationEntropyRecorder,
-    TRL_PRIVATE_OVERRIDES,
     HEALConfig,
     HEALGRPOTrainer,
     TrainerEntropies,

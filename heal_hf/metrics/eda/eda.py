@@ -6,11 +6,8 @@ import datasets
 import evaluate
 
 from heal_hf import HEAL_BIBTEX
-from heal_hf.core.eda import EDAReference
-from heal_hf.core.eda import EDAReward
-from heal_hf.core.eda import EDASettings
-from heal_hf.data.pool import load_pool
-from heal_hf.data.pool import pool_reference
+from heal_hf.core.eda import EDAReference, EDAReward, EDASettings
+from heal_hf.data.pool import load_pool, pool_reference
 
 _CITATION = HEAL_BIBTEX
 
