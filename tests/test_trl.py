@@ -170,14 +170,23 @@ def test_reward_is_lambda_times_core_eda_for_target_rows_and_none_for_general(ed
     assert logged["heal/entropy_retention/target"] == pytest.approx(1.0)
 
 
-def test_reference_fallbacks_ema_and_only_correct():
+def test_reference_fallbacks_ema_and_only_correct(caplog):
     g = torch.Generator().manual_seed(1)
     general, target = ragged(g, 8, 8, 30, 2.0), ragged(g, 2, 8, 30, 1.0)
     pool_ref = EDAReference.from_entropies(ragged(g, 20, 8, 30, 1.5), bins=8)
     only_target = {"domain": ["target", "target"], ENTROPIES_KWARG: target}
-    fn = EDARewardFunction(bins=8)
-    with pytest.raises(ValueError, match="no pool was given"):
-        fn(["p"] * 2, ["c"] * 2, None, **only_target)
+    # No reference yet (no pool, no batch with general rows): EDA abstains, and says so once.
+    for mode in ("batch", "ema"):
+        fn = EDARewardFunction(bins=8, reference=mode)
+        with caplog.at_level(logging.WARNING, logger="heal_hf.trl.reward"):
+            caplog.clear()
+            assert fn(["p"] * 2, ["c"] * 2, None, **only_target) == [None, None]
+            assert fn(["p"] * 2, ["c"] * 2, None, **only_target) == [None, None]
+        said = [r for r in caplog.records if "EDA abstains" in r.getMessage()]
+        assert len(said) == 1 and "pool" in said[0].getMessage(), mode
+        # The first batch with general rows ends the abstention, and later ones without them reuse it.
+        fn(["p"] * 10, ["c"] * 10, None, domain=["general"] * 8 + ["target"] * 2, **{ENTROPIES_KWARG: general + target})
+        assert None not in fn(["p"] * 2, ["c"] * 2, None, **only_target)
     fn = EDARewardFunction(bins=8, pool=pool_ref, weight=1.0)
     assert fn(["p"] * 2, ["c"] * 2, None, **only_target) == pytest.approx(EDAReward(pool_ref).reward(target).tolist())
     # Without a pool, a batch short of general rows reuses the last batch that had enough.
@@ -203,7 +212,7 @@ def test_reference_fallbacks_ema_and_only_correct():
     assert out[0] == pytest.approx(float(EDAReward(pool_ref).reward(target[:1])[0])) and out[1] == 0.0
     with pytest.raises(ValueError, match="unknown domains"):
         fn(["p"], ["c"], None, domain=["math"], **{ENTROPIES_KWARG: target[:1]})
-    with pytest.raises(ValueError, match="policy model"):
+    with pytest.raises(ValueError, match="model: the EDA reward needs the policy model.*callbacks=\\[eda\\]"):
         EDARewardFunction(bins=8, pool=pool_ref)(["p"], ["c"], [[1, 2]], domain=["target"])
     with pytest.raises(ValueError, match="reference"):
         EDARewardFunction(reference="nearest")
@@ -245,7 +254,7 @@ def test_every_chunk_mixes_domains_in_the_configured_ratio():
 def test_trainer_and_drop_in_give_the_same_rewards_on_the_same_batch(tmp_path, eda_metric, lora):
     model, tok = peaked_tiny_lm()
     base = {n: p.detach().clone() for n, p in model.named_parameters()}
-    drop_in = eda_reward_function(eda_metric, model, tok)
+    drop_in = eda_reward_function(eda_metric, model, tok, temperature=1.0)
     seen = {}
 
     def eda_drop_in(prompts, completions, completion_ids, **kwargs):
@@ -440,3 +449,42 @@ def test_advantage_scaling_is_the_batch_with_eda_on_and_trls_group_otherwise(tmp
     assert heal_config(tmp_path, scale_rewards="group").scale_rewards == "group"
     assert heal_config(tmp_path, eda_weight=0.0, scale_rewards="none").scale_rewards == "none"
     assert heal_config(tmp_path, scale_rewards=False).scale_rewards == "none"
+
+
+def test_drop_in_in_a_plain_grpo_script_given_a_model_id_and_no_general_rows(tmp_path, eda_metric, caplog):
+    """The drop-in as a user's script meets it: GRPOTrainer loads the model from an id (here a local folder), the
+    random sampler brings batches without general rows, and the reward is also a callback that takes the trainer's
+    temperature, model and tokenizer; a temperature other than the trainer's is refused before the first step."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    model, tok = peaked_tiny_lm()
+    model.save_pretrained(tmp_path / "policy")
+    tok.save_pretrained(tmp_path / "policy")
+    config = GRPOConfig(
+        output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=8, num_generations=4,
+        max_completion_length=12, logging_steps=1, report_to="none", save_strategy="no", use_cpu=True,
+        disable_tqdm=True, bf16=False, learning_rate=1e-3, temperature=0.7, remove_unused_columns=False, seed=0,
+    )
+    only_target = mixed_set(n_target=8, n_general=0)
+    eda = eda_reward_function(eda_metric)
+    trainer = GRPOTrainer(model=str(tmp_path / "policy"), reward_funcs=[verifier_reward("numeric"), eda],
+                          callbacks=[eda], args=config, train_dataset=only_target)
+    with caplog.at_level(logging.WARNING, logger="heal_hf.trl.reward"):
+        trainer.train()
+    assert eda.temperature == 0.7 and eda.model is trainer.model
+    assert sum("EDA abstains" in r.getMessage() for r in caplog.records) == 1
+    assert all(math.isnan(v) for v in trainer._logs["rewards"]["eda"])  # abstained (None) on every row
+    # With the pool as the fallback, the same script scores every target row, at the trainer's temperature.
+    pool = EDAReference.from_entropies(ragged(torch.Generator().manual_seed(0), 16, 8, 12, 1.0))
+    eda = eda_reward_function(eda_metric, pool=pool)
+    trainer = GRPOTrainer(model=str(tmp_path / "policy"), reward_funcs=[verifier_reward("numeric"), eda],
+                          callbacks=[eda], args=config, train_dataset=only_target)
+    trainer.train()
+    rewards = torch.tensor(trainer._logs["rewards"]["eda"])
+    assert len(rewards) == 8 and not torch.isnan(rewards).any() and (rewards > 0).all()
+    # A temperature other than the trainer's: refused when training starts, naming both.
+    eda = eda_reward_function(eda_metric, pool=pool, temperature=1.0)
+    trainer = GRPOTrainer(model=str(tmp_path / "policy"), reward_funcs=[verifier_reward("numeric"), eda],
+                          callbacks=[eda], args=config, train_dataset=only_target)
+    with pytest.raises(SettingError, match="built for 1.0 but the trainer samples at 0.7"):
+        trainer.train()
