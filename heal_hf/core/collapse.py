@@ -1,0 +1,275 @@
+"""Entropy collapse of an RL run: fit its entropy retention over training steps, forecast, judge.
+
+Retention r_t = H_t / H_0: the mean token entropy (nats) of step t's completions over
+step 0's, the number HEAL logs per domain. Early in RLVR, entropy falls roughly
+exponentially in the step ("The Entropy Mechanism of Reinforcement Learning for
+Reasoning Language Models", Cui et al. 2025), so the forecast fits
+
+    log r_t = a + b t
+
+by Theil-Sen (the median of the pairwise slopes, then the median intercept): one step's
+entropy comes from a few prompts and is noisy, and a median shrugs off single outliers.
+It predicts r(t) = exp(a + b t), which crosses the threshold theta at
+t* = (log theta - a) / b when b < 0. The run "has collapsed" once its smoothed retention
+(the median of the last SMOOTHING points) is at or below theta, "is collapsing" when the
+line reaches theta by the run's last step.
+
+The same paper finds reward and entropy tied by R = -a_R exp(H) + b_R; fitted by least
+squares over the logged steps, b_R - a_R is the reward the run tends to when its
+entropy is spent (H -> 0): the ceiling that more of the same training buys.
+
+Numbers only (numpy): the TRL callback, `heal-hf diagnose` and the Space all call
+`collapse_report`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+RETENTION_THRESHOLD = 0.6
+"""Retention at or below which a run counts as collapsed (the replication's criterion)."""
+MIN_POINTS = 10
+"""Logged steps needed before the forecast says anything."""
+SMOOTHING = 5
+"""Points in the running median behind "retention now" and "collapsed since"."""
+MAX_FIT_POINTS = 100
+"""Theil-Sen costs O(n^2): longer histories are thinned to this many evenly spaced points."""
+ZERO_STD_ALERT = 0.5
+"""Share of GRPO groups with one reward for every completion above which the report says so."""
+FIT_R2_MIN = 0.3
+"""R^2 below which the reward-entropy fit is reported as no clear relation."""
+STATUSES = ("too early", "stable", "collapsing", "collapsed")
+
+_TINY = 1e-12  # retention floor before the log: an all-zero-entropy step stays finite
+
+
+def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(intercept, slope) of the Theil-Sen line through (x, y): median pairwise slope, median intercept."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) > MAX_FIT_POINTS:
+        keep = np.unique(np.linspace(0, len(x) - 1, MAX_FIT_POINTS).round().astype(int))
+        x, y = x[keep], y[keep]
+    i, j = np.triu_indices(len(x), 1)
+    dx = x[j] - x[i]
+    distinct = dx != 0
+    slope = float(np.median((y[j] - y[i])[distinct] / dx[distinct])) if distinct.any() else 0.0
+    return float(np.median(y - slope * x)), slope
+
+
+def running_median(values: np.ndarray, window: int = SMOOTHING) -> np.ndarray:
+    """Median of each point and the window - 1 before it (fewer at the start)."""
+    values = np.asarray(values, float)
+    head = [np.median(values[: k + 1]) for k in range(min(window - 1, len(values)))]
+    if len(values) < window:
+        return np.array(head)
+    return np.concatenate([head, np.median(np.lib.stride_tricks.sliding_window_view(values, window), axis=1)])
+
+
+@dataclass(frozen=True)
+class CollapseForecast:
+    """The fitted retention trajectory of one run: log r = intercept + slope * step.
+
+    `retention_now` is the running median at the last point; `collapsed_since` the first
+    step of the final stretch where the running median is <= threshold (None: not
+    collapsed); `crossing_step` the step where the fitted line reaches the threshold
+    (None when the line does not fall, or has not fallen to it yet and never will).
+    """
+
+    threshold: float
+    points: int
+    first_step: int
+    last_step: int
+    intercept: float
+    slope: float
+    retention_now: float
+    collapsed_since: int | None
+    crossing_step: float | None
+
+    def retention_at(self, step: float) -> float:
+        """The fitted retention at `step` (a forecast beyond `last_step`)."""
+        return math.exp(min(self.intercept + self.slope * step, 700.0))
+
+    @property
+    def percent_per_step(self) -> float:
+        """The fitted change of entropy per step, in percent (negative: falling)."""
+        return 100.0 * math.expm1(self.slope)
+
+
+def forecast_collapse(
+    steps: Sequence[float],
+    retention: Sequence[float],
+    threshold: float = RETENTION_THRESHOLD,
+    min_points: int = MIN_POINTS,
+) -> CollapseForecast | None:
+    """Fit log retention against step (Theil-Sen); None with fewer than `min_points` finite points.
+
+    Args:
+        steps: (n,) optimizer steps of the logged points, increasing.
+        retention: (n,) entropy retention at those steps (entropy / step-0 entropy).
+        threshold: retention counted as collapsed.
+        min_points: fewest finite points that give a forecast.
+    """
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold: expected a retention in (0, 1), got {threshold!r}")
+    t, r = np.asarray(steps, float), np.asarray(retention, float)
+    if t.shape != r.shape or t.ndim != 1:
+        raise ValueError(f"steps, retention: expected two 1-D sequences of one length, got {t.shape} and {r.shape}")
+    finite = np.isfinite(t) & np.isfinite(r)
+    t, r = t[finite], r[finite]
+    if len(t) < max(2, min_points):
+        return None
+    intercept, slope = theil_sen(t, np.log(np.maximum(r, _TINY)))
+    smooth = running_median(r)
+    below = smooth <= threshold
+    collapsed_since = None
+    if below[-1]:
+        first = len(below) - int(np.argmin(below[::-1])) if not below.all() else 0
+        collapsed_since = int(t[first])
+    crossing = None
+    if slope < 0:
+        crossing = max((math.log(threshold) - intercept) / slope, float(t[0]))
+    return CollapseForecast(
+        threshold=threshold, points=len(t), first_step=int(t[0]), last_step=int(t[-1]), intercept=intercept,
+        slope=slope, retention_now=float(smooth[-1]), collapsed_since=collapsed_since, crossing_step=crossing,
+    )
+
+
+@dataclass(frozen=True)
+class RewardEntropyFit:
+    """Least-squares R = -a exp(H) + b over the logged steps (H in nats); r2 is its R^2."""
+
+    a: float
+    b: float
+    r2: float
+    points: int
+
+    @property
+    def reward_at_zero_entropy(self) -> float:
+        """The reward the fit predicts once entropy is spent (H = 0): b - a."""
+        return self.b - self.a
+
+
+def fit_reward_entropy(
+    entropy: Sequence[float], reward: Sequence[float], min_points: int = MIN_POINTS
+) -> RewardEntropyFit | None:
+    """Fit R = -a exp(H) + b; None with fewer than `min_points` finite pairs or no spread in H."""
+    h, r = np.asarray(entropy, float), np.asarray(reward, float)
+    finite = np.isfinite(h) & np.isfinite(r)
+    h, r = h[finite], r[finite]
+    if len(h) < max(3, min_points):
+        return None
+    x = np.exp(np.minimum(h, 700.0))
+    if np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())):
+        return None
+    slope, b = np.polyfit(x, r, 1)
+    residual = float(((r - (slope * x + b)) ** 2).sum())
+    total = float(((r - r.mean()) ** 2).sum())
+    return RewardEntropyFit(a=float(-slope), b=float(b), r2=1.0 - residual / total if total > 0 else 0.0,
+                            points=len(h))
+
+
+@dataclass(frozen=True)
+class CollapseReport:
+    """What the monitor, diagnose and the Space say about a run: a status and the numbers behind it.
+
+    `status` is one of STATUSES; `end_step` the step the forecast looks ahead to (the
+    run's max_steps when known, else its last logged step); `zero_std` the mean share
+    of zero-variance GRPO groups over the last SMOOTHING logged steps (None: not logged).
+    """
+
+    status: str
+    threshold: float
+    end_step: int
+    forecast: CollapseForecast | None
+    reward_fit: RewardEntropyFit | None
+    zero_std: float | None
+
+    @property
+    def retention_at_end(self) -> float | None:
+        return None if self.forecast is None else self.forecast.retention_at(self.end_step)
+
+    def lines(self) -> list[str]:
+        """The verdict in a few short lines: status, since when, forecast, zero-variance groups, reward fit."""
+        f, theta = self.forecast, self.threshold
+        if f is None:
+            out = [f"too early: fewer than {MIN_POINTS} logged steps with an entropy; no forecast yet"]
+        else:
+            if self.status == "collapsed":
+                head = f"collapsed: entropy retention {f.retention_now:.2f} <= {theta:g} since step {f.collapsed_since}"
+            elif self.status == "collapsing":
+                head = (f"collapsing: entropy retention {f.retention_now:.2f} now, forecast {self.retention_at_end:.2f} "
+                        f"at step {self.end_step} (crosses {theta:g} at step {f.crossing_step:.0f})")
+            else:
+                head = (f"not collapsing: entropy retention {f.retention_now:.2f} now, forecast "
+                        f"{self.retention_at_end:.2f} at step {self.end_step} (threshold {theta:g})")
+            out = [head, f"fit: entropy {f.percent_per_step:+.2f}% per step over {f.points} logged steps "
+                         f"(steps {f.first_step}-{f.last_step}, Theil-Sen on log retention)"]
+        if self.zero_std is not None:
+            note = " (most groups give GRPO no signal)" if self.zero_std > ZERO_STD_ALERT else ""
+            out.append(f"zero-variance groups: {100 * self.zero_std:.0f}% of recent GRPO groups had one reward "
+                       f"for every completion{note}")
+        fit = self.reward_fit
+        if fit is not None and fit.r2 < FIT_R2_MIN:
+            out.append(f"reward vs entropy: no clear R = -a exp(H) + b relation (R^2 {fit.r2:.2f})")
+        elif fit is not None:
+            out.append(f"reward vs entropy: R = {-fit.a:+.3g} exp(H) {fit.b:+.3g} (R^2 {fit.r2:.2f}): "
+                       f"about {fit.reward_at_zero_entropy:.3g} once entropy is spent")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the fields, the fits as dicts, and the derived numbers."""
+        out = asdict(self)
+        out["retention_at_end"] = self.retention_at_end
+        if self.forecast is not None:
+            out["forecast"]["percent_per_step"] = self.forecast.percent_per_step
+        if self.reward_fit is not None:
+            out["reward_fit"]["reward_at_zero_entropy"] = self.reward_fit.reward_at_zero_entropy
+        out["lines"] = self.lines()
+        return out
+
+
+def collapse_report(
+    steps: Sequence[float],
+    retention: Sequence[float],
+    end_step: int | None = None,
+    threshold: float = RETENTION_THRESHOLD,
+    entropy: Sequence[float] | None = None,
+    reward: Sequence[float] | None = None,
+    zero_std: Sequence[float | None] | None = None,
+    min_points: int = MIN_POINTS,
+) -> CollapseReport:
+    """Forecast, judge and summarize one run from its per-step numbers (all (n,), NaN or None = not logged).
+
+    `end_step`: the step to forecast to (default: the last logged step); `entropy` and
+    `reward` (nats, mean reward) feed the reward-entropy fit; `zero_std` is TRL's
+    frac_reward_zero_std.
+    """
+    forecast = forecast_collapse(steps, retention, threshold, min_points)
+    last = int(max(steps)) if len(steps) else 0
+    end = max(last, int(end_step)) if end_step is not None else last
+    if forecast is None:
+        status = "too early"
+    elif forecast.collapsed_since is not None:
+        status = "collapsed"
+    elif forecast.retention_at(end) <= threshold:
+        status = "collapsing"
+    else:
+        status = "stable"
+    fit = None
+    if entropy is not None and reward is not None:
+        fit = fit_reward_entropy(_floats(entropy), _floats(reward), min_points)
+    recent = None
+    if zero_std is not None:
+        known = _floats(zero_std)
+        known = known[np.isfinite(known)][-SMOOTHING:]
+        recent = float(known.mean()) if len(known) else None
+    return CollapseReport(status=status, threshold=threshold, end_step=end, forecast=forecast, reward_fit=fit,
+                          zero_std=recent)
+
+
+def _floats(values: Sequence[float | None]) -> np.ndarray:
+    return np.array([math.nan if v is None else float(v) for v in values], dtype=float)
