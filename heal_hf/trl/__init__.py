@@ -9,6 +9,7 @@ from ..metrics import (
 )
 from .config import HEALConfig
 from .entropy import GenerationEntropyRecorder, policy_token_entropies
+from .monitor import EntropyMonitor
 from .reward import (
     DOMAINS,
     ENTROPIES_KWARG,
@@ -28,6 +29,7 @@ __all__ = [
     "REFERENCE_MODES",
     "DomainMixSampler",
     "EDARewardFunction",
+    "EntropyMonitor",
     "GenerationEntropyRecorder",
     "HEALConfig",
     "HEALGRPOTrainer",
