@@ -21,7 +21,7 @@ from ..data.files import atomic_write
 from ..data.run_logs import RunLogs, read_run_logs
 
 FIGURE_FILE = "entropy_dynamics.png"
-"""The figure's name beside the run (in its folder, or beside the file given)."""
+"""The figure's default name: in the folder given, or beside the file given."""
 
 
 @dataclass
@@ -50,11 +50,11 @@ def report_for(run: RunLogs, threshold: float = RETENTION_THRESHOLD) -> Collapse
 
 
 def diagnose(path: str | Path, threshold: float = RETENTION_THRESHOLD, figure: str | Path | None = "") -> Diagnosis:
-    """Read a run, judge it, draw it. `figure`: "" = FIGURE_FILE beside the run, None = no figure."""
+    """Read a run, judge it, draw it. `figure`: "" = FIGURE_FILE in the folder given (or beside the file), None = none."""
     run = read_run_logs(path)
     report = report_for(run, threshold)
     if figure == "":
-        figure = run.source.parent / FIGURE_FILE
+        figure = (Path(path) if Path(path).is_dir() else run.source.parent) / FIGURE_FILE
     drawn = plot_dynamics(run, report, figure) if figure is not None else None
     return Diagnosis(run, report, drawn)
 

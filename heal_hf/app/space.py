@@ -625,6 +625,10 @@ def build_app(default_model: str | None = None, cache: ModelCache | None = None)
             concurrency_limit=1, api_name="explore",
         )
         chosen.change(show, [chosen, result_state], [tokens], api_name=False)
+    from .space_runs import with_runs_tab  # after this module's plotly check
+
+    loaded = cache.get(default_model)
+    demo = with_runs_tab(demo, loaded.reference, loaded.reference_note)  # + the "Training run" tab
     demo.queue(max_size=QUEUE_MAX_SIZE)
     return demo
 

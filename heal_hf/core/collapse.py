@@ -12,7 +12,10 @@ entropy comes from a few prompts and is noisy, and a median shrugs off single ou
 It predicts r(t) = exp(a + b t), which crosses the threshold theta at
 t* = (log theta - a) / b when b < 0. The run "has collapsed" once its smoothed retention
 (the median of the last SMOOTHING points) is at or below theta, "is collapsing" when the
-line reaches theta by the run's last step.
+line reaches theta by the run's last step and the fall is significant (the upper end of
+Sen's 95% confidence interval of b is below 0), so that a noisy flat start does not
+raise an alarm. A monitor warns once, when CONFIRM_LOGS consecutive logged steps say
+collapsing or collapsed (`CollapseAlarm`).
 
 The same paper finds reward and entropy tied by R = -a_R exp(H) + b_R; fitted by least
 squares over the logged steps, b_R - a_R is the reward the run tends to when its
@@ -36,6 +39,8 @@ MIN_POINTS = 10
 """Logged steps needed before the forecast says anything."""
 SMOOTHING = 5
 """Points in the running median behind "retention now" and "collapsed since"."""
+HYSTERESIS = 0.1
+"""After the first step at or below the threshold, rises of less than this (relative) above it do not end a collapse."""
 MAX_FIT_POINTS = 100
 """Theil-Sen costs O(n^2): longer histories are thinned to this many evenly spaced points."""
 ZERO_STD_ALERT = 0.5
@@ -43,12 +48,21 @@ ZERO_STD_ALERT = 0.5
 FIT_R2_MIN = 0.3
 """R^2 below which the reward-entropy fit is reported as no clear relation."""
 STATUSES = ("too early", "stable", "collapsing", "collapsed")
+ALARM_STATUSES = ("collapsing", "collapsed")
+CONFIRM_LOGS = 3
+"""Consecutive logged steps with an alarm status before the one warning: one noisy forecast does not warn."""
 
+_Z95 = 1.959964  # two-sided 95% normal quantile
 _TINY = 1e-12  # retention floor before the log: an all-zero-entropy step stays finite
 
 
-def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(intercept, slope) of the Theil-Sen line through (x, y): median pairwise slope, median intercept."""
+def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """(intercept, slope, slope_high) of the Theil-Sen line through (x, y).
+
+    The slope is the median pairwise slope, the intercept the median of y - slope * x;
+    slope_high is the upper end of Sen's 95% confidence interval of the slope (from
+    Kendall's statistic; ties ignored).
+    """
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) > MAX_FIT_POINTS:
         keep = np.unique(np.linspace(0, len(x) - 1, MAX_FIT_POINTS).round().astype(int))
@@ -56,8 +70,14 @@ def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     i, j = np.triu_indices(len(x), 1)
     dx = x[j] - x[i]
     distinct = dx != 0
-    slope = float(np.median((y[j] - y[i])[distinct] / dx[distinct])) if distinct.any() else 0.0
-    return float(np.median(y - slope * x)), slope
+    if not distinct.any():
+        return float(np.median(y)), 0.0, 0.0
+    slopes = np.sort((y[j] - y[i])[distinct] / dx[distinct])
+    n, pairs = len(x), len(slopes)
+    half_width = _Z95 * math.sqrt(n * (n - 1) * (2 * n + 5) / 18)
+    slope = float(np.median(slopes))
+    high = float(slopes[min(pairs - 1, int(math.ceil((pairs + half_width) / 2)))])
+    return float(np.median(y - slope * x)), slope, high
 
 
 def running_median(values: np.ndarray, window: int = SMOOTHING) -> np.ndarray:
@@ -73,10 +93,12 @@ def running_median(values: np.ndarray, window: int = SMOOTHING) -> np.ndarray:
 class CollapseForecast:
     """The fitted retention trajectory of one run: log r = intercept + slope * step.
 
-    `retention_now` is the running median at the last point; `collapsed_since` the first
-    step of the final stretch where the running median is <= threshold (None: not
-    collapsed); `crossing_step` the step where the fitted line reaches the threshold
-    (None when the line does not fall, or has not fallen to it yet and never will).
+    `slope_high` is the upper end of the slope's 95% confidence interval (below 0: the
+    fall is real). `retention_now` is the running median at the last point;
+    `collapsed_since` the first step at or below the threshold of the final stretch
+    where the running median stays under threshold * (1 + HYSTERESIS) (None: not
+    collapsed now); `crossing_step` the step where the fitted line reaches the
+    threshold (None when the line does not fall).
     """
 
     threshold: float
@@ -85,6 +107,7 @@ class CollapseForecast:
     last_step: int
     intercept: float
     slope: float
+    slope_high: float
     retention_now: float
     collapsed_since: int | None
     crossing_step: float | None
@@ -115,26 +138,27 @@ def forecast_collapse(
     """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold: expected a retention in (0, 1), got {threshold!r}")
-    t, r = np.asarray(steps, float), np.asarray(retention, float)
+    t, r = _floats(steps), _floats(retention)
     if t.shape != r.shape or t.ndim != 1:
         raise ValueError(f"steps, retention: expected two 1-D sequences of one length, got {t.shape} and {r.shape}")
     finite = np.isfinite(t) & np.isfinite(r)
     t, r = t[finite], r[finite]
     if len(t) < max(2, min_points):
         return None
-    intercept, slope = theil_sen(t, np.log(np.maximum(r, _TINY)))
+    intercept, slope, slope_high = theil_sen(t, np.log(np.maximum(r, _TINY)))
     smooth = running_median(r)
-    below = smooth <= threshold
     collapsed_since = None
-    if below[-1]:
-        first = len(below) - int(np.argmin(below[::-1])) if not below.all() else 0
-        collapsed_since = int(t[first])
+    if smooth[-1] <= threshold:
+        above = np.nonzero(smooth > threshold * (1 + HYSTERESIS))[0]
+        after = np.arange(len(smooth)) > (above[-1] if len(above) else -1)
+        collapsed_since = int(t[np.nonzero(after & (smooth <= threshold))[0][0]])
     crossing = None
     if slope < 0:
         crossing = max((math.log(threshold) - intercept) / slope, float(t[0]))
     return CollapseForecast(
         threshold=threshold, points=len(t), first_step=int(t[0]), last_step=int(t[-1]), intercept=intercept,
-        slope=slope, retention_now=float(smooth[-1]), collapsed_since=collapsed_since, crossing_step=crossing,
+        slope=slope, slope_high=slope_high, retention_now=float(smooth[-1]), collapsed_since=collapsed_since,
+        crossing_step=crossing,
     )
 
 
@@ -255,8 +279,8 @@ def collapse_report(
         status = "too early"
     elif forecast.collapsed_since is not None:
         status = "collapsed"
-    elif forecast.retention_at(end) <= threshold:
-        status = "collapsing"
+    elif forecast.retention_at(end) <= threshold and forecast.slope_high < 0:
+        status = "collapsing"  # the line reaches the threshold, and its fall is no accident of the noise
     else:
         status = "stable"
     fit = None
@@ -269,6 +293,21 @@ def collapse_report(
         recent = float(known.mean()) if len(known) else None
     return CollapseReport(status=status, threshold=threshold, end_step=end, forecast=forecast, reward_fit=fit,
                           zero_std=recent)
+
+
+class CollapseAlarm:
+    """Raises once: at the first update that makes CONFIRM_LOGS consecutive alarm statuses."""
+
+    def __init__(self, confirm: int = CONFIRM_LOGS) -> None:
+        self.confirm, self.run, self.raised = confirm, 0, False
+
+    def update(self, status: str) -> bool:
+        """Feed one logged step's status; True exactly once, when the alarm goes off."""
+        self.run = self.run + 1 if status in ALARM_STATUSES else 0
+        if self.raised or self.run < self.confirm:
+            return False
+        self.raised = True
+        return True
 
 
 def _floats(values: Sequence[float | None]) -> np.ndarray:

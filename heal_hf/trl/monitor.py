@@ -22,7 +22,8 @@ TRL) leaves it None. Counts are this process's tokens.
 
 Forecast and verdict are `heal_hf.core.collapse.collapse_report`: Theil-Sen on log
 retention vs step, extrapolated to `max_steps`. Once the run has collapsed or is
-forecast to by its last step, one warning line with advice, once per run. The records
+forecast to by its last step, on CONFIRM_LOGS (3) logged steps in a row, one warning
+line with advice, once per run (a resumed run remembers it). The records
 and the report go to `<output_dir>/entropy_monitor.json` (atomic write) at every
 checkpoint save, at the end, when the warning fires, and at most every
 `write_every_s` seconds between; the hook's numbers also go into the trainer's log
@@ -40,7 +41,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from ..core.collapse import MIN_POINTS, RETENTION_THRESHOLD, CollapseReport, collapse_report
+from ..core.collapse import MIN_POINTS, RETENTION_THRESHOLD, CollapseAlarm, CollapseReport, collapse_report
 from ..core.eda import EDAReference, EDAReward
 from ..core.profiles import DEFAULT_BINS, FORKING_QUANTILE
 from ..data.files import write_json_atomic
@@ -121,6 +122,7 @@ class EntropyMonitor(TrainerCallback):
         self._tokens: torch.Tensor | None = None
         self._eda_sum, self._eda_count = 0.0, 0
         self._builder = RecordBuilder()
+        self._alarm = CollapseAlarm()
         self._last_write = 0.0
 
     # --- the hook: per-token entropies of TRL's own training forward ------------------
@@ -164,7 +166,8 @@ class EntropyMonitor(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         self._reset_run()
         previous = self._previous_file(args) if state.global_step > 0 else {}
-        self.warned_at_step = previous.get("warned_at_step") if state.global_step > 0 else None
+        warned = previous.get("warned_at_step")
+        self.warned_at_step = warned if isinstance(warned, int) and warned <= state.global_step else None
         if self.high_entropy_threshold is None:
             self.high_entropy_threshold = previous.get("settings", {}).get("high_entropy_threshold")
         if self._reference_source is not None:
@@ -197,10 +200,8 @@ class EntropyMonitor(TrainerCallback):
             return
         self.records.append(record)
         self._update(state)
-        if (
-            self.warn and self.warned_at_step is None and state.is_world_process_zero
-            and self.report.status in ("collapsing", "collapsed")
-        ):
+        alarm = self._alarm.update(self.report.status)
+        if alarm and self.warn and self.warned_at_step is None and state.is_world_process_zero:
             self.warned_at_step = state.global_step
             logger.warning(f"EntropyMonitor: step {state.global_step}: {self.report.lines()[0]}; {ADVICE} "
                            f"(details: {Path(args.output_dir) / self.file_name})")

@@ -1,0 +1,187 @@
+"""How well EntropyMonitor's forecast, made at 25% of a run, predicts the run's end: measured on replication runs.
+
+    python benchmarks/monitor_forecast.py RESULTS_DIR [RESULTS_DIR ...] [--cut 0.25]
+        [--older RESULTS_DIR ...] [--out benchmarks/results/monitor-forecast]
+
+Each RESULTS_DIR holds `heal-hf replicate` results.json files (searched recursively);
+it is one group of the cross-validation (a results folder is one toy world / config).
+Every run's logged target entropy (`entropy_curve`, (step, nats)) is cut at `--cut` of
+its steps; from that history alone, with the monitor's own code
+(`heal_hf.core.collapse.collapse_report`, retention = entropy / first logged entropy, as
+HEAL logs it), each rule predicts two outcomes of the finished run:
+(a) collapsed: its train retention (mean of the last 10% of logged retentions) <= 0.6;
+(b) below base: its held-out greedy accuracy < the base model's.
+
+Rules:
+- monitor's warning: what EntropyMonitor does with its defaults, nothing fitted: it
+  warns once, when 3 logged steps in a row have the verdict collapsing or collapsed;
+  the rule is "it warned at some step up to the cut";
+- verdict at the cut: the monitor's verdict at the cut itself is collapsing or collapsed
+  (the line reaches 0.6 by the last step with a significant fall, or the smoothed
+  retention is already <= 0.6);
+- forecast, fitted: forecast retention at the last step <= t (for (b): <= lo or >= hi,
+  i.e. collapse or runaway entropy), t / lo / hi fitted;
+- naive: retention at the cut (running median of the last 5 points) < x, x fitted;
+- majority: the training groups' majority outcome.
+Fitted numbers maximize accuracy on the other groups only (leave one group out), so each
+run is predicted by parameters not fitted on it; a second table leaves one task family
+out instead. Runs with identical entropy curves (the same run in two folders, or arms
+that ran bit-identically) count once, in the first folder given. `--older` folders
+(other model sizes / step budgets) form extra groups for an "all runs" table.
+Writes README-ready tables to stdout and, with --out, `forecast.md` and `runs.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from heal_hf.core.collapse import MIN_POINTS, RETENTION_THRESHOLD, CollapseAlarm, collapse_report
+from heal_hf.data.files import write_json_atomic, write_text_atomic
+
+COLLAPSED = "collapsed"
+BELOW = "below base"
+
+
+@dataclass
+class Run:
+    group: str
+    family: str
+    arm: str
+    seed: int
+    steps: int
+    outcome: dict[str, bool]
+    status: str  # the monitor's verdict at the cut
+    warned_at: int | None  # the logged step up to the cut at which the monitor warned
+    retention_at_end: float  # forecast at the last step (nan: too few points)
+    retention_now: float  # running median at the cut
+
+
+def load_runs(folders: list[Path], cut: float) -> list[Run]:
+    seen: set[tuple] = set()
+    runs = []
+    for folder in folders:
+        files = sorted(folder.rglob("results.json"))
+        if not files:
+            sys.exit(f"monitor_forecast: no results.json under {folder}")
+        for path in files:
+            data = json.loads(path.read_text())
+            for r in data["runs"]:
+                curve = np.array(r["entropy_curve"], float)
+                key = tuple(np.round(curve[:, 1], 9))
+                if key in seen or len(curve) == 0:
+                    continue
+                seen.add(key)
+                history = curve[curve[:, 0] <= cut * r["steps"]]
+                steps, retention = history[:, 0], history[:, 1] / history[0, 1]
+                reports = [collapse_report(steps[:n], retention[:n], end_step=r["steps"])
+                           for n in range(MIN_POINTS, len(steps) + 1)]  # what the monitor says at each log
+                report = reports[-1] if reports else collapse_report(steps, retention, end_step=r["steps"])
+                alarm = CollapseAlarm()
+                warned = [n for n, rep in enumerate(reports) if alarm.update(rep.status)]
+                f = report.forecast
+                runs.append(Run(
+                    group=folder.name, family=r["family"], arm=r["arm"], seed=r["seed"], steps=r["steps"],
+                    outcome={COLLAPSED: r["train_entropy_retention"] <= RETENTION_THRESHOLD,
+                             BELOW: r["greedy_accuracy"] < data["base"][r["family"]]["greedy_accuracy"]},
+                    status=report.status,
+                    warned_at=int(steps[MIN_POINTS - 1 + warned[0]]) if warned else None,
+                    retention_at_end=np.nan if f is None else report.retention_at_end,
+                    retention_now=np.nan if f is None else f.retention_now,
+                ))
+    return runs
+
+
+def _candidates(x: np.ndarray) -> np.ndarray:
+    x = x[np.isfinite(x)]
+    mids = (np.sort(x)[1:] + np.sort(x)[:-1]) / 2
+    return np.unique(np.concatenate([[-np.inf, np.inf], mids]))
+
+
+def fit_below(x: np.ndarray, y: np.ndarray) -> float:
+    """The t maximizing the accuracy of "x < t" (ties: the smallest such t)."""
+    cands = _candidates(x)
+    return float(cands[int(np.argmax([np.mean((x < t) == y) for t in cands]))])
+
+
+def fit_band(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(lo, hi) maximizing the accuracy of "x <= lo or x >= hi"."""
+    cands = _candidates(x)
+    best, pick = -1.0, (-np.inf, np.inf)
+    for lo in cands:
+        for hi in cands[cands >= lo]:
+            acc = np.mean(((x <= lo) | (x >= hi)) == y)
+            if acc > best:
+                best, pick = acc, (float(lo), float(hi))
+    return pick
+
+
+def predictions(runs: list[Run], outcome: str, by: str) -> dict[str, np.ndarray]:
+    """Out-of-group predictions of every rule for one outcome; groups by results folder or family."""
+    groups = np.array([getattr(r, by) for r in runs])
+    y = np.array([r.outcome[outcome] for r in runs])
+    end = np.array([r.retention_at_end for r in runs])
+    now = np.array([r.retention_now for r in runs])
+    out = {"monitor's warning": np.array([r.warned_at is not None for r in runs]),
+           "verdict at the cut": np.array([r.status in ("collapsing", "collapsed") for r in runs]),
+           "forecast, fitted": np.zeros(len(runs), bool), "naive": np.zeros(len(runs), bool),
+           "majority": np.zeros(len(runs), bool)}
+    for g in np.unique(groups):
+        train, test = groups != g, groups == g
+        if outcome == COLLAPSED:
+            out["forecast, fitted"][test] = end[test] < fit_below(end[train], y[train])
+        else:
+            lo, hi = fit_band(end[train], y[train])
+            out["forecast, fitted"][test] = (end[test] <= lo) | (end[test] >= hi)
+        out["naive"][test] = now[test] < fit_below(now[train], y[train])
+        out["majority"][test] = y[train].mean() >= 0.5
+    return out
+
+
+def scores(pred: np.ndarray, y: np.ndarray) -> str:
+    tp = int((pred & y).sum())
+    precision = f"{tp / pred.sum():.2f}" if pred.sum() else "n/a"
+    return f"{np.mean(pred == y):.2f} | {precision} | {tp / y.sum():.2f}" if y.sum() else "n/a"
+
+
+def table(runs: list[Run], by: str) -> str:
+    rows = ["| outcome | positives | rule | accuracy | precision | recall |", "|---|---|---|---|---|---|"]
+    for outcome in (COLLAPSED, BELOW):
+        y = np.array([r.outcome[outcome] for r in runs])
+        for rule, pred in predictions(runs, outcome, by).items():
+            rows.append(f"| {outcome} | {int(y.sum())}/{len(y)} | {rule} | {scores(pred, y)} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folders", nargs="+", type=Path, help="results folders, one cross-validation group each")
+    ap.add_argument("--older", nargs="*", type=Path, default=[], help="extra folders for the all-runs table")
+    ap.add_argument("--cut", type=float, default=0.25, help="share of each run's steps the forecast sees")
+    ap.add_argument("--out", type=Path, default=None, help="write forecast.md and runs.json here")
+    args = ap.parse_args()
+
+    main_runs = load_runs(args.folders, args.cut)
+    all_runs = load_runs(args.folders + args.older, args.cut)
+    text = []
+    for name, runs in (("main", main_runs), ("all", all_runs)):
+        if name == "all" and not args.older:
+            continue
+        counts = ", ".join(f"{g} {sum(r.group == g for r in runs)}" for g in dict.fromkeys(r.group for r in runs))
+        text += [f"### {name} runs ({len(runs)}: {counts}), history cut at {args.cut:.0%} of each run's steps",
+                 "", "Leave one results folder out:", "", table(runs, "group"), "",
+                 "Leave one task family out:", "", table(runs, "family"), ""]
+    print("\n".join(text))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(args.out / "forecast.md", "\n".join(text))
+        write_json_atomic(args.out / "runs.json", [r.__dict__ for r in all_runs])
+
+
+if __name__ == "__main__":
+    main()
