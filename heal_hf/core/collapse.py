@@ -189,7 +189,9 @@ def fit_reward_entropy(
     x = np.exp(np.minimum(h, 700.0))
     if np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())):
         return None
-    slope, b = np.polyfit(x, r, 1)
+    dx = x - x.mean()
+    slope = float((dx * (r - r.mean())).sum() / (dx * dx).sum())
+    b = float(r.mean() - slope * x.mean())
     residual = float(((r - (slope * x + b)) ** 2).sum())
     total = float(((r - r.mean()) ** 2).sum())
     return RewardEntropyFit(a=float(-slope), b=float(b), r2=1.0 - residual / total if total > 0 else 0.0,
@@ -273,7 +275,8 @@ def collapse_report(
     frac_reward_zero_std.
     """
     forecast = forecast_collapse(steps, retention, threshold, min_points)
-    last = int(max(steps)) if len(steps) else 0
+    known = _floats(steps)
+    last = int(np.nanmax(known)) if np.isfinite(known).any() else 0
     end = max(last, int(end_step)) if end_step is not None else last
     if forecast is None:
         status = "too early"
@@ -311,4 +314,8 @@ class CollapseAlarm:
 
 
 def _floats(values: Sequence[float | None]) -> np.ndarray:
-    return np.array([math.nan if v is None else float(v) for v in values], dtype=float)
+    """A float array of `values`, None read as NaN."""
+    try:
+        return np.asarray(values, dtype=float)
+    except TypeError:  # a None among them
+        return np.array([math.nan if v is None else float(v) for v in values], dtype=float)

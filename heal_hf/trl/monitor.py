@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import TrainerCallback
 
@@ -64,6 +66,7 @@ ADVICE = (
     "(heal_hf.trl.HEALGRPOTrainer: hybrid data + the EDA reward), or restrict the policy gradient to "
     "high-entropy tokens with TRL's top_entropy_quantile=0.2"
 )
+_SERIES = ("step", "retention", "entropy", "reward", "frac_reward_zero_std")
 _QUANTILE_SAMPLE = 1_000_000  # torch.quantile's input limit is 16M; a million tokens pin a percentile
 
 
@@ -109,6 +112,7 @@ class EntropyMonitor(TrainerCallback):
         self._fixed_threshold = high_entropy_threshold
         self._reference_source = reference
         self.records: list[StepRecord] = []
+        self._columns = np.zeros((0, len(_SERIES)))
         self.report: CollapseReport | None = None
         self.warned_at_step: int | None = None
         self._reset_run()
@@ -179,7 +183,11 @@ class EntropyMonitor(TrainerCallback):
                 self.high_entropy_threshold = self._eda.reference.forking_threshold
         # A resumed run: the records so far come back from the restored log history.
         self._builder = RecordBuilder(entropy_key(state.log_history))
-        self.records = [r for r in map(self._builder.add, state.log_history) if r is not None]
+        self.records = []
+        self._columns = np.zeros((0, len(_SERIES)))
+        for record in map(self._builder.add, state.log_history):
+            if record is not None:
+                self._add(record)
         if isinstance(model, torch.nn.Module):
             self._hook = model.register_forward_hook(self._on_forward, with_kwargs=True)
         if self.records:
@@ -198,7 +206,7 @@ class EntropyMonitor(TrainerCallback):
         record = self._builder.add({**logs, "step": state.global_step})
         if record is None:
             return
-        self.records.append(record)
+        self._add(record)
         self._update(state)
         alarm = self._alarm.update(self.report.status)
         if alarm and self.warn and self.warned_at_step is None and state.is_world_process_zero:
@@ -220,12 +228,20 @@ class EntropyMonitor(TrainerCallback):
 
     # --- forecast and file ---------------------------------------------------------
 
+    def _add(self, record: StepRecord) -> None:
+        self.records.append(record)
+        n = len(self.records)
+        if n > len(self._columns):  # float columns (NaN = not logged), grown by doubling: O(1) per log
+            grown = np.full((2 * n, len(_SERIES)), np.nan)
+            grown[: n - 1] = self._columns[: n - 1]
+            self._columns = grown
+        self._columns[n - 1] = [math.nan if getattr(record, name) is None else getattr(record, name) for name in _SERIES]
+
     def _update(self, state) -> None:
-        r = self.records
+        s = dict(zip(_SERIES, self._columns[: len(self.records)].T))
         self.report = collapse_report(
-            [x.step for x in r], [x.retention for x in r], end_step=state.max_steps or None,
-            threshold=self.threshold, entropy=[x.entropy for x in r], reward=[x.reward for x in r],
-            zero_std=[x.frac_reward_zero_std for x in r], min_points=self.min_points,
+            s["step"], s["retention"], end_step=state.max_steps or None, threshold=self.threshold,
+            entropy=s["entropy"], reward=s["reward"], zero_std=s["frac_reward_zero_std"], min_points=self.min_points,
         )
 
     def to_dict(self, max_steps: int | None = None, global_step: int | None = None) -> dict[str, Any]:
