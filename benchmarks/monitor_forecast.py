@@ -14,11 +14,9 @@ HEAL logs it), each rule predicts two outcomes of the finished run:
 
 Rules:
 - monitor's warning: what EntropyMonitor does with its defaults, nothing fitted: it
-  warns once, when 3 logged steps in a row have the verdict collapsing or collapsed;
-  the rule is "it warned at some step up to the cut";
-- verdict at the cut: the monitor's verdict at the cut itself is collapsing or collapsed
-  (the line reaches 0.6 by the last step with a significant fall, or the smoothed
-  retention is already <= 0.6);
+  warns once, when 3 logged steps in a row have the verdict collapsing (the line reaches
+  0.6 by the last step, with a significant fall) or collapsed (the smoothed retention is
+  <= 0.6); the rule is "it warned at some step up to the cut";
 - forecast, fitted: forecast retention at the last step <= t (for (b): <= lo or >= hi,
   i.e. collapse or runaway entropy), t / lo / hi fitted;
 - naive: retention at the cut (running median of the last 5 points) < x, x fitted;
@@ -28,7 +26,9 @@ run is predicted by parameters not fitted on it; a second table leaves one task 
 out instead. Runs with identical entropy curves (the same run in two folders, or arms
 that ran bit-identically) count once, in the first folder given. `--older` folders
 (other model sizes / step budgets) form extra groups for an "all runs" table.
-Writes README-ready tables to stdout and, with --out, `forecast.md` and `runs.json`.
+A last table says how the warning does when it may come later (by 10%, 25%, 50% or the
+end of the run). Writes README-ready tables to stdout and, with --out, `forecast.md` and
+`runs.json` (every run's outcomes, warning step and forecast).
 """
 
 from __future__ import annotations
@@ -56,10 +56,18 @@ class Run:
     seed: int
     steps: int
     outcome: dict[str, bool]
-    status: str  # the monitor's verdict at the cut
-    warned_at: int | None  # the logged step up to the cut at which the monitor warned
-    retention_at_end: float  # forecast at the last step (nan: too few points)
-    retention_now: float  # running median at the cut
+    warned_at: int | None  # the step at which the monitor, fed the whole run log by log, warned (None: never)
+    retention_at_end: float  # forecast made at the cut for the last step (nan: too few points)
+    retention_now: float  # running median of the retention at the cut
+
+
+def warning_step(steps: np.ndarray, retention: np.ndarray, end_step: int) -> int | None:
+    """The step at which EntropyMonitor (defaults) would warn, fed these logs one by one; None: never."""
+    alarm = CollapseAlarm()
+    for n in range(MIN_POINTS, len(steps) + 1):
+        if alarm.update(collapse_report(steps[:n], retention[:n], end_step=end_step).status):
+            return int(steps[n - 1])
+    return None
 
 
 def load_runs(folders: list[Path], cut: float) -> list[Run]:
@@ -77,20 +85,15 @@ def load_runs(folders: list[Path], cut: float) -> list[Run]:
                 if key in seen or len(curve) == 0:
                     continue
                 seen.add(key)
-                history = curve[curve[:, 0] <= cut * r["steps"]]
-                steps, retention = history[:, 0], history[:, 1] / history[0, 1]
-                reports = [collapse_report(steps[:n], retention[:n], end_step=r["steps"])
-                           for n in range(MIN_POINTS, len(steps) + 1)]  # what the monitor says at each log
-                report = reports[-1] if reports else collapse_report(steps, retention, end_step=r["steps"])
-                alarm = CollapseAlarm()
-                warned = [n for n, rep in enumerate(reports) if alarm.update(rep.status)]
+                steps, retention = curve[:, 0], curve[:, 1] / curve[0, 1]  # retention as HEAL logs it
+                seen_by_cut = steps <= cut * r["steps"]
+                report = collapse_report(steps[seen_by_cut], retention[seen_by_cut], end_step=r["steps"])
                 f = report.forecast
                 runs.append(Run(
                     group=folder.name, family=r["family"], arm=r["arm"], seed=r["seed"], steps=r["steps"],
                     outcome={COLLAPSED: r["train_entropy_retention"] <= RETENTION_THRESHOLD,
                              BELOW: r["greedy_accuracy"] < data["base"][r["family"]]["greedy_accuracy"]},
-                    status=report.status,
-                    warned_at=int(steps[MIN_POINTS - 1 + warned[0]]) if warned else None,
+                    warned_at=warning_step(steps, retention, r["steps"]),
                     retention_at_end=np.nan if f is None else report.retention_at_end,
                     retention_now=np.nan if f is None else f.retention_now,
                 ))
@@ -121,14 +124,13 @@ def fit_band(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return pick
 
 
-def predictions(runs: list[Run], outcome: str, by: str) -> dict[str, np.ndarray]:
+def predictions(runs: list[Run], outcome: str, by: str, cut: float) -> dict[str, np.ndarray]:
     """Out-of-group predictions of every rule for one outcome; groups by results folder or family."""
     groups = np.array([getattr(r, by) for r in runs])
     y = np.array([r.outcome[outcome] for r in runs])
     end = np.array([r.retention_at_end for r in runs])
     now = np.array([r.retention_now for r in runs])
-    out = {"monitor's warning": np.array([r.warned_at is not None for r in runs]),
-           "verdict at the cut": np.array([r.status in ("collapsing", "collapsed") for r in runs]),
+    out = {"monitor's warning": np.array([r.warned_at is not None and r.warned_at <= cut * r.steps for r in runs]),
            "forecast, fitted": np.zeros(len(runs), bool), "naive": np.zeros(len(runs), bool),
            "majority": np.zeros(len(runs), bool)}
     for g in np.unique(groups):
@@ -149,12 +151,23 @@ def scores(pred: np.ndarray, y: np.ndarray) -> str:
     return f"{np.mean(pred == y):.2f} | {precision} | {tp / y.sum():.2f}" if y.sum() else "n/a"
 
 
-def table(runs: list[Run], by: str) -> str:
+def table(runs: list[Run], by: str, cut: float) -> str:
     rows = ["| outcome | positives | rule | accuracy | precision | recall |", "|---|---|---|---|---|---|"]
     for outcome in (COLLAPSED, BELOW):
         y = np.array([r.outcome[outcome] for r in runs])
-        for rule, pred in predictions(runs, outcome, by).items():
+        for rule, pred in predictions(runs, outcome, by, cut).items():
             rows.append(f"| {outcome} | {int(y.sum())}/{len(y)} | {rule} | {scores(pred, y)} |")
+    return "\n".join(rows)
+
+
+def warning_table(runs: list[Run]) -> str:
+    """The monitor's one warning as a predictor of collapse, by how far into the run it came."""
+    y = np.array([r.outcome[COLLAPSED] for r in runs])
+    rows = ["| warned by | accuracy | precision | recall | false alarms (runs that did not collapse) |",
+            "|---|---|---|---|---|"]
+    for share in (0.1, 0.25, 0.5, 1.0):
+        pred = np.array([r.warned_at is not None and r.warned_at <= share * r.steps for r in runs])
+        rows.append(f"| {share:.0%} of the steps | {scores(pred, y)} | {int((pred & ~y).sum())} of {int((~y).sum())} |")
     return "\n".join(rows)
 
 
@@ -174,8 +187,10 @@ def main() -> None:
             continue
         counts = ", ".join(f"{g} {sum(r.group == g for r in runs)}" for g in dict.fromkeys(r.group for r in runs))
         text += [f"### {name} runs ({len(runs)}: {counts}), history cut at {args.cut:.0%} of each run's steps",
-                 "", "Leave one results folder out:", "", table(runs, "group"), "",
-                 "Leave one task family out:", "", table(runs, "family"), ""]
+                 "", "Leave one results folder out:", "", table(runs, "group", args.cut), "",
+                 "Leave one task family out:", "", table(runs, "family", args.cut), "",
+                 "The monitor's warning (nothing fitted) over the whole run, outcome collapsed:", "",
+                 warning_table(runs), ""]
     print("\n".join(text))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

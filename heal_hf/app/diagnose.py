@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.collapse import RETENTION_THRESHOLD, CollapseReport, collapse_report, running_median
-from ..data.files import atomic_write
+from ..data.files import write_figure_atomic
 from ..data.run_logs import RunLogs, read_run_logs
 
 FIGURE_FILE = "entropy_dynamics.png"
@@ -76,9 +76,7 @@ def plot_dynamics(run: RunLogs, report: CollapseReport, path: str | Path) -> Pat
                                                 ("high_entropy_share", "high-entropy tokens"))
               if len(_series(run, name)[0])]
     fig, axes = plt.subplots(2 + bool(shares), 1, figsize=(9, 8 if shares else 5.5), sharex=True)
-    has_general = any(r.general_entropy is not None for r in run.records)
-    domains = (("entropy", "target" if has_general else "all completions", "tab:red"),
-               ("general_entropy", "general", "tab:blue"))
+    domains = (("entropy", run.entropy_label, "tab:red"), ("general_entropy", "general", "tab:blue"))
     for name, label, color in domains:
         steps, values = _series(run, name)
         if len(steps):
@@ -109,8 +107,6 @@ def plot_dynamics(run: RunLogs, report: CollapseReport, path: str | Path) -> Pat
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    path = Path(path)
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=100, format=path.suffix.lstrip(".") or "png")
+    written = write_figure_atomic(fig, path)
     plt.close(fig)
-    return path
+    return written

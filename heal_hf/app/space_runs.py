@@ -29,6 +29,7 @@ from ..data.run_logs import RunLogs, read_json, read_run_logs
 from .diagnose import report_for
 
 _COLOURS = {"target": "#d62728", "general": "#1f77b4"}
+_LEGEND = {"font": {"size": 10}, "traceorder": "normal"}  # filled traces would otherwise reverse the legend
 _BAND = "rgba(120,120,120,0.22)"
 
 
@@ -50,8 +51,7 @@ def dynamics_figure(run: RunLogs, report: CollapseReport, reference: EDAReferenc
     if reference is not None:
         ends = [min(steps), max(report.end_step, max(steps))]
         _band(fig, ends, [reference.magnitude_mean] * 2, [reference.magnitude_std] * 2, "general-domain pool", **left)
-    has_general = any(v is not None for v in run.column("general_entropy"))
-    for field, domain in (("entropy", "target" if has_general else "all completions"), ("general_entropy", "general")):
+    for field, domain in (("entropy", run.entropy_label), ("general_entropy", "general")):
         points = [(r.step, getattr(r, field)) for r in run.records if getattr(r, field) is not None]
         if points:
             x, y = zip(*points)
@@ -64,8 +64,10 @@ def dynamics_figure(run: RunLogs, report: CollapseReport, reference: EDAReferenc
     points = [(r.step, r.retention) for r in run.records if r.retention is not None]
     if points:
         x, y = zip(*points)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="retention", line={"color": _COLOURS["target"], "width": 1.5}),
-                      **right)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="retention (per step)", opacity=0.35,
+                                 line={"color": _COLOURS["target"], "width": 1}), **right)
+        fig.add_trace(go.Scatter(x=x, y=running_median(y).tolist(), mode="lines", name="retention (running median)",
+                                 line={"color": _COLOURS["target"], "width": 2.5}), **right)
     fig.add_trace(go.Scatter(x=[min(steps), report.end_step], y=[report.threshold] * 2, mode="lines",
                              name=f"collapse threshold {report.threshold:g}", line={"color": "grey", "dash": "dot"}),
                   **right)
@@ -78,7 +80,7 @@ def dynamics_figure(run: RunLogs, report: CollapseReport, reference: EDAReferenc
     fig.update_xaxes(title_text="optimizer step")
     fig.update_yaxes(title_text="entropy (nats)", **left)
     fig.update_yaxes(title_text="entropy / first step's", **right)
-    fig.update_layout(height=420, margin={"l": 60, "r": 20, "t": 60, "b": 50}, legend={"font": {"size": 10}})
+    fig.update_layout(height=420, margin={"l": 60, "r": 20, "t": 60, "b": 50}, legend=_LEGEND)
     return fig
 
 
@@ -101,7 +103,7 @@ def curves_figure(curves: dict[str, Any], reference: EDAReference | None) -> go.
         return None
     fig.update_layout(title="Mean entropy curve over the response: the run against the pool", height=380,
                       xaxis_title="normalized time (share of the response)", yaxis_title="entropy (nats)",
-                      margin={"l": 60, "r": 20, "t": 50, "b": 50}, legend={"font": {"size": 10}})
+                      margin={"l": 60, "r": 20, "t": 50, "b": 50}, legend=_LEGEND)
     return fig
 
 

@@ -54,6 +54,14 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def write_figure_atomic(figure: Any, path: str | Path, dpi: int = 100) -> Path:
+    """Save a matplotlib figure to `path` through `atomic_write`, in the format its suffix names (PNG without one)."""
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        figure.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    return path
+
+
 def load_rows(source: str | Path, split: str = "train", what: str = "dataset", config_name: str | None = None) -> Any:
     """A `datasets.Dataset` from a local .json/.jsonl/.csv/.parquet file, a local folder or a Hub id.
 

@@ -137,12 +137,19 @@ def records_from_logs(log_history: Sequence[dict[str, Any]]) -> list[StepRecord]
 
 @dataclass
 class RunLogs:
-    """A run's records and where they came from: `kind` is "trainer_state", "metrics" or "monitor"."""
+    """A run's records and where they came from: `kind` is "trainer_state", "metrics" or "monitor";
+    `entropy_key` the log key its entropies came from (see `entropy_key`)."""
 
     source: Path
     kind: str
     records: list[StepRecord]
     max_steps: int | None
+    entropy_key: str | None = None
+
+    @property
+    def entropy_label(self) -> str:
+        """What `StepRecord.entropy` averages over: "target" (HEAL's domains) or "all completions"."""
+        return "target" if self.entropy_key == TARGET_ENTROPY_KEY else "all completions"
 
     @property
     def last_step(self) -> int:
@@ -168,7 +175,7 @@ def parse_run_file(path: Path, data: Any, what: str = "run") -> RunLogs:
         except TypeError as err:
             raise ValueError(f"{what}: {path} has malformed steps ({err}); rewrite it with EntropyMonitor") from None
         max_steps = _number(data.get("max_steps"))
-        return RunLogs(path, "monitor", records, None if max_steps is None else int(max_steps))
+        return RunLogs(path, "monitor", records, None if max_steps is None else int(max_steps), data.get("entropy_key"))
     else:
         raise ValueError(f"{what}: {path} has neither a log_history list ({TRAINER_STATE_FILE}) nor a history "
                          f"list ({METRICS_FILE}); pass a file a Trainer or heal-hf train wrote")
@@ -178,7 +185,7 @@ def parse_run_file(path: Path, data: Any, what: str = "run") -> RunLogs:
         raise ValueError(f"{what}: {path} logs no entropy: none of its {len(entries)} log entries has "
                          f"{' or '.join(repr(k) for k in ENTROPY_KEYS)}; train with TRL's GRPOTrainer (it logs "
                          "'entropy') or HEALGRPOTrainer")
-    return RunLogs(path, kind, records, None if max_steps is None else int(max_steps))
+    return RunLogs(path, kind, records, None if max_steps is None else int(max_steps), entropy_key(entries))
 
 
 def _run_max_steps(folder: Path) -> int | None:

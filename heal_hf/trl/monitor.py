@@ -43,7 +43,14 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from ..core.collapse import MIN_POINTS, RETENTION_THRESHOLD, CollapseAlarm, CollapseReport, collapse_report
+from ..core.collapse import (
+    CONFIRM_LOGS,
+    MIN_POINTS,
+    RETENTION_THRESHOLD,
+    CollapseAlarm,
+    CollapseReport,
+    collapse_report,
+)
 from ..core.eda import EDAReference, EDAReward
 from ..core.profiles import DEFAULT_BINS, FORKING_QUANTILE
 from ..data.files import write_json_atomic
@@ -84,6 +91,7 @@ class EntropyMonitor(TrainerCallback):
             HEALGRPOTrainer, which logs its own distance. Costs a device-to-CPU copy of the
             micro-batch's entropies and a profile per completion.
         warn: log the one warning line.
+        confirm: consecutive logged steps that must say collapsing or collapsed before it warns.
         write_every_s: most seconds between two writes of the JSON file while training.
         file_name: the JSON file's name in `args.output_dir`.
 
@@ -98,6 +106,7 @@ class EntropyMonitor(TrainerCallback):
         high_entropy_threshold: float | None = None,
         reference: Any = None,
         warn: bool = True,
+        confirm: int = CONFIRM_LOGS,
         write_every_s: float = 30.0,
         file_name: str = MONITOR_FILE,
     ) -> None:
@@ -107,7 +116,9 @@ class EntropyMonitor(TrainerCallback):
             raise ValueError(f"high_entropy_quantile: expected a number in (0, 1), got {high_entropy_quantile!r}")
         if high_entropy_threshold is not None and high_entropy_threshold < 0:
             raise ValueError(f"high_entropy_threshold: expected nats >= 0, got {high_entropy_threshold!r}")
-        self.threshold, self.min_points, self.warn = threshold, min_points, warn
+        if confirm < 1:
+            raise ValueError(f"confirm: expected at least 1 logged step, got {confirm!r}")
+        self.threshold, self.min_points, self.warn, self.confirm = threshold, min_points, warn, confirm
         self.high_entropy_quantile, self.write_every_s, self.file_name = high_entropy_quantile, write_every_s, file_name
         self._fixed_threshold = high_entropy_threshold
         self._reference_source = reference
@@ -126,7 +137,7 @@ class EntropyMonitor(TrainerCallback):
         self._tokens: torch.Tensor | None = None
         self._eda_sum, self._eda_count = 0.0, 0
         self._builder = RecordBuilder()
-        self._alarm = CollapseAlarm()
+        self._alarm = CollapseAlarm(self.confirm)
         self._last_write = 0.0
 
     # --- the hook: per-token entropies of TRL's own training forward ------------------
@@ -249,11 +260,12 @@ class EntropyMonitor(TrainerCallback):
         return {
             "format": MONITOR_FORMAT,
             "settings": {
-                "threshold": self.threshold, "min_points": self.min_points,
+                "threshold": self.threshold, "min_points": self.min_points, "confirm": self.confirm,
                 "high_entropy_quantile": self.high_entropy_quantile,
                 "high_entropy_threshold": self.high_entropy_threshold,
                 "reference": self._eda is not None,
             },
+            "entropy_key": self._builder.key,
             "max_steps": max_steps,
             "global_step": global_step,
             "warned_at_step": self.warned_at_step,
