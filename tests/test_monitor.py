@@ -139,6 +139,20 @@ def test_monitor_warns_once_on_a_collapsing_run_and_never_on_a_stable_one(tmp_pa
     assert monitor_warnings(caplog) == [] and quiet.report.status == "collapsed"
 
 
+def test_the_hook_counts_masked_tokens_above_the_threshold_in_gradient_forwards_only():
+    monitor = EntropyMonitor(high_entropy_threshold=1.0)
+    module = torch.nn.Linear(1, 1).train()
+    out = SimpleNamespace(entropy=torch.tensor([[0.5, 2.0, 3.0], [1.5, 0.1, 9.0]]),
+                          label_mask=torch.tensor([[1, 1, 0], [1, 1, 1]]))
+    monitor._on_forward(module, (), {}, out)  # 5 tokens, 3 above 1 nat (3.0 is padding)
+    with torch.no_grad():
+        monitor._on_forward(module, (), {}, out)  # a scoring pass: not counted
+    monitor._on_forward(module.eval(), (), {}, out)  # evaluation: not counted
+    monitor._on_forward(module.train(), (), {}, SimpleNamespace(logits=torch.zeros(2, 3, 5)))  # generation: no entropy
+    assert monitor._take_hook_numbers() == {HIGH_ENTROPY_KEY: pytest.approx(0.6)}
+    assert monitor._take_hook_numbers() == {}  # reset after each log
+
+
 def test_public_names_and_settings():
     assert heal_hf.EntropyMonitor is EntropyMonitor
     with pytest.raises(AttributeError):
@@ -319,6 +333,8 @@ def test_diagnose_a_trainer_state_in_a_checkpoint_folder(tmp_path):
     assert lines[1].startswith("collapsing: entropy retention 0.") and "at step 400 (crosses 0.6 at step" in lines[1]
     assert "zero-variance groups: 70%" in printed and "most groups give GRPO no signal" in printed
     assert (tmp_path / "out" / FIGURE_FILE).read_bytes()[:8] == PNG_MAGIC  # in the folder given
+    (tmp_path / "out" / "metrics.json").write_text('{"accuracy": 0.5}')  # another tool's file: passed over
+    assert read_run_logs(tmp_path / "out").source == folder / "trainer_state.json"
     code, printed, _ = run_cli(["diagnose", str(folder), "--no-figure", "--threshold", "0.95"])
     assert code == 0 and "collapsed: entropy retention" in printed and "figure:" not in printed
 

@@ -221,8 +221,9 @@ def run_sources(folder: Path) -> list[Path]:
 def read_run_logs(path: str | Path, what: str = "run") -> RunLogs:
     """The entropy dynamics of a run: a file (trainer_state.json, metrics.json, entropy_monitor.json) or an output folder.
 
-    In a folder, the source reaching the latest step wins (on a tie, a trainer state,
-    which has every logged key, before metrics.json, before the monitor's file).
+    In a folder, of the files that read, the one reaching the latest step wins (on a
+    tie, a trainer state, which has every logged key, before metrics.json, before the
+    monitor's file); when none reads, the first one's error.
     """
     path = Path(path)
     if path.is_file():
@@ -234,6 +235,13 @@ def read_run_logs(path: str | Path, what: str = "run") -> RunLogs:
         raise ValueError(f"{what}: {path} has no {TRAINER_STATE_FILE}, {METRICS_FILE} or checkpoint-*/"
                          f"{TRAINER_STATE_FILE}; pass a Trainer output folder, a checkpoint-N folder or a heal-hf "
                          "train folder")
-    runs = [parse_run_file(p, read_json(p, what), what) for p in sources]
+    runs, errors = [], []
+    for source in sources:
+        try:
+            runs.append(parse_run_file(source, read_json(source, what), what))
+        except ValueError as err:  # another file of the folder may still hold the logs
+            errors.append(err)
+    if not runs:
+        raise errors[0]
     order = {"trainer_state": 0, "metrics": 1, "monitor": 2}
     return max(runs, key=lambda r: (r.last_step, -order[r.kind]))

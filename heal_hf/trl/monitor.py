@@ -179,6 +179,7 @@ class EntropyMonitor(TrainerCallback):
     # --- callback events ---------------------------------------------------------
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        self._remove_hook()  # a train() that raised left it attached
         self._reset_run()
         previous = self._previous_file(args) if state.global_step > 0 else {}
         warned = previous.get("warned_at_step")
@@ -232,10 +233,13 @@ class EntropyMonitor(TrainerCallback):
         self._write(args, state)
 
     def on_train_end(self, args, state, control, **kwargs):
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
+        self._remove_hook()
         self._write(args, state)
+
+    def _remove_hook(self) -> None:
+        if getattr(self, "_hook", None) is not None:
+            self._hook.remove()
+        self._hook = None
 
     # --- forecast and file ---------------------------------------------------------
 
