@@ -2,6 +2,7 @@
 
 The math core is importable from here and needs only torch and numpy:
 `token_entropy`, `EntropyProfile`, `EDAReference`, `EDAReward`, `EDASettings`, `HybridSelector`.
+`EntropyMonitor` (a TRL callback) is here too, imported on first use so that this stays light.
 Ecosystem adapters live in submodules (`heal_hf.trl`, `heal_hf.data.pool`, ...).
 """
 
@@ -30,6 +31,7 @@ __all__ = [
     "EDAReward",
     "EDAScores",
     "EDASettings",
+    "EntropyMonitor",
     "EntropyProfile",
     "HybridSelector",
     "Selection",
@@ -38,3 +40,12 @@ __all__ = [
     "verifiers",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # EntropyMonitor needs transformers and TRL: load them when it is asked for, not on `import heal_hf`.
+    if name == "EntropyMonitor":
+        from .trl.monitor import EntropyMonitor
+
+        return EntropyMonitor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

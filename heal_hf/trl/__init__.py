@@ -17,6 +17,7 @@ from .entropy import (
     entropy_source,
     policy_token_entropies,
 )
+from .monitor import EntropyMonitor
 from .reward import (
     DOMAINS,
     ENTROPIES_KWARG,
@@ -39,6 +40,7 @@ __all__ = [
     "DomainMixSampler",
     "EDARewardFunction",
     "EDAStateCallback",
+    "EntropyMonitor",
     "GenerationEntropyRecorder",
     "HEALConfig",
     "HEALGRPOTrainer",
