@@ -25,6 +25,13 @@ def _eda_setting(name: str) -> Any:
 class HEALConfig(GRPOConfig):
     r"""GRPOConfig plus HEAL's settings (docs/method.md); the defaults are the method's.
 
+    The optimizer recipe is GRPOConfig's own (learning_rate, warmup_steps, lr_scheduler_type). The
+    one measured here, on the toy replication: learning_rate 5e-5, warmup over 10% of max_steps,
+    linear decay (`heal-hf replicate`'s default). 2e-4 without warmup dropped even GRPO on 1,000
+    problems 0.15-0.29 below the base model in its first 25 steps, and warmup alone did not stop
+    the fall once the rate peaked (benchmarks/results/replicate-v3-cpu/recipe). Lower the rate
+    before reading anything into an early accuracy drop.
+
     Parameters:
         eda_weight (`float`, defaults to `0.1`): lambda in r = r_verify + lambda * r_EDA.
         eda_reference (`str`, defaults to `"batch"`): where R comes from: "batch", "pool" or "ema".
