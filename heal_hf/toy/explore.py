@@ -20,7 +20,7 @@ import random
 import re
 import statistics
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
 YES, NO = "yes", "no"
 COMPLETION_BUDGET = 48
@@ -29,6 +29,9 @@ solution, its end-of-text token included, fits (one token a character with the t
 _ANSWER = re.compile(r"answer\s*:", re.IGNORECASE)
 _VERDICT = re.compile(r"(?:^|\s)(yes|no)\s*$", re.IGNORECASE)
 _STEP_SPLIT = re.compile(r"[,;]\s*")
+TRIES, TRY_WEIGHTS = (1, 2, 3), (0.2, 0.4, 0.4)
+"""How many candidates a worked search tries (the last one right), and how often."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -90,15 +93,26 @@ def direct_response(response: str) -> str:
     return " Answer: " + response.rsplit("Answer: ", 1)[-1]
 
 
-def approach(rng: random.Random, answer: int, low: int, high: int, tries: int) -> list[int]:
-    """`tries` candidates in [low, high] that close in on `answer` from one side and end on it.
+def closing_in(rng: random.Random, wrong: Sequence[T], right: T, tries: int, distance: Callable[[T], float]) -> list[T]:
+    """`tries` candidates ending on `right`: wrong ones drawn from `wrong`, farther from the goal first (by
+    `distance`), as a solver that reads each check revises; fewer when `wrong` is short."""
+    return sorted(rng.sample(list(wrong), min(tries - 1, len(wrong))), key=lambda c: -distance(c)) + [right]
 
-    The wrong ones lie all below or all above the answer, farther first, as a solver that
-    reads each check's direction (too small: go up) revises; fewer are returned when one
-    side has too little room.
-    """
+
+def approach(rng: random.Random, answer: int, low: int, high: int, tries: int) -> list[int]:
+    """`tries` integer candidates in [low, high] that close in on `answer` from one side and end on it
+    (all below or all above it, as a solver reading each check's direction, too small: go up, revises)."""
     below, above = list(range(low, answer)), list(range(answer + 1, high + 1))
     sides = [s for s in (below, above) if len(s) >= tries - 1] or [max(below, above, key=len)]
-    side = rng.choice(sides)
-    wrong = sorted(rng.sample(side, min(tries - 1, len(side))), key=lambda c: -abs(c - answer))
-    return wrong + [answer]
+    return closing_in(rng, rng.choice(sides), answer, tries, lambda c: abs(c - answer))
+
+
+def searched(rng: random.Random, answer: str, candidates: Callable[[int], list[tuple[str, bool]]]) -> str:
+    """Worked try/check steps for `answer`: `candidates(k)` gives k (working, accepted) tries, k drawn
+    from TRIES (1 to 3), one fewer while the response would not fit COMPLETION_BUDGET."""
+    k = rng.choices(TRIES, weights=TRY_WEIGHTS)[0]
+    while True:
+        steps = tried_steps(candidates(k))
+        if k == 1 or fits(f" {steps}. Answer: {answer}"):
+            return steps
+        k -= 1

@@ -85,10 +85,6 @@ def _draw(rng: random.Random, name: str, config: dict[str, Any], accept) -> dict
             return entry
 
 
-def _tries(rng: random.Random) -> int:
-    return rng.choices((1, 2, 3), weights=(0.2, 0.4, 0.4))[0]
-
-
 def _value(expression: str) -> int:
     return eval(expression, {"__builtins__": {}})  # noqa: S307 - our own digits and + - * only
 
@@ -104,14 +100,8 @@ def countdown(rng: random.Random) -> tuple[str, str, str, str]:
     right = [e for e in candidates if _value(e) == target]
     wrong = [e for e in candidates if _value(e) != target]
     answer = rng.choice(right)
-    k = _tries(rng)
-    while True:
-        # Wrong tries close in on the target: the farther one first, as a solver reading each check revises.
-        picks = sorted(rng.sample(wrong, k - 1), key=lambda e: -abs(_value(e) - target)) + [answer]
-        steps = explore.tried_steps([(f"{e}={_value(e)}", e == answer) for e in picks])
-        if k == 1 or explore.fits(f" {steps}. Answer: {answer}"):
-            break
-        k -= 1
+    steps = explore.searched(rng, answer, lambda k: [
+        (f"{e}={_value(e)}", e == answer) for e in explore.closing_in(rng, wrong, answer, k, lambda e: abs(_value(e) - target))])
     question = f"make {target} from {' '.join(map(str, numbers))}"
     return question, steps, answer, reference("countdown", COUNTDOWN_CONFIG, entry)
 
@@ -134,11 +124,6 @@ def equation(rng: random.Random) -> tuple[str, str, str, str]:
                   lambda e: (p := _equation_parts(e["metadata"]["equation"])) is not None and p[3] > 0)
     a, sign, b, c = _equation_parts(entry["metadata"]["equation"])
     x = int(entry["answer"])
-    k = _tries(rng)
-    while True:
-        picks = explore.approach(rng, x, 1, 9, k)
-        steps = explore.tried_steps([(f"{a}*{t}{sign}{b}={a * t + (b if sign == '+' else -b)}", t == x) for t in picks])
-        if k == 1 or explore.fits(f" {steps}. Answer: {x}"):
-            break
-        k -= 1
+    steps = explore.searched(rng, str(x), lambda k: [(f"{a}*{t}{sign}{b}={a * t + (b if sign == '+' else -b)}", t == x)
+                                                     for t in explore.approach(rng, x, 1, 9, k)])
     return f"solve {entry['metadata']['equation']}", steps, str(x), reference("simple_equations", EQUATION_CONFIG, entry)

@@ -164,20 +164,10 @@ def _weekday(rng: random.Random) -> Problem:
             f"{offset} mod 7 = {offset % 7}, {WEEKDAYS[day]}+{offset % 7} = {end}", end)
 
 
-def _tries(rng: random.Random) -> int:
-    """How many candidates a worked search tries (the last one right): 1, 2 or 3."""
-    return rng.choices((1, 2, 3), weights=(0.2, 0.4, 0.4))[0]
-
-
 def _searched(rng: random.Random, answer: int, low: int, high: int, working: Callable[[int], str]) -> str:
-    """Try/check steps closing in on `answer` (see explore.approach), as many as fit the completion budget."""
-    k = _tries(rng)
-    while True:
-        picks = explore.approach(rng, answer, low, high, k)
-        steps = explore.tried_steps([(working(t), t == answer) for t in picks])
-        if k == 1 or explore.fits(format_response(steps, str(answer))):
-            return steps
-        k -= 1
+    """Try/check steps closing in on a digit `answer` (explore.approach), as many as fit the budget."""
+    return explore.searched(rng, str(answer), lambda k: [(working(t), t == answer)
+                                                         for t in explore.approach(rng, answer, low, high, k)])
 
 
 def _missing_addend(rng: random.Random) -> Problem:
@@ -200,14 +190,10 @@ def _pair_sum(rng: random.Random) -> Problem:
             break
     right = next(p for p in pairs if sum(p) == target)
     wrong = [p for p in pairs if p != right]
-    k = _tries(rng)
-    while True:
-        picks = sorted(rng.sample(wrong, k - 1), key=lambda p: -abs(sum(p) - target)) + [right]
-        steps = explore.tried_steps([(f"{a}+{b}={a + b}", (a, b) == right) for a, b in picks])
-        answer = f"{right[0]} {right[1]}"
-        if k == 1 or explore.fits(format_response(steps, answer)):
-            break
-        k -= 1
+    answer = f"{right[0]} {right[1]}"
+    steps = explore.searched(rng, answer, lambda k: [
+        (f"{a}+{b}={a + b}", (a, b) == right)
+        for a, b in explore.closing_in(rng, wrong, right, k, lambda p: abs(sum(p) - target))])
     return f"two of {' '.join(map(str, digits))} make {target}", steps, answer
 
 
