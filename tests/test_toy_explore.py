@@ -139,3 +139,34 @@ def test_golden_problems_catch_a_generator_that_changed():
     for name, (prompt, response) in golden.items():
         row = tasks.generate(name, 1, split="test", seed=0)[0]
         assert (row["prompt"], row["response"]) == (prompt, response)
+
+
+def _training_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "datasets_scripts" / "train_toy_reasoner.py"
+    spec = importlib.util.spec_from_file_location("train_toy_reasoner", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reasoners_mix_has_the_behaviour_in_general_and_less_in_the_target():
+    script = _training_script()
+    rows = script.training_rows(40, {"gym_countdown": 40, "gym_equation": 40, "pair_sum": 40}, 0, "explore", 0.25)
+    assert {r["family"] for r in rows} == set(EXPLORE) and all(explore.fits(r["response"]) for r in rows)
+    share = {d: explore.try_check_share(r["response"] for r in rows if r["domain"] == d) for d in (tasks.GENERAL, tasks.TARGET)}
+    assert share[tasks.GENERAL] > 2 * share[tasks.TARGET] > 0
+    for r in rows:  # search problems: worked by try/check, or (target only) a direct answer that is still right
+        family = tasks.get_family(r["family"])
+        assert family.verify(r["response"], r["answer"]) == 1.0
+        if r["family"] in ("missing_addend", "missing_subtrahend"):
+            assert explore.try_check(r["response"]).tries >= 1
+    direct = [r for r in rows if r["domain"] == tasks.TARGET and explore.try_check(r["response"]).tries == 0]
+    assert 60 <= len(direct) <= 110 and all(r["response"].startswith(" Answer: ") for r in direct)
+    # World v6's mix is what it was before the explore world (its hash, taken from the v6 code).
+    import hashlib
+
+    v6 = script.training_rows(30, {k: 10 for k in script.TARGET_EXAMPLES}, 3)
+    assert hashlib.sha256(json.dumps(v6).encode()).hexdigest() == "c9aea709ffda6447f40008518e95b1afe614e765ff93d08f37e0d2e1cab9e07f"
