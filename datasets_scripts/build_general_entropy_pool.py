@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     out = build_pool(
         model, tokenizer, problems, args.out, config, model_id=args.model_id,
-        dataset_id=f"heal-hf toy general-domain tasks ({args.split} split)", process_index=process_index,
+        dataset_id=f"heal-hf toy general-domain tasks ({args.split} split{'' if args.world == 'v6' else ', world ' + args.world})",
+        process_index=process_index,
         num_processes=num_processes, license="apache-2.0", command=command,
     )
     if process_index == 0:
