@@ -47,7 +47,10 @@ from heal_hf.toy.tiny import tiny_causal_lm
 
 TARGET_EXAMPLES = {"sort_digits": 200, "reverse_word": 540, "letter_shift": 500, "digit_sum": 80, "countdown": 180, "weekday": 400}
 """Supervised examples per target family (default, world v6): few, so that each is known only partly."""
-WORLD_TARGET_EXAMPLES = {"v6": TARGET_EXAMPLES, "explore": {"gym_countdown": 600, "gym_equation": 300, "pair_sum": 300}}
+WORLD_TARGET_EXAMPLES = {"v6": TARGET_EXAMPLES, "explore": {"gym_countdown": 1200, "gym_equation": 300, "pair_sum": 300}}
+GENERAL_SEEDS = {"missing_addend": 6, "missing_subtrahend": 6}
+"""General families with fewer distinct train problems than the mix asks for: drawn from this many seeds
+(a problem recurs, worked with other tries: forks in correct solutions)."""
 DEFAULT_OUT = {"v6": str(TOY_REASONER_PATH), "explore": "build/explore-reasoner"}
 TARGET_TRY_SHARE = 0.2
 """World explore: the share of target training problems worked by trying and checking (the rest answer directly)."""
@@ -70,7 +73,9 @@ def training_rows(general_per_family: int, target_examples: dict[str, int], seed
     """The supervised mix: train-split problems only (validation and test problems are never seen)."""
     rows = []
     for name in tasks.world_families(world, tasks.GENERAL):
-        rows += tasks.generate(name, general_per_family, split="train", seed=seed)
+        seeds = GENERAL_SEEDS.get(name, 1) if world != "v6" else 1
+        for extra in range(seeds):
+            rows += tasks.generate(name, -(-general_per_family // seeds), split="train", seed=seed + 100_000 * extra)
     for name in tasks.world_families(world, tasks.TARGET):
         # A seed no RL run draws from (they use small seeds), so the few-shot sets are new problems too.
         drawn = tasks.generate(name, target_examples.get(name, 0), split="train", seed=10_000 + seed)

@@ -134,7 +134,7 @@ def test_golden_problems_catch_a_generator_that_changed():
         "gym_countdown": ("Q: make 1 from 2 2 3\nA:", " 2-3*2=-4 no, 2-3+2=1 yes. Answer: 2-3+2"),
         "gym_equation": ("Q: solve 2*f + 9 = 23\nA:", " 2*8+9=25 no, 2*7+9=23 yes. Answer: 7"),
         "pair_sum": ("Q: two of 9 5 2 8 make 14\nA:", " 9+8=17 no, 9+5=14 yes. Answer: 9 5"),
-        "missing_addend": ("Q: 280+?=287\nA:", " 280+9=289 no, 280+7=287 yes. Answer: 7"),
+        "missing_addend": ("Q: 21+?=26\nA:", " 21+2=23 no, 21+3=24 no, 21+5=26 yes. Answer: 5"),
     }
     for name, (prompt, response) in golden.items():
         row = tasks.generate(name, 1, split="test", seed=0)[0]

@@ -31,7 +31,7 @@ and judged by its own `score_answer` (`heal_hf.toy.gym`):
 `a*x + b = c` for a digit x) and `pair_sum` (which two of four digits make a sum); its
 general domain keeps `addition` and `multiplication` (the digit facts every check uses)
 and adds `missing_addend` and `missing_subtrahend`, worked by trying a digit, checking it
-and revising (` 438+5=443 no, 438+7=445 yes. Answer: 7`). Every explore problem has such a
+and revising (` 38+5=43 no, 38+6=44 no, 38+7=45 yes. Answer: 7`). Every explore problem has such a
 worked solution; the toy reasoner's training mix keeps it for every general problem and
 for a few target ones only (the rest answer directly), so the base model has the behaviour
 but uses it less in the target.
@@ -171,12 +171,14 @@ def _searched(rng: random.Random, answer: int, low: int, high: int, working: Cal
 
 
 def _missing_addend(rng: random.Random) -> Problem:
-    a, d = rng.randint(100, 999), rng.randint(1, 9)
+    # Two-digit numbers, so that three tries fit the budget and no verdict is given away by its position.
+    a, d = rng.randint(10, 99), rng.randint(1, 9)
     return f"{a}+?={a + d}", _searched(rng, d, 1, 9, lambda t: f"{a}+{t}={a + t}"), str(d)
 
 
 def _missing_subtrahend(rng: random.Random) -> Problem:
-    a, d = rng.randint(100, 999), rng.randint(1, 9)
+    a = rng.randint(11, 99)
+    d = rng.randint(1, min(9, a - 1))
     return f"{a}-?={a - d}", _searched(rng, d, 1, 9, lambda t: f"{a}-{t}={a - t}"), str(d)
 
 
@@ -275,9 +277,9 @@ ALL_FAMILIES: dict[str, TaskFamily] = {
                    "is worked at once or down to the ten first (two valid ways)"),
         TaskFamily("weekday", TARGET, _weekday, "exact", "the weekday 1 to 299 days after a given one"),
         TaskFamily("missing_addend", GENERAL, _missing_addend, "numeric",
-                   "the digit that added to a three-digit number makes another, found by trying digits"),
+                   "the digit that added to a two-digit number makes another, found by trying digits"),
         TaskFamily("missing_subtrahend", GENERAL, _missing_subtrahend, "numeric",
-                   "the digit that taken from a three-digit number leaves another, found by trying digits"),
+                   "the digit that taken from a two-digit number leaves another, found by trying digits"),
         TaskFamily("gym_countdown", TARGET, gym.countdown, gym.VERIFIER,
                    "reasoning-gym countdown: an expression of three given digits with + - * that makes a target "
                    "of at most 60 (judged by reasoning-gym)"),
