@@ -45,6 +45,7 @@ def test_search_families_are_worked_by_try_check_revise(name):
     rows = tasks.generate(name, 200, seed=2)
     counts = [explore.try_check(r["response"]) for r in rows]
     assert all(c.tries >= 1 and c.tries == c.rejected + 1 for c in counts)  # wrong tries, then the right one
+    assert all(c.miscomputed == 0 for c in counts)  # every check in a worked solution is true
     assert all(r["response"].split(". Answer:")[0].endswith(" yes") for r in rows)
     assert sum(c.revisions > 0 for c in counts) > 100  # most revise at least once
     assert all(explore.try_check(r["response"]).tries == 0 for r in tasks.generate("addition", 50, seed=2))
@@ -110,6 +111,10 @@ def test_try_check_counts_hand_made_rollouts():
     c = explore.try_check(" 3*7+5=26 yes, 3*8+5=29 no")
     assert (c.steps, c.tries, c.rejected, c.revisions) == (2, 2, 1, 0) and c.share == 1.0
     assert explore.try_check("").share == 0.0 and explore.try_check(None).steps == 0
+    # A faked check: the working is false arithmetic (the target copied into the accepted step).
+    assert explore.try_check(" 280+1=281 no, 280+2=287 yes. Answer: 2").miscomputed == 1
+    assert explore.try_check(" 2-3*2=-4 no, (2+2)*3=12 yes. Answer: (2+2)*3").miscomputed == 0
+    assert explore.try_check(" 9**99999=1 no, 1/0=1 no, x=3 yes").miscomputed == 0  # not checkable arithmetic
     assert explore.try_check(" Notes: nothing. Answer: yes").tries == 0  # an answer "yes" is no verdict step
     assert explore.try_check_share([" Answer: 7", " 6*8=48 no, 7*8=56 yes. Answer: 7"]) == pytest.approx(1 / 3)
     assert explore.try_check_share([]) != explore.try_check_share([])  # nan for no rollouts

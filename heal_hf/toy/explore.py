@@ -7,7 +7,8 @@ family, and a response ends in `Answer: ...`:
     ` 6*8=48 no, 7*8=56 yes. Answer: 7`   (two try/check steps, one revision)
     ` Answer: 7`                          (a direct guess: no step tried or checked)
 
-`try_check(text)` counts a rollout's steps, tries, rejections and revisions; its `share`
+`try_check(text)` counts a rollout's steps, tries, rejections, revisions and faked checks
+(tries whose working is false arithmetic, `280+2=287 yes`); its `share`
 is the try/check steps over all steps, the final answer counting as one (a commit), so a
 direct guess scores 0, one checked try 1/2 and three tries 3/4. The share works on any
 toy family's text (plain working steps such as `5+7=12` are steps, not tries), so the same
@@ -29,6 +30,8 @@ solution, its end-of-text token included, fits (one token a character with the t
 _ANSWER = re.compile(r"answer\s*:", re.IGNORECASE)
 _VERDICT = re.compile(r"(?:^|\s)(yes|no)\s*$", re.IGNORECASE)
 _STEP_SPLIT = re.compile(r"[,;]\s*")
+_ARITHMETIC = re.compile(r"[\d+\-*() ]{1,40}")
+_INTEGER = re.compile(r"-?\d{1,6}")
 TRIES, TRY_WEIGHTS = (1, 2, 3), (0.2, 0.4, 0.4)
 """How many candidates a worked search tries (the last one right), and how often."""
 T = TypeVar("T")
@@ -42,6 +45,7 @@ class TryCheckCount:
     tries: int  # steps that end in a verdict (yes / no)
     rejected: int  # tries whose verdict is no
     revisions: int  # tries that follow a rejected one
+    miscomputed: int = 0  # tries whose working `expression=value` is false arithmetic (a faked check)
 
     @property
     def share(self) -> float:
@@ -58,7 +62,7 @@ def try_check(text: str) -> TryCheckCount:
     working, committed = (text[: match.start()], 1) if match else (text, 0)
     steps = [s.strip().rstrip(".").strip() for s in _STEP_SPLIT.split(working)]
     steps = [s for s in steps if s]
-    tries = rejected = revisions = 0
+    tries = rejected = revisions = miscomputed = 0
     last_rejected = False
     for step in steps:
         verdict = _VERDICT.search(step)
@@ -66,10 +70,24 @@ def try_check(text: str) -> TryCheckCount:
             last_rejected = False
             continue
         tries += 1
+        miscomputed += _false_working(step[: verdict.start()])
         revisions += last_rejected
         last_rejected = verdict.group(1).lower() == NO
         rejected += last_rejected
-    return TryCheckCount(steps=len(steps) + committed, tries=tries, rejected=rejected, revisions=revisions)
+    return TryCheckCount(steps=len(steps) + committed, tries=tries, rejected=rejected, revisions=revisions,
+                         miscomputed=miscomputed)
+
+
+def _false_working(working: str) -> bool:
+    """Whether a try's working `expression=value` (digits, + - * and brackets) is false arithmetic."""
+    expression, equals, value = working.strip().rpartition("=")
+    if (not equals or "**" in expression  # no powers: a model's 9**9**9 must not hang the count
+            or not _ARITHMETIC.fullmatch(expression) or not _INTEGER.fullmatch(value.strip())):
+        return False  # not arithmetic we can check: not counted as faked
+    try:
+        return eval(expression, {"__builtins__": {}}) != int(value)  # noqa: S307 - digits and + - * ( ) only
+    except (SyntaxError, TypeError, ValueError):
+        return False
 
 
 def try_check_share(texts: Iterable[str]) -> float:

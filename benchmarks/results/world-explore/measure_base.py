@@ -5,7 +5,9 @@
 On each explore family's test split (200 problems x 8 samples at T = 1, seed 0, at most 48
 new tokens, as criterion 5 of criteria-preregistration.md says): pass@1 (the samples' mean
 pass rate), pass@8 (problems with a passing sample), the headroom pass@8 - pass@1, the
-samples' mean try/check share (`heal_hf.toy.explore`) and mean token entropy; greedy
+samples' mean try/check share (`heal_hf.toy.explore`), the pass rates of the samples that try
+and of those that answer directly, the share of tries whose working is false arithmetic
+(faked checks), and mean token entropy; greedy
 accuracy and greedy share too. With `--pool`, the try/check share and pass rate of the pool's
 stored samples of the general problems the hybrid selection picks for 32 target rows (seed
 0), the general side of criterion 7. Writes NAME.json and NAME.md beside this script.
@@ -48,6 +50,7 @@ def family_numbers(model, tokenizer, name: str, problems: int, samples: int, see
                                       if explore.try_check(t).tries > 0]),
         "direct_pass_rate": _rate([s for row, ts in zip(scores, sampled.texts) for s, t in zip(row, ts)
                                    if explore.try_check(t).tries == 0]),
+        "faked_checks": _rate([c.miscomputed / c.tries for c in map(explore.try_check, texts) if c.tries]),
         "greedy_accuracy": statistics.mean(family.verify(g, a) for g, a in zip(greedy, answers)),
         "greedy_try_check_share": explore.try_check_share(greedy),
         "mean_token_entropy": sum(map(sum, entropies)) / max(1, sum(map(len, entropies))),
@@ -82,13 +85,13 @@ def selected_general(pool_dir: str, tokenizer, seed: int = 0, target_rows: int =
 def markdown(model_dir: str, numbers: dict, general: dict | None, problems: int, samples: int) -> str:
     lines = [f"# Base numbers of `{model_dir}`", "",
              f"Test split, {problems} problems x {samples} samples at T = 1 (seed 0, <= {explore.COMPLETION_BUDGET} tokens).", "",
-             "| family | domain | pass@1 | pass@8 | headroom | try/check share | uses try/check | pass when trying | pass when direct | greedy | greedy share | entropy (nats) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| family | domain | pass@1 | pass@8 | headroom | try/check share | uses try/check | pass when trying | pass when direct | faked checks | greedy | greedy share | entropy (nats) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     for name, r in numbers.items():
         lines.append(f"| {name} | {r['domain']} | {r['pass_at_1']:.3f} | {r['pass_at_k']:.3f} | {r['headroom']:+.3f} | "
                      f"{r['try_check_share']:.3f} | {r['uses_try_check']:.3f} | {fmt(r['try_check_pass_rate'])} | "
-                     f"{fmt(r['direct_pass_rate'])} | {r['greedy_accuracy']:.3f} | {r['greedy_try_check_share']:.3f} | "
+                     f"{fmt(r['direct_pass_rate'])} | {fmt(r['faked_checks'])} | {r['greedy_accuracy']:.3f} | {r['greedy_try_check_share']:.3f} | "
                      f"{r['mean_token_entropy']:.3f} |")
     if general:
         lines += ["", f"General problems the hybrid selection picks (pool samples, seed 0): try/check share "
