@@ -7,7 +7,8 @@ new tokens, as criterion 5 of criteria-preregistration.md says): pass@1 (the sam
 pass rate), pass@8 (problems with a passing sample), the headroom pass@8 - pass@1, the
 samples' mean try/check share (`heal_hf.toy.explore`), the pass rates of the samples that try
 and of those that answer directly, the share of tries whose working is false arithmetic
-(faked checks), and mean token entropy; greedy
+(faked checks), and mean token entropy (general families: at most 150 problems, what the
+two-digit searches' test splits hold); greedy
 accuracy and greedy share too. With `--pool`, the try/check share and pass rate of the pool's
 stored samples of the general problems the hybrid selection picks for 32 target rows (seed
 0), the general side of criterion 7. Writes NAME.json and NAME.md beside this script.
@@ -28,11 +29,13 @@ from heal_hf.data.rollout import load_causal_lm, sample_with_entropies
 from heal_hf.toy import explore, tasks
 
 HERE = Path(__file__).parent
+GENERAL_PROBLEMS = 150
 
 
 def family_numbers(model, tokenizer, name: str, problems: int, samples: int, seed: int) -> dict:
     family = tasks.get_family(name)
-    rows = family.generate(problems, split="test", seed=seed)
+    # The two-digit general searches have about 160 test problems: they give 150.
+    rows = family.generate(problems if family.domain == tasks.TARGET else min(problems, GENERAL_PROBLEMS), split="test", seed=seed)
     prompts, answers = [r["prompt"] for r in rows], [r["answer"] for r in rows]
     sampled = sample_with_entropies(model, tokenizer, prompts, num_samples=samples, max_new_tokens=explore.COMPLETION_BUDGET,
                                     temperature=1.0, seed=seed)
