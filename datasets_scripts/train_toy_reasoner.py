@@ -1,6 +1,7 @@
 """Train heal-hf's toy reasoner from scratch: a small Llama that reasons step by step on toy tasks.
 
     python datasets_scripts/train_toy_reasoner.py [--out DIR] [--steps 1700] [--threads 1] [--target-examples NAME=N ...]
+    python datasets_scripts/train_toy_reasoner.py --world explore --out build/explore-reasoner --threads 1
 
 Supervised next-token training (loss on the response and its end-of-text token) on a
 mix that is mostly general-domain problems (`heal_hf.toy.tasks.GENERAL_FAMILIES`) plus
@@ -15,6 +16,15 @@ rate and mean token entropy (temperature 1) on every family's test split, prints
 MANIFEST.json (every file's sha256) to `--out` (default: the folder bundled with
 heal-hf, `heal_hf.toy.TOY_REASONER_PATH`). Files are written to a temporary folder
 first and moved into place at the end, so an interrupted run leaves the old model.
+
+`--world` picks the toy world (`heal_hf.toy.tasks.WORLDS`): `v6` (default, the bundled
+reasoner, unchanged) or `explore`, where the target families are searches and the general
+domain works by trying, checking and revising (`heal_hf.toy.explore`). In `explore` every
+general problem keeps its worked try/check solution and a target problem keeps it with
+probability `--target-try-share` (default 0.2; the rest answer directly, ` Answer: 8`), so the
+base model has the behaviour but uses it less in the target; the pass rates then add pass@k
+(k = `--eval-samples`) and the samples' try/check share per family, and `--out` defaults to
+build/explore-reasoner (the bundled folder is v6's).
 """
 
 from __future__ import annotations
@@ -32,32 +42,48 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from heal_hf.toy import TOY_REASONER_PATH, tasks, write_manifest
+from heal_hf.toy import TOY_REASONER_PATH, explore, tasks, write_manifest
 from heal_hf.toy.tiny import tiny_causal_lm
 
 TARGET_EXAMPLES = {"sort_digits": 200, "reverse_word": 540, "letter_shift": 500, "digit_sum": 80, "countdown": 180, "weekday": 400}
-"""Supervised examples per target family (default): few, so that each is known only partly."""
+"""Supervised examples per target family (default, world v6): few, so that each is known only partly."""
+WORLD_TARGET_EXAMPLES = {"v6": TARGET_EXAMPLES, "explore": {"gym_countdown": 1200, "gym_equation": 300, "pair_sum": 300}}
+GENERAL_SEEDS = {"missing_addend": 6, "missing_subtrahend": 6}
+"""General families with fewer distinct train problems than the mix asks for: drawn from this many seeds
+(a problem recurs, worked with other tries: forks in correct solutions)."""
+DEFAULT_OUT = {"v6": str(TOY_REASONER_PATH), "explore": "build/explore-reasoner"}
+TARGET_TRY_SHARE = 0.2
+"""World explore: the share of target training problems worked by trying and checking (the rest answer directly)."""
 
 
-def parse_target_examples(items: list[str]) -> dict[str, int]:
-    """`NAME=COUNT` overrides of TARGET_EXAMPLES."""
-    counts = dict(TARGET_EXAMPLES)
+def parse_target_examples(items: list[str], world: str = "v6") -> dict[str, int]:
+    """`NAME=COUNT` overrides of the world's target example counts."""
+    counts = dict(WORLD_TARGET_EXAMPLES[world])
+    targets = tasks.world_families(world, tasks.TARGET)
     for item in items:
         name, _, count = item.partition("=")
-        if name not in tasks.TARGET_FAMILIES or not count.isdigit():
-            raise SystemExit(f"--target-examples: expected NAME=COUNT with NAME in {list(tasks.TARGET_FAMILIES)}, got {item!r}")
+        if name not in targets or not count.isdigit():
+            raise SystemExit(f"--target-examples: expected NAME=COUNT with NAME in {list(targets)}, got {item!r}")
         counts[name] = int(count)
     return counts
 
 
-def training_rows(general_per_family: int, target_examples: dict[str, int], seed: int) -> list[dict[str, str]]:
+def training_rows(general_per_family: int, target_examples: dict[str, int], seed: int, world: str = "v6",
+                  target_try_share: float = TARGET_TRY_SHARE) -> list[dict[str, str]]:
     """The supervised mix: train-split problems only (validation and test problems are never seen)."""
     rows = []
-    for name in tasks.GENERAL_FAMILIES:
-        rows += tasks.generate(name, general_per_family, split="train", seed=seed)
-    for name in tasks.TARGET_FAMILIES:
+    for name in tasks.world_families(world, tasks.GENERAL):
+        seeds = GENERAL_SEEDS.get(name, 1) if world != "v6" else 1
+        for extra in range(seeds):
+            rows += tasks.generate(name, -(-general_per_family // seeds), split="train", seed=seed + 100_000 * extra)
+    for name in tasks.world_families(world, tasks.TARGET):
         # A seed no RL run draws from (they use small seeds), so the few-shot sets are new problems too.
-        rows += tasks.generate(name, target_examples.get(name, 0), split="train", seed=10_000 + seed)
+        drawn = tasks.generate(name, target_examples.get(name, 0), split="train", seed=10_000 + seed)
+        if world != "v6":  # most target problems answer directly: the behaviour is rarer in the target
+            keep = random.Random(f"{name}/{seed}/try-share")
+            drawn = [r if keep.random() < target_try_share else {**r, "response": explore.direct_response(r["response"])}
+                     for r in drawn]
+        rows += drawn
     random.Random(seed).shuffle(rows)
     return rows
 
@@ -86,14 +112,18 @@ def batch_tensors(ids: list[list[int]], starts: list[int], pad_id: int) -> dict[
 
 
 @torch.no_grad()
-def pass_rates(model, tokenizer, problems: int, samples: int, max_new_tokens: int, seed: int) -> dict[str, dict[str, float]]:
-    """Greedy accuracy, sampled pass rate and mean token entropy (nats, temperature 1) on each family's test split."""
+def pass_rates(model, tokenizer, problems: int, samples: int, max_new_tokens: int, seed: int,
+               world: str = "v6") -> dict[str, dict[str, float]]:
+    """Greedy accuracy, sampled pass rate and mean token entropy (nats, temperature 1) on each family's test
+    split; outside v6 also pass@k (k = `samples`: a problem passes when one of its samples does) and the
+    samples' mean try/check share (`heal_hf.toy.explore`)."""
     from heal_hf.app.evaluation import greedy_completions
     from heal_hf.data.rollout import sample_with_entropies
 
     model.eval()
     rates = {}
-    for name, family in tasks.FAMILIES.items():
+    for name in tasks.world_families(world):
+        family = tasks.get_family(name)
         rows = family.generate(problems, split="test", seed=seed)
         prompts, answers = [r["prompt"] for r in rows], [r["answer"] for r in rows]
         greedy = greedy_completions(model, tokenizer, prompts, max_new_tokens, chat_template=False, batch_size=64)
@@ -107,6 +137,10 @@ def pass_rates(model, tokenizer, problems: int, samples: int, max_new_tokens: in
             "mean_token_entropy": sum(map(sum, sampled.flat_entropies()))
             / max(1, sum(map(len, sampled.flat_entropies()))),
         }
+        if world != "v6":
+            rates[name]["pass_at_k"] = sum(any(family.verify(t, a) for t in texts)
+                                           for texts, a in zip(sampled.texts, answers)) / len(rows)
+            rates[name]["try_check_share"] = explore.try_check_share(t for texts in sampled.texts for t in texts)
     return rates
 
 
@@ -126,15 +160,35 @@ def model_card(args: argparse.Namespace, params: int, rates: dict, runtime: floa
         license="apache-2.0", library_name="transformers", pipeline_tag="text-generation",
         tags=["heal", "rlvr", "toy", "reasoning", "llama"], datasets=["heal/general-entropy-pool"],
     )
+    world = getattr(args, "world", "v6")
+    explored = world != "v6"  # world v6's card stays as it was
     table = "\n".join(
         f"| {name} | {r['domain']} | {r['greedy_accuracy']:.1%} | {r['sampled_pass_rate']:.1%} | "
-        f"{r.get('mean_token_entropy', float('nan')):.3f} |"
+        + (f"{r['pass_at_k']:.1%} | {r['try_check_share']:.3f} | " if explored else "")
+        + f"{r.get('mean_token_entropy', float('nan')):.3f} |"
         for name, r in rates.items()
     )
     counts = ", ".join(f"{name} {n}" for name, n in args.target_examples.items())
     flags = " ".join(f"{name}={n}" for name, n in args.target_examples.items())
-    families = "\n".join(f"- `{f.name}` ({f.domain}): {f.about}" for f in tasks.FAMILIES.values())
+    families = "\n".join(f"- `{f.name}` ({f.domain}): {f.about}" for f in map(tasks.get_family, tasks.world_families(world)))
     example = tasks.generate("addition", 1, split="test")[0]
+    header = ("| family | domain | greedy | sampled (T=1) | pass@" f"{args.eval_samples} | try/check share | entropy (nats) |\n"
+              "|---|---|---|---|---|---|---|" if explored else
+              "| family | domain | greedy | sampled (T=1) | entropy (nats) |\n|---|---|---|---|---|")
+    world_text = "" if not explored else f"""
+World `{world}` (`heal_hf.toy.tasks.WORLDS`): the target families are searches whose first
+guess often fails, and the general domain's search families are worked by trying a
+candidate, checking it and revising (`heal_hf.toy.explore`). Every general problem keeps its
+worked try/check solution; {args.target_try_share:.0%} of the target problems keep theirs and the
+rest answer directly, so the model has the behaviour but uses it less in the target.
+
+```text
+{"".join(r['prompt'] + r['response'] + chr(10) for r in (tasks.generate("missing_addend", 1, split="test")[0],
+                                                       tasks.generate(tasks.world_families(world, tasks.TARGET)[0], 1, split="test")[0]))}```
+"""
+    world_flags = f" --world {world} --target-try-share {args.target_try_share}" if explored else ""
+    measured = (f", pass@{args.eval_samples} (one of the samples passes) and the samples' try/check share "
+                "(try/check steps over all steps, the answer counting as one)" if explored else "")
     text = f"""---
 {data.to_yaml()}
 ---
@@ -155,7 +209,7 @@ General-domain families make up most of the training mix ({args.general_per_fami
 problems each, each worked in one of several valid ways drawn at random); each target
 family contributes only a few hundred examples ({counts}), so the model knows those
 formats only partly and RL has room to help.
-
+{world_text}
 ```text
 {example['prompt']}{example['response']}
 ```
@@ -163,11 +217,10 @@ formats only partly and RL has room to help.
 ## Pass rates on the test splits ({args.eval_problems} problems a family)
 
 Greedy accuracy, the pass rate of {args.eval_samples} samples a problem at temperature 1
-(what RL sees) and those samples' mean token entropy, measured by the training script at
+(what RL sees){measured} and those samples' mean token entropy, measured by the training script at
 the end of training.
 
-| family | domain | greedy | sampled (T=1) | entropy (nats) |
-|---|---|---|---|---|
+{header}
 {table}
 
 ## Use
@@ -187,7 +240,7 @@ folder (or on `heal/toy-reasoner` once published) work the same way.
 
 `python datasets_scripts/train_toy_reasoner.py --steps {args.steps} --hidden-size {args.hidden_size}
 --layers {args.layers} --heads {args.heads} --batch-size {args.batch_size} --lr {args.lr}
---general-per-family {args.general_per_family} --target-examples {flags} --seed {args.seed}{f" --threads {args.threads}" if args.threads else ""}`:
+--general-per-family {args.general_per_family} --target-examples {flags} --seed {args.seed}{f" --threads {args.threads}" if args.threads else ""}{world_flags}`:
 {args.steps} AdamW steps (cosine schedule, warm-up {args.warmup}), loss on the response
 tokens only; {runtime / 60:.1f} minutes of training on {hardware}; final training
 loss {final_loss:.3f}. The weights in this folder are exactly what that command wrote there
@@ -211,7 +264,10 @@ def rewrite_card(folder: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(TOY_REASONER_PATH), help="model folder (default: the bundled toy reasoner)")
+    parser.add_argument("--world", default="v6", choices=tuple(tasks.WORLDS), help="toy world (default v6, the bundled reasoner's)")
+    parser.add_argument("--out", default=None, help="model folder (default: the bundled toy reasoner for v6, build/explore-reasoner for explore)")
+    parser.add_argument("--target-try-share", type=float, default=TARGET_TRY_SHARE,
+                        help=f"world explore: share of target training problems worked by try/check (default {TARGET_TRY_SHARE})")
     parser.add_argument("--steps", type=int, default=1700, help="optimizer steps (default 1700)")
     parser.add_argument("--batch-size", type=int, default=64, help="sequences per step (default 64)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default 3e-3)")
@@ -230,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--card-only", action="store_true",
                         help="only rewrite README.md and MANIFEST.json of the model in --out from its training_summary.json")
     args = parser.parse_args(argv)
+    args.out = args.out or DEFAULT_OUT[args.world]
     if args.card_only:
         return rewrite_card(Path(args.out))
 
@@ -240,8 +297,10 @@ def main(argv: list[str] | None = None) -> int:
                                       num_heads=args.heads, max_positions=256)
     model.to(args.device)
     params = sum(p.numel() for p in model.parameters())
-    args.target_examples = parse_target_examples(args.target_examples)
-    rows = training_rows(args.general_per_family, args.target_examples, args.seed)
+    args.target_examples = parse_target_examples(args.target_examples, args.world)
+    rows = training_rows(args.general_per_family, args.target_examples, args.seed, args.world, args.target_try_share)
+    if args.world != "v6" and not all(explore.fits(r["response"]) for r in rows):
+        raise SystemExit(f"a worked solution does not fit the {explore.COMPLETION_BUDGET}-token completion budget")
     ids, starts = encode(rows, tokenizer)
     print(f"toy reasoner: {params / 1e6:.2f}M parameters, {len(rows)} training problems, {args.steps} steps")
 
@@ -270,10 +329,11 @@ def main(argv: list[str] | None = None) -> int:
             bar.set_postfix(loss=f"{loss_ema:.3f}")
     runtime = time.perf_counter() - started
 
-    rates = pass_rates(model, tokenizer, args.eval_problems, args.eval_samples, 48, args.seed)
-    print(f"{'family':<16}{'domain':<9}{'greedy':>8}{'sampled':>9}")
+    rates = pass_rates(model, tokenizer, args.eval_problems, args.eval_samples, 48, args.seed, args.world)
+    print(f"{'family':<20}{'domain':<9}{'greedy':>8}{'sampled':>9}")
     for name, r in rates.items():
-        print(f"{name:<16}{r['domain']:<9}{r['greedy_accuracy']:>8.1%}{r['sampled_pass_rate']:>9.1%}")
+        extra = f"{r['pass_at_k']:>9.1%}{r['try_check_share']:>8.3f}" if "pass_at_k" in r else ""
+        print(f"{name:<20}{r['domain']:<9}{r['greedy_accuracy']:>8.1%}{r['sampled_pass_rate']:>9.1%}{extra}")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

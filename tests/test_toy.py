@@ -19,8 +19,10 @@ from heal_hf.toy import (
     tasks,
 )
 
+V6 = tasks.world_families("v6")  # the bundled reasoner's world; the explore world has tests/test_toy_explore.py
 
-@pytest.mark.parametrize("name", list(tasks.FAMILIES))
+
+@pytest.mark.parametrize("name", V6)
 def test_every_family_verifies_its_own_answers_and_rejects_wrong_ones(name):
     family = tasks.FAMILIES[name]
     rows = family.generate(40, split="train", seed=3)
@@ -34,7 +36,7 @@ def test_every_family_verifies_its_own_answers_and_rejects_wrong_ones(name):
 
 
 def test_splits_are_disjoint_whatever_the_seed_and_draws_are_seeded():
-    for name in tasks.FAMILIES:
+    for name in V6:
         drawn = {split: {r["prompt"] for seed in (0, 1, 2) for r in tasks.generate(name, 100, split, seed)}
                  for split in tasks.SPLITS}
         assert not drawn["train"] & drawn["validation"] and not drawn["train"] & drawn["test"]
@@ -92,7 +94,7 @@ def test_bundled_toy_reasoner_is_a_small_standard_llama_with_its_card():
     assert tokenizer.decode(tokenizer("Q: 1+2=?\nA:")["input_ids"]) == "Q: 1+2=?\nA:"
     card = ModelCard.load(TOY_REASONER_PATH / "README.md")
     assert card.data.library_name == "transformers" and "heal" in card.data.tags
-    for name in tasks.FAMILIES:
+    for name in V6:
         assert f"| {name} | {tasks.FAMILIES[name].domain} |" in card.text
 
 
@@ -161,6 +163,6 @@ def test_every_worked_solution_fits_the_rl_completion_budget():
     from heal_hf.toy.tiny import char_tokenizer
 
     tokenizer = char_tokenizer()
-    for name in tasks.FAMILIES:
+    for name in V6:
         for r in tasks.generate(name, 300, split="test", seed=0):
             assert len(tokenizer(r["response"], add_special_tokens=False)["input_ids"]) + 1 <= TOY_GRPO["max_completion_length"], (name, r)

@@ -20,6 +20,21 @@ Train, validation and test splits are disjoint by construction: a hash of the pr
 puts one problem in five in test and one in five in validation, whatever the seed, so
 no seed can leak held-out problems into training. `generate(family, n, split, seed)`
 draws `n` distinct problems of one split, the same ones for the same seed.
+
+Worlds. `WORLDS` names the families of each toy world. `v6`, the ten above, is the bundled
+reasoner's (`BUNDLED_WORLD`): FAMILIES, GENERAL_FAMILIES and TARGET_FAMILIES are its
+families, and every family of every world is in ALL_FAMILIES (`get_family` finds any).
+`explore` is a world where trying alternatives pays (`heal_hf.toy.explore`): its target
+families are searches whose first guess often fails, two of them drawn from reasoning-gym
+and judged by its own `score_answer` (`heal_hf.toy.gym`):
+`gym_countdown` (reach a target with three digits and + - *), `gym_equation` (solve
+`a*x + b = c` for a digit x) and `pair_sum` (which two of four digits make a sum); its
+general domain keeps `addition` and `multiplication` (the digit facts every check uses)
+and adds `missing_addend` and `missing_subtrahend`, worked by trying a digit, checking it
+and revising (` 38+5=43 no, 38+6=44 no, 38+7=45 yes. Answer: 7`). Every explore problem has such a
+worked solution; the toy reasoner's training mix keeps it for every general problem and
+for a few target ones only (the rest answer directly), so the base model has the behaviour
+but uses it less in the target.
 """
 
 from __future__ import annotations
@@ -30,6 +45,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..core import verifiers
+from . import explore, gym
 
 GENERAL = "general"
 TARGET = "target"
@@ -39,7 +55,7 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 NAMES = ("Ann", "Bob", "Cy", "Dee", "Eli", "Fay", "Gus", "Ida")
 ITEMS = ("pens", "apples", "cards", "stones", "books", "coins")
 
-Problem = tuple[str, str, str]  # question, worked steps, answer
+Problem = tuple[str, ...]  # question, worked steps, answer[, reference answer when the shown one is not it]
 
 
 def _terms(rng: random.Random, *terms: object) -> str:
@@ -148,6 +164,41 @@ def _weekday(rng: random.Random) -> Problem:
             f"{offset} mod 7 = {offset % 7}, {WEEKDAYS[day]}+{offset % 7} = {end}", end)
 
 
+def _searched(rng: random.Random, answer: int, low: int, high: int, working: Callable[[int], str]) -> str:
+    """Try/check steps closing in on a digit `answer` (explore.approach), as many as fit the budget."""
+    return explore.searched(rng, str(answer), lambda k: [(working(t), t == answer)
+                                                         for t in explore.approach(rng, answer, low, high, k)])
+
+
+def _missing_addend(rng: random.Random) -> Problem:
+    # Two-digit numbers, so that three tries fit the budget and no verdict is given away by its position.
+    a, d = rng.randint(10, 99), rng.randint(1, 9)
+    return f"{a}+?={a + d}", _searched(rng, d, 1, 9, lambda t: f"{a}+{t}={a + t}"), str(d)
+
+
+def _missing_subtrahend(rng: random.Random) -> Problem:
+    a = rng.randint(11, 99)
+    d = rng.randint(1, min(9, a - 1))
+    return f"{a}-?={a - d}", _searched(rng, d, 1, 9, lambda t: f"{a}-{t}={a - t}"), str(d)
+
+
+def _pair_sum(rng: random.Random) -> Problem:
+    # Four distinct digits of which exactly one pair makes the sum asked for.
+    while True:
+        digits = rng.sample(range(1, 10), 4)
+        pairs = [(digits[i], digits[j]) for i in range(4) for j in range(i + 1, 4)]
+        target = sum(rng.choice(pairs))
+        if sum(a + b == target for a, b in pairs) == 1:
+            break
+    right = next(p for p in pairs if sum(p) == target)
+    wrong = [p for p in pairs if p != right]
+    answer = f"{right[0]} {right[1]}"
+    steps = explore.searched(rng, answer, lambda k: [
+        (f"{a}+{b}={a + b}", (a, b) == right)
+        for a, b in explore.closing_in(rng, wrong, right, k, lambda p: abs(sum(p) - target))])
+    return f"two of {' '.join(map(str, digits))} make {target}", steps, answer
+
+
 @dataclass(frozen=True)
 class TaskFamily:
     """One task family: its domain, a seeded problem maker and the verifier of its answers."""
@@ -155,7 +206,7 @@ class TaskFamily:
     name: str
     domain: str  # GENERAL | TARGET
     make: Callable[[random.Random], Problem]
-    verifier: str  # a heal_hf.core.verifiers name: numeric | exact
+    verifier: str  # a heal_hf.core.verifiers name: numeric | exact | reasoning_gym
     about: str
 
     def verify(self, completion: object, answer: object) -> float:
@@ -174,7 +225,7 @@ class TaskFamily:
         seen: set[str] = set()
         misses = 0  # draws in a row that found nothing new: many means the split is used up
         while len(rows) < n:
-            question, steps, answer = self.make(rng)
+            question, steps, answer, *reference = self.make(rng)
             prompt = format_prompt(question)
             if prompt in seen or problem_split(prompt) != split:
                 misses += 1
@@ -186,8 +237,8 @@ class TaskFamily:
                 continue
             seen.add(prompt)
             misses = 0
-            rows.append({"prompt": prompt, "response": format_response(steps, answer), "answer": answer,
-                         "family": self.name, "domain": self.domain})
+            rows.append({"prompt": prompt, "response": format_response(steps, answer),
+                         "answer": reference[0] if reference else answer, "family": self.name, "domain": self.domain})
         return rows
 
 
@@ -197,8 +248,9 @@ def format_prompt(question: str) -> str:
 
 
 def format_response(steps: str, answer: str) -> str:
-    """A worked response: ` <steps>. Answer: <answer>` (the end-of-text token follows in training)."""
-    return f" {steps}. Answer: {answer}"
+    """A worked response: ` <steps>. Answer: <answer>`, or ` Answer: <answer>` without steps (the
+    end-of-text token follows in training)."""
+    return f" {steps}. Answer: {answer}" if steps else f" Answer: {answer}"
 
 
 def problem_split(prompt: str) -> str:
@@ -208,7 +260,7 @@ def problem_split(prompt: str) -> str:
     return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
 
 
-FAMILIES: dict[str, TaskFamily] = {
+ALL_FAMILIES: dict[str, TaskFamily] = {
     f.name: f
     for f in (
         TaskFamily("addition", GENERAL, _addition, "numeric", "add a two-digit number to one of up to three digits, column by column, with carries"),
@@ -224,20 +276,51 @@ FAMILIES: dict[str, TaskFamily] = {
                    "subtract 2 or 3 digits from a two-digit number, as a running total; a step that crosses a ten "
                    "is worked at once or down to the ten first (two valid ways)"),
         TaskFamily("weekday", TARGET, _weekday, "exact", "the weekday 1 to 299 days after a given one"),
+        TaskFamily("missing_addend", GENERAL, _missing_addend, "numeric",
+                   "the digit that added to a two-digit number makes another, found by trying digits"),
+        TaskFamily("missing_subtrahend", GENERAL, _missing_subtrahend, "numeric",
+                   "the digit that taken from a two-digit number leaves another, found by trying digits"),
+        TaskFamily("gym_countdown", TARGET, gym.countdown, gym.VERIFIER,
+                   "reasoning-gym countdown: an expression of three given digits with + - * that makes a target "
+                   "of at most 60 (judged by reasoning-gym)"),
+        TaskFamily("gym_equation", TARGET, gym.equation, gym.VERIFIER,
+                   "reasoning-gym simple_equations: the digit x with a*x + b = c or a*x - b = c (judged by reasoning-gym)"),
+        TaskFamily("pair_sum", TARGET, _pair_sum, "exact", "which two of four distinct digits make a given sum"),
     )
 }
-GENERAL_FAMILIES = tuple(name for name, f in FAMILIES.items() if f.domain == GENERAL)
-TARGET_FAMILIES = tuple(name for name, f in FAMILIES.items() if f.domain == TARGET)
+WORLDS: dict[str, tuple[str, ...]] = {
+    "v6": ("addition", "multiplication", "word_problem", "sequence",
+           "sort_digits", "reverse_word", "letter_shift", "digit_sum", "countdown", "weekday"),
+    "explore": ("addition", "multiplication", "missing_addend", "missing_subtrahend",
+                "gym_countdown", "gym_equation", "pair_sum"),
+}
+"""Each toy world's families (see the module doc); BUNDLED_WORLD is the bundled reasoner's."""
+BUNDLED_WORLD = "v6"
+
+
+def world_families(world: str, domain: str | None = None) -> tuple[str, ...]:
+    """The families of `world` (of one domain when given), in a fixed order."""
+    if world not in WORLDS:
+        raise ValueError(f"world: unknown toy world {world!r}; choose one of {list(WORLDS)}")
+    return tuple(name for name in WORLDS[world] if domain is None or ALL_FAMILIES[name].domain == domain)
+
+
+FAMILIES: dict[str, TaskFamily] = {name: ALL_FAMILIES[name] for name in WORLDS[BUNDLED_WORLD]}
+"""The bundled world's families (what the bundled reasoner, pool, demo and Space use); every family by
+name is in ALL_FAMILIES and get_family."""
+GENERAL_FAMILIES = world_families(BUNDLED_WORLD, GENERAL)
+TARGET_FAMILIES = world_families(BUNDLED_WORLD, TARGET)
 
 
 def get_family(name: str) -> TaskFamily:
     """The family called `name`; a ValueError listing the families otherwise."""
-    if name not in FAMILIES:
+    if name not in ALL_FAMILIES:
         raise ValueError(
             f"family: unknown toy task family {name!r}; choose a target family {list(TARGET_FAMILIES)} "
-            f"or a general one {list(GENERAL_FAMILIES)}"
+            f"or a general one {list(GENERAL_FAMILIES)} (world {BUNDLED_WORLD}), or one of another world: "
+            f"{sorted(set(ALL_FAMILIES) - set(FAMILIES))}"
         )
-    return FAMILIES[name]
+    return ALL_FAMILIES[name]
 
 
 def generate(family: str, n: int, split: str = "train", seed: int = 0) -> list[dict[str, str]]:

@@ -1,0 +1,129 @@
+"""Base numbers of a world-explore reasoner: pass@1, pass@8 and the try/check share, per family.
+
+    nice -n 15 python benchmarks/results/world-explore/measure_base.py MODEL_DIR [--pool POOL_DIR] [--out NAME]
+
+On each explore family's test split (200 problems x 8 samples at T = 1, seed 0, at most 48
+new tokens, as criterion 5 of criteria-preregistration.md says): pass@1 (the samples' mean
+pass rate), pass@8 (problems with a passing sample), the headroom pass@8 - pass@1, the
+samples' mean try/check share (`heal_hf.toy.explore`), the pass rates of the samples that try
+and of those that answer directly, the share of tries whose working is false arithmetic
+(faked checks), and mean token entropy (general families: at most 150 problems, what the
+two-digit searches' test splits hold); greedy
+accuracy and greedy share too. With `--pool`, the try/check share and pass rate of the pool's
+stored samples of the general problems the hybrid selection picks for 32 target rows (seed
+0), the general side of criterion 7. Writes NAME.json and NAME.md beside this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+from heal_hf.app.evaluation import greedy_completions
+from heal_hf.data.rollout import load_causal_lm, sample_with_entropies
+from heal_hf.toy import explore, tasks
+
+HERE = Path(__file__).parent
+GENERAL_PROBLEMS = 150
+
+
+def family_numbers(model, tokenizer, name: str, problems: int, samples: int, seed: int) -> dict:
+    family = tasks.get_family(name)
+    # The two-digit general searches have about 160 test problems: they give 150.
+    rows = family.generate(problems if family.domain == tasks.TARGET else min(problems, GENERAL_PROBLEMS), split="test", seed=seed)
+    prompts, answers = [r["prompt"] for r in rows], [r["answer"] for r in rows]
+    sampled = sample_with_entropies(model, tokenizer, prompts, num_samples=samples, max_new_tokens=explore.COMPLETION_BUDGET,
+                                    temperature=1.0, seed=seed)
+    scores = [[family.verify(t, a) for t in texts] for texts, a in zip(sampled.texts, answers)]
+    greedy = greedy_completions(model, tokenizer, prompts, explore.COMPLETION_BUDGET, chat_template=False, batch_size=64)
+    entropies = sampled.flat_entropies()
+    texts = [t for ts in sampled.texts for t in ts]
+    out = {
+        "domain": family.domain,
+        "pass_at_1": statistics.mean(s for row in scores for s in row),
+        "pass_at_k": statistics.mean(float(any(row)) for row in scores),
+        "try_check_share": explore.try_check_share(texts),
+        "uses_try_check": statistics.mean(float(explore.try_check(t).tries > 0) for t in texts),
+        "try_check_pass_rate": _rate([s for row, ts in zip(scores, sampled.texts) for s, t in zip(row, ts)
+                                      if explore.try_check(t).tries > 0]),
+        "direct_pass_rate": _rate([s for row, ts in zip(scores, sampled.texts) for s, t in zip(row, ts)
+                                   if explore.try_check(t).tries == 0]),
+        "faked_checks": _rate([c.miscomputed / c.tries for c in map(explore.try_check, texts) if c.tries]),
+        "greedy_accuracy": statistics.mean(family.verify(g, a) for g, a in zip(greedy, answers)),
+        "greedy_try_check_share": explore.try_check_share(greedy),
+        "mean_token_entropy": sum(map(sum, entropies)) / max(1, sum(map(len, entropies))),
+        "examples": [{"prompt": p, "sample": ts[0], "score": s[0]} for p, ts, s in list(zip(prompts, sampled.texts, scores))[:3]],
+    }
+    out["headroom"] = out["pass_at_k"] - out["pass_at_1"]
+    return out
+
+
+def _rate(scores: list[float]) -> float | None:
+    return statistics.mean(scores) if scores else None
+
+
+def selected_general(pool_dir: str, tokenizer, seed: int = 0, target_rows: int = 32) -> dict:
+    """Try/check share and pass rate of the pool's samples of the general problems the hybrid arms mix in."""
+    from heal_hf.app.train import TrainSettings
+    from heal_hf.data.pool import load_pool, tokenizer_fingerprint
+    from heal_hf.data.processors import HybridSelection
+
+    pool = load_pool(pool_dir, tokenizer_hash=tokenizer_fingerprint(tokenizer))
+    selection = HybridSelection(pool, redundancy=TrainSettings.selection_redundancy, seed=seed)
+    picks = pool.select(selection.select(min(3 * target_rows, len(pool))).indices.tolist())
+    texts = [t for row in picks["responses"] for t in row]
+    everything = [t for row in pool["responses"] for t in row]
+    return {"selected_try_check_share": explore.try_check_share(texts),
+            "selected_pass_rate": statistics.mean(picks["pass_rate"]),
+            "selected_families": {f: list(picks["source"]).count(f) for f in sorted(set(picks["source"]))},
+            "pool_try_check_share": explore.try_check_share(everything),
+            "pool_pass_rate": statistics.mean(pool["pass_rate"])}
+
+
+def markdown(model_dir: str, numbers: dict, general: dict | None, problems: int, samples: int) -> str:
+    lines = [f"# Base numbers of `{model_dir}`", "",
+             f"Test split, {problems} problems x {samples} samples at T = 1 (seed 0, <= {explore.COMPLETION_BUDGET} tokens).", "",
+             "| family | domain | pass@1 | pass@8 | headroom | try/check share | uses try/check | pass when trying | pass when direct | faked checks | greedy | greedy share | entropy (nats) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    for name, r in numbers.items():
+        lines.append(f"| {name} | {r['domain']} | {r['pass_at_1']:.3f} | {r['pass_at_k']:.3f} | {r['headroom']:+.3f} | "
+                     f"{r['try_check_share']:.3f} | {r['uses_try_check']:.3f} | {fmt(r['try_check_pass_rate'])} | "
+                     f"{fmt(r['direct_pass_rate'])} | {fmt(r['faked_checks'])} | {r['greedy_accuracy']:.3f} | {r['greedy_try_check_share']:.3f} | "
+                     f"{r['mean_token_entropy']:.3f} |")
+    if general:
+        lines += ["", f"General problems the hybrid selection picks (pool samples, seed 0): try/check share "
+                  f"{general['selected_try_check_share']:.3f}, pass rate {general['selected_pass_rate']:.3f}, "
+                  f"families {general['selected_families']}; whole pool: share {general['pool_try_check_share']:.3f}, "
+                  f"pass rate {general['pool_pass_rate']:.3f}."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="a world-explore reasoner folder")
+    parser.add_argument("--pool", default=None, help="its general-entropy pool folder (criterion 7's general side)")
+    parser.add_argument("--problems", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--out", default="base", help="file stem written beside this script (default base)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    model, tokenizer = load_causal_lm(args.model, device="cpu", dtype="float32")
+    numbers = {name: family_numbers(model, tokenizer, name, args.problems, args.samples, 0)
+               for name in tasks.world_families("explore")}
+    general = selected_general(args.pool, tokenizer) if args.pool else None
+    (HERE / f"{args.out}.json").write_text(json.dumps({"model": args.model, "problems": args.problems, "samples": args.samples,
+                                                       "families": numbers, "general_selected": general}, indent=2) + "\n")
+    text = markdown(args.model, numbers, general, args.problems, args.samples)
+    (HERE / f"{args.out}.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Try, check, revise: how the explore world's worked solutions search, and how to count it in a rollout.
+
+A try/check step names a candidate's working and a verdict: `6*8=48 no` (rejected, so the
+next step revises), `7*8=56 yes` (accepted). Steps are separated by `, ` as in every toy
+family, and a response ends in `Answer: ...`:
+
+    ` 6*8=48 no, 7*8=56 yes. Answer: 7`   (two try/check steps, one revision)
+    ` Answer: 7`                          (a direct guess: no step tried or checked)
+
+`try_check(text)` counts a rollout's steps, tries, rejections, revisions and faked checks
+(tries whose working is false arithmetic, `280+2=287 yes`); its `share`
+is the try/check steps over all steps, the final answer counting as one (a commit), so a
+direct guess scores 0, one checked try 1/2 and three tries 3/4. The share works on any
+toy family's text (plain working steps such as `5+7=12` are steps, not tries), so the same
+number can be logged on target and general rollouts, per arm, over training.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import statistics
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence, TypeVar
+
+YES, NO = "yes", "no"
+COMPLETION_BUDGET = 48
+"""Tokens an RL completion may use (the replication's max_completion_length): every worked
+solution, its end-of-text token included, fits (one token a character with the toy tokenizer)."""
+_ANSWER = re.compile(r"answer\s*:", re.IGNORECASE)
+_VERDICT = re.compile(r"(?:^|\s)(yes|no)\s*$", re.IGNORECASE)
+_STEP_SPLIT = re.compile(r"[,;]\s*")
+_ARITHMETIC = re.compile(r"[\d+\-*() ]{1,40}")
+_INTEGER = re.compile(r"-?\d{1,6}")
+TRIES, TRY_WEIGHTS = (1, 2, 3), (0.2, 0.4, 0.4)
+"""How many candidates a worked search tries (the last one right), and how often."""
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TryCheckCount:
+    """The try/check/revise steps of one rollout (see the module doc)."""
+
+    steps: int  # working steps plus one for a final answer
+    tries: int  # steps that end in a verdict (yes / no)
+    rejected: int  # tries whose verdict is no
+    revisions: int  # tries that follow a rejected one
+    miscomputed: int = 0  # tries whose working `expression=value` is false arithmetic (a faked check)
+
+    @property
+    def share(self) -> float:
+        """Try/check steps over all steps, in [0, 1] (below 1 once an answer is given); 0.0 for an empty rollout."""
+        return self.tries / self.steps if self.steps else 0.0
+
+
+def try_check(text: str) -> TryCheckCount:
+    """Count the try/check/revise steps of one completion (free text; never raises)."""
+    text = text if isinstance(text, str) else ""
+    match = None
+    for match in _ANSWER.finditer(text):
+        pass
+    working, committed = (text[: match.start()], 1) if match else (text, 0)
+    steps = [s.strip().rstrip(".").strip() for s in _STEP_SPLIT.split(working)]
+    steps = [s for s in steps if s]
+    tries = rejected = revisions = miscomputed = 0
+    last_rejected = False
+    for step in steps:
+        verdict = _VERDICT.search(step)
+        if verdict is None:
+            last_rejected = False
+            continue
+        tries += 1
+        miscomputed += _false_working(step[: verdict.start()])
+        revisions += last_rejected
+        last_rejected = verdict.group(1).lower() == NO
+        rejected += last_rejected
+    return TryCheckCount(steps=len(steps) + committed, tries=tries, rejected=rejected, revisions=revisions,
+                         miscomputed=miscomputed)
+
+
+def _false_working(working: str) -> bool:
+    """Whether a try's working `expression=value` (digits, + - * and brackets) is false arithmetic."""
+    expression, equals, value = working.strip().rpartition("=")
+    if (not equals or "**" in expression  # no powers: a model's 9**9**9 must not hang the count
+            or not _ARITHMETIC.fullmatch(expression) or not _INTEGER.fullmatch(value.strip())):
+        return False  # not arithmetic we can check: not counted as faked
+    try:
+        return eval(expression, {"__builtins__": {}}) != int(value)  # noqa: S307 - digits and + - * ( ) only
+    except (SyntaxError, TypeError, ValueError):
+        return False
+
+
+def try_check_share(texts: Iterable[str]) -> float:
+    """The mean try/check share of some rollouts (nan for none): what is logged per domain and arm."""
+    shares = [try_check(t).share for t in texts]
+    return statistics.mean(shares) if shares else float("nan")
+
+
+def tried_steps(candidates: Sequence[tuple[str, bool]]) -> str:
+    """Worked try/check steps: each (working, accepted) pair as `working yes|no`, joined by `, `."""
+    return ", ".join(f"{working} {YES if ok else NO}" for working, ok in candidates)
+
+
+def fits(response: str) -> bool:
+    """Whether a worked response and its end-of-text token fit COMPLETION_BUDGET toy tokens."""
+    return len(response) + 1 <= COMPLETION_BUDGET
+
+
+def direct_response(response: str) -> str:
+    """The direct guess of a worked response: its final answer alone (` Answer: 7`)."""
+    return " Answer: " + response.rsplit("Answer: ", 1)[-1]
+
+
+def closing_in(rng: random.Random, wrong: Sequence[T], right: T, tries: int, distance: Callable[[T], float]) -> list[T]:
+    """`tries` candidates ending on `right`: wrong ones drawn from `wrong`, farther from the goal first (by
+    `distance`), as a solver that reads each check revises; fewer when `wrong` is short."""
+    return sorted(rng.sample(list(wrong), min(tries - 1, len(wrong))), key=lambda c: -distance(c)) + [right]
+
+
+def approach(rng: random.Random, answer: int, low: int, high: int, tries: int) -> list[int]:
+    """`tries` integer candidates in [low, high] that close in on `answer` from one side and end on it
+    (all below or all above it, as a solver reading each check's direction, too small: go up, revises)."""
+    below, above = list(range(low, answer)), list(range(answer + 1, high + 1))
+    sides = [s for s in (below, above) if len(s) >= tries - 1] or [max(below, above, key=len)]
+    return closing_in(rng, rng.choice(sides), answer, tries, lambda c: abs(c - answer))
+
+
+def searched(rng: random.Random, answer: str, candidates: Callable[[int], list[tuple[str, bool]]]) -> str:
+    """Worked try/check steps for `answer`: `candidates(k)` gives k (working, accepted) tries, k drawn
+    from TRIES (1 to 3), one fewer while the response would not fit COMPLETION_BUDGET."""
+    k = rng.choices(TRIES, weights=TRY_WEIGHTS)[0]
+    while True:
+        steps = tried_steps(candidates(k))
+        if k == 1 or fits(f" {steps}. Answer: {answer}"):
+            return steps
+        k -= 1

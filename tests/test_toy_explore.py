@@ -1,0 +1,177 @@
+"""The toy world explore: search families, the reasoning-gym adapter and the try/check counter."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from heal_hf.core.verifiers import get_verifier
+from heal_hf.toy import explore, gym, tasks
+from heal_hf.toy.tiny import char_tokenizer
+
+EXPLORE = tasks.world_families("explore")
+GYM = ("gym_countdown", "gym_equation")
+
+
+def test_the_explore_world_and_v6_unchanged():
+    assert tasks.world_families("explore", tasks.TARGET) == ("gym_countdown", "gym_equation", "pair_sum")
+    assert tasks.world_families("explore", tasks.GENERAL) == ("addition", "multiplication", "missing_addend",
+                                                              "missing_subtrahend")
+    # v6 (the bundled reasoner's world) keeps its families, in its order.
+    assert tasks.GENERAL_FAMILIES == ("addition", "multiplication", "word_problem", "sequence")
+    assert tasks.TARGET_FAMILIES == ("sort_digits", "reverse_word", "letter_shift", "digit_sum", "countdown", "weekday")
+    assert tasks.generate("countdown", 2, seed=7)[0]["response"] == tasks.generate("countdown", 2, seed=7)[0]["response"]
+    with pytest.raises(ValueError, match="unknown toy world"):
+        tasks.world_families("v9")
+
+
+@pytest.mark.parametrize("name", EXPLORE)
+def test_worked_solutions_are_right_by_their_own_verifier_and_fit_the_budget(name):
+    family, tokenizer = tasks.get_family(name), char_tokenizer()
+    rows = family.generate(60, split="train", seed=1)
+    assert len({r["prompt"] for r in rows}) == 60
+    for row in rows:
+        ids = tokenizer(row["response"], add_special_tokens=False)["input_ids"]
+        assert len(ids) + 1 <= explore.COMPLETION_BUDGET, row["response"]  # + end-of-text
+        assert family.verify(row["response"], row["answer"]) == 1.0, row
+        assert family.verify(explore.direct_response(row["response"]), row["answer"]) == 1.0
+        assert family.verify(" Answer: 0", row["answer"]) == 0.0
+        assert family.verify("no answer at all", row["answer"]) == 0.0
+
+
+@pytest.mark.parametrize("name", ("missing_addend", "missing_subtrahend", "gym_equation", "pair_sum", "gym_countdown"))
+def test_search_families_are_worked_by_try_check_revise(name):
+    rows = tasks.generate(name, 200, seed=2)
+    counts = [explore.try_check(r["response"]) for r in rows]
+    assert all(c.tries >= 1 and c.tries == c.rejected + 1 for c in counts)  # wrong tries, then the right one
+    assert all(c.miscomputed == 0 for c in counts)  # every check in a worked solution is true
+    assert all(r["response"].split(". Answer:")[0].endswith(" yes") for r in rows)
+    assert sum(c.revisions > 0 for c in counts) > 100  # most revise at least once
+    assert all(explore.try_check(r["response"]).tries == 0 for r in tasks.generate("addition", 50, seed=2))
+
+
+@pytest.mark.parametrize("name", EXPLORE)
+def test_explore_generators_are_seeded_and_split_disjoint(name):
+    drawn = {split: {r["prompt"] for seed in (0, 1) for r in tasks.generate(name, 60, split, seed)}
+             for split in tasks.SPLITS}
+    assert not drawn["train"] & drawn["validation"] and not drawn["train"] & drawn["test"]
+    assert not drawn["validation"] & drawn["test"]
+    for split, prompts in drawn.items():
+        assert {tasks.problem_split(p) for p in prompts} == {split}
+    assert tasks.generate(name, 5, seed=7) == tasks.generate(name, 5, seed=7)
+    assert tasks.generate(name, 5, seed=7) != tasks.generate(name, 5, seed=8)
+
+
+def test_enough_distinct_problems_for_the_1k_arm():
+    for name in tasks.world_families("explore", tasks.TARGET):
+        assert len(tasks.generate(name, 1000, "train", seed=0)) == 1000
+
+
+def test_gym_problems_are_reasoning_gyms_own_and_stable():
+    row = tasks.generate("gym_countdown", 1, split="test", seed=0)[0]
+    ref = json.loads(row["answer"])
+    assert ref["dataset"] == "countdown" and ref["config"] == gym.COUNTDOWN_CONFIG
+    numbers, target = ref["entry"]["metadata"]["numbers"], ref["entry"]["metadata"]["target"]
+    assert row["prompt"] == f"Q: make {target} from {' '.join(map(str, numbers))}\nA:"
+    # The entry is exactly what reasoning-gym makes at its index (a version that changes it is a new world).
+    index = ref["entry"]["metadata"]["source_index"]
+    assert json.loads(json.dumps(gym.dataset("countdown", gym.COUNTDOWN_CONFIG)[index])) == ref["entry"]
+    eq = json.loads(tasks.generate("gym_equation", 1, split="test", seed=0)[0]["answer"])
+    assert eq["dataset"] == "simple_equations" and eq["entry"]["answer"].isdigit()
+
+
+def test_the_gym_verifier_is_reasoning_gyms_judgement():
+    verify = get_verifier("reasoning_gym")
+    assert verify is gym.reasoning_gym_match
+    ref = gym.reference("countdown", gym.COUNTDOWN_CONFIG,
+                        {"question": "q", "answer": "3*8-5", "metadata": {"numbers": [3, 5, 8], "target": 19}})
+    assert verify(" 3*8+5=29 no, 3*8-5=19 yes. Answer: 3*8-5", ref) == 1.0
+    assert verify(" Answer: 8*3-5", ref) == 1.0  # any expression reasoning-gym accepts, not one string
+    assert verify(" Answer: 3*8+5", ref) == 0.0  # wrong value: reasoning-gym's partial credit is not correctness
+    assert gym.score(" Answer: 3*8+5", ref) == pytest.approx(0.05)
+    assert verify(" Answer: 19", ref) == 0.0  # not using the numbers
+    for malformed in ("", " Answer: ", " Answer: 3*(8-", " Answer: __import__('os')", None, 7, [{"content": 3}]):
+        assert verify(malformed, ref) == 0.0
+    for bad_ref in (None, "", "19", "{}", json.dumps({"dataset": "no_such_gym", "config": {}, "entry": {}})):
+        assert verify(" Answer: 3*8-5", bad_ref) == 0.0
+    eq = gym.reference("simple_equations", gym.EQUATION_CONFIG,
+                       {"question": "q", "answer": "8", "metadata": {"equation": "3*x + 5 = 29"}})
+    assert verify(" Answer: 8", eq) == 1.0 and verify(" Answer: 18", eq) == 0.0 and verify(" Answer: 7", eq) == 0.0
+
+
+def test_try_check_counts_hand_made_rollouts():
+    c = explore.try_check(" try 7: 7*3=21 no; try 8: 8*3=24 yes. Answer: 8")
+    assert (c.steps, c.tries, c.rejected, c.revisions) == (3, 2, 1, 1) and c.share == pytest.approx(2 / 3)
+    c = explore.try_check(" 6*8=48 no, 5*8=40 no, 7*8=56 yes. Answer: 7")
+    assert (c.steps, c.tries, c.rejected, c.revisions) == (4, 3, 2, 2) and c.share == pytest.approx(0.75)
+    assert explore.try_check(" Answer: 7").share == 0.0  # a direct guess
+    assert explore.try_check(" 5+7=12, 1+4+8=13. Answer: 132") == explore.TryCheckCount(3, 0, 0, 0)
+    # A try that is accepted then wrongly followed by more work still counts its tries.
+    c = explore.try_check(" 3*7+5=26 yes, 3*8+5=29 no")
+    assert (c.steps, c.tries, c.rejected, c.revisions) == (2, 2, 1, 0) and c.share == 1.0
+    assert explore.try_check("").share == 0.0 and explore.try_check(None).steps == 0
+    # A faked check: the working is false arithmetic (the target copied into the accepted step).
+    assert explore.try_check(" 280+1=281 no, 280+2=287 yes. Answer: 2").miscomputed == 1
+    assert explore.try_check(" 2-3*2=-4 no, (2+2)*3=12 yes. Answer: (2+2)*3").miscomputed == 0
+    assert explore.try_check(" 9**99999=1 no, 1/0=1 no, x=3 yes").miscomputed == 0  # not checkable arithmetic
+    assert explore.try_check(" Notes: nothing. Answer: yes").tries == 0  # an answer "yes" is no verdict step
+    assert explore.try_check_share([" Answer: 7", " 6*8=48 no, 7*8=56 yes. Answer: 7"]) == pytest.approx(1 / 3)
+    assert explore.try_check_share([]) != explore.try_check_share([])  # nan for no rollouts
+
+
+def test_approach_closes_in_from_one_side():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(200):
+        answer = rng.randint(1, 9)
+        picks = explore.approach(rng, answer, 1, 9, 3)
+        assert picks[-1] == answer and len(set(picks)) == len(picks) and 1 <= len(picks) <= 3
+        gaps = [abs(p - answer) for p in picks]
+        assert gaps == sorted(gaps, reverse=True)
+        assert len({p > answer for p in picks[:-1]}) <= 1
+
+
+def test_golden_problems_catch_a_generator_that_changed():
+    # A reasoning-gym (or toy) release that changes these makes a different world: pin it again knowingly.
+    golden = {
+        "gym_countdown": ("Q: make 1 from 2 2 3\nA:", " 2-3*2=-4 no, 2-3+2=1 yes. Answer: 2-3+2"),
+        "gym_equation": ("Q: solve 2*f + 9 = 23\nA:", " 2*8+9=25 no, 2*7+9=23 yes. Answer: 7"),
+        "pair_sum": ("Q: two of 9 5 2 8 make 14\nA:", " 9+8=17 no, 9+5=14 yes. Answer: 9 5"),
+        "missing_addend": ("Q: 21+?=26\nA:", " 21+2=23 no, 21+3=24 no, 21+5=26 yes. Answer: 5"),
+    }
+    for name, (prompt, response) in golden.items():
+        row = tasks.generate(name, 1, split="test", seed=0)[0]
+        assert (row["prompt"], row["response"]) == (prompt, response)
+
+
+def _training_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "datasets_scripts" / "train_toy_reasoner.py"
+    spec = importlib.util.spec_from_file_location("train_toy_reasoner", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reasoners_mix_has_the_behaviour_in_general_and_less_in_the_target():
+    script = _training_script()
+    rows = script.training_rows(40, {"gym_countdown": 40, "gym_equation": 40, "pair_sum": 40}, 0, "explore", 0.25)
+    assert {r["family"] for r in rows} == set(EXPLORE) and all(explore.fits(r["response"]) for r in rows)
+    share = {d: explore.try_check_share(r["response"] for r in rows if r["domain"] == d) for d in (tasks.GENERAL, tasks.TARGET)}
+    assert share[tasks.GENERAL] > 2 * share[tasks.TARGET] > 0
+    for r in rows:  # search problems: worked by try/check, or (target only) a direct answer that is still right
+        family = tasks.get_family(r["family"])
+        assert family.verify(r["response"], r["answer"]) == 1.0
+        if r["family"] in ("missing_addend", "missing_subtrahend"):
+            assert explore.try_check(r["response"]).tries >= 1
+    direct = [r for r in rows if r["domain"] == tasks.TARGET and explore.try_check(r["response"]).tries == 0]
+    assert 60 <= len(direct) <= 110 and all(r["response"].startswith(" Answer: ") for r in direct)
+    # World v6's mix is what it was before the explore world (its hash, taken from the v6 code).
+    import hashlib
+
+    v6 = script.training_rows(30, {k: 10 for k in script.TARGET_EXAMPLES}, 3)
+    assert hashlib.sha256(json.dumps(v6).encode()).hexdigest() == "c9aea709ffda6447f40008518e95b1afe614e765ff93d08f37e0d2e1cab9e07f"
