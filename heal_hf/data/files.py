@@ -171,7 +171,7 @@ def _check_json_lines(path: Path, what: str) -> None:
     """ValueError naming the first line of a .jsonl file that is not a JSON object, or an empty file."""
     rows = 0
     with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
+        for number, line in enumerate(_utf8_lines(f, path, what), 1):
             if not line.strip():
                 continue
             try:
@@ -185,6 +185,54 @@ def _check_json_lines(path: Path, what: str) -> None:
             rows += 1
     if rows == 0:
         raise ValueError(f"{what}: {path} is empty; write one problem per row into it")
+
+
+def _utf8_lines(f: Any, path: Path, what: str) -> Iterator[str]:
+    """The lines of the text file `f`; a byte that is not UTF-8 is a ValueError naming the file and line."""
+    number = 0
+    while True:
+        try:
+            line = f.readline()
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{what}: {path} is not UTF-8 text (after line {number}: {err.reason} at byte "
+                             f"{err.start} of a read block); save the file as UTF-8") from None
+        if not line:
+            return
+        number += 1
+        yield line
+
+
+def read_text_utf8(path: str | Path, what: str) -> str:
+    """The text of the file `path`; a ValueError starting with `what` names the file when it is not UTF-8."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{what}: {path} is not UTF-8 text ({err.reason} at byte {err.start}); save the file as "
+                         "UTF-8") from None
+
+
+def check_text_column(rows: Any, column: str, what: str, fix: str, allow_empty: bool = False) -> None:
+    """Raise one ValueError, starting with `what`, naming the rows (from 0) of `rows[column]` that are not text.
+
+    Text is a `str` (non-blank unless `allow_empty`); None, numbers, lists (chat messages
+    included) and mappings are refused instead of being passed through `str()`. `fix`
+    ends the message (e.g. which option or file to change).
+    """
+    values = rows[column] if not isinstance(rows, (list, tuple)) else rows
+    bad: list[str] = []
+    count = 0
+    for i, value in enumerate(values):
+        if isinstance(value, str) and (allow_empty or value.strip()):
+            continue
+        count += 1
+        if len(bad) < 5:
+            kind = ("empty" if isinstance(value, str) else "null" if value is None
+                    else f"a {type(value).__name__}, not a string")
+            bad.append(f"row {i} ({kind})")
+    if count:
+        more = f" and {count - len(bad)} more" if count > len(bad) else ""
+        raise ValueError(f"{what}: {count} of {len(values)} values of column {column!r} are not non-empty text: "
+                         f"{', '.join(bad)}{more}; {fix}")
 
 
 def error_line(err: BaseException, limit: int = 300) -> str:
