@@ -333,3 +333,28 @@ def test_files_that_are_not_utf8_are_named(assets, tmp_path):
     config.write_text("max_steps: [1\n")
     refused(cli_args(assets, tmp_path / "out", "--config", str(config)), f"config: {config} is not valid YAML")
     untouched(tmp_path / "out")
+
+
+@pytest.mark.parametrize("column,bad", [("prompt", None), ("prompt", 5), ("prompt", ["a", "b"]), ("prompt", ""),
+                                        ("prompt", [{"role": "user", "content": "Q"}]), ("answer", None),
+                                        ("answer", 4), ("answer", {"x": 1}), ("answer", " ")])
+def test_build_pool_refuses_prompts_and_answers_that_are_not_text(tiny_model_dir, tmp_path, column, bad):
+    from heal_hf import cli
+
+    rows = [{"prompt": f"Q: {i} + 1 = ?\nA:", "answer": str(i + 1)} for i in range(3)]
+    rows[1][column] = bad
+    prompts = write_jsonl(tmp_path / "p.jsonl", rows)
+    code, _, err = run_cli_any(cli, ["build-pool", "--model", str(tiny_model_dir), "--dataset", str(prompts),
+                                     "--out", str(tmp_path / "pool")])
+    assert code == 2 and f"values of column {column!r} are not non-empty text: " in err and "row 1 (" in err, err
+    assert "Traceback" not in err and not (tmp_path / "pool").exists()
+
+
+def run_cli_any(cli, argv):
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(argv)
+    return code, out.getvalue(), err.getvalue()

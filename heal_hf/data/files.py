@@ -226,8 +226,9 @@ def check_text_column(rows: Any, column: str, what: str, fix: str, allow_empty: 
             continue
         count += 1
         if len(bad) < 5:
+            name = type(value).__name__
             kind = ("empty" if isinstance(value, str) else "null" if value is None
-                    else f"a {type(value).__name__}, not a string")
+                    else f"{'an' if name[0] in 'aeiou' else 'a'} {name}, not a string")
             bad.append(f"row {i} ({kind})")
     if count:
         more = f" and {count - len(bad)} more" if count > len(bad) else ""

@@ -477,7 +477,6 @@ def load_causal_lm(
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     name = str(model_id)
-    check_model_files(name)
     try:
         config = AutoConfig.from_pretrained(name, trust_remote_code=False)
     except Exception as err:  # missing folder, offline Hub, bad id, remote code: all "cannot load"
@@ -490,6 +489,7 @@ def load_causal_lm(
             f"model: {name!r} is a {config.model_type!r} model, not a causal language model; "
             "pass a decoder-only checkpoint (one AutoModelForCausalLM loads), e.g. a Llama, GPT-2 or Qwen"
         )
+    check_model_files(name)
     if max_parameters is not None:
         with torch.device("meta"):  # count parameters without allocating them
             parameters = sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
