@@ -34,6 +34,7 @@ from ..data.files import (
     check_text_column,
     claim_folder,
     error_line,
+    is_network_error,
     load_rows,
     read_text_utf8,
     write_json_atomic,
@@ -677,7 +678,13 @@ def _train(settings: TrainSettings, overrides: dict[str, Any] | None = None, cal
     state.wait_for_everyone()
     pushed = None
     if settings.push_to_hub and state.is_main_process:
-        pushed = push_run(output_dir, settings.push_to_hub, settings.private, token=push_token)
+        try:
+            pushed = push_run(output_dir, settings.push_to_hub, settings.private, token=push_token)
+        except Exception as err:
+            if not is_network_error(err):
+                raise
+            raise ValueError(f"push_to_hub: the run is saved in {output_dir} but was not pushed: {error_line(err)}; "
+                             "then run the same command with --resume to push it") from None
     return TrainResult(output_dir, metrics, trainer, pushed, main_process=state.is_main_process)
 
 

@@ -237,9 +237,40 @@ def check_text_column(rows: Any, column: str, what: str, fix: str, allow_empty: 
 
 
 def error_line(err: BaseException, limit: int = 300) -> str:
-    """The first line of the innermost error behind `err` (datasets' own wrappers say little), shortened."""
+    """The first line of the innermost error behind `err` (datasets' own wrappers say little), shortened.
+
+    When the Hub could not be reached, the line says so, naming the endpoint and the fix.
+    """
+    unreachable = is_network_error(err)
     while err.__cause__ is not None or err.__context__ is not None:
         err = err.__cause__ or err.__context__
     lines = str(err).strip().splitlines()
     line = lines[0] if lines else type(err).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    line = line if len(line) <= limit else line[: limit - 3] + "..."
+    return f"{line}; {hub_unreachable_fix()}" if unreachable else line
+
+
+_NETWORK_ERRORS = {
+    "ConnectionError", "ConnectError", "ConnectTimeout", "ReadTimeout", "TimeoutException", "TransportError",
+    "NetworkError", "ProxyError", "OfflineModeIsEnabled", "LocalEntryNotFoundError", "MaxRetryError",
+    "NewConnectionError",
+}
+"""Names of the error classes (builtin, httpx, requests, urllib3, huggingface_hub) of a Hub that cannot be reached."""
+
+
+def is_network_error(err: BaseException) -> bool:
+    """Whether `err`, or an error behind it, says a server could not be reached (offline, refused, timed out)."""
+    seen = 0
+    while err is not None and seen < 20:
+        if any(cls.__name__ in _NETWORK_ERRORS for cls in type(err).__mro__):
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return False
+
+
+def hub_unreachable_fix() -> str:
+    """The sentence naming the Hub endpoint in use (HF_ENDPOINT) and what to do when it cannot be reached."""
+    from huggingface_hub import constants
+
+    return (f"the Hugging Face Hub at {constants.ENDPOINT} could not be reached: check the network connection and "
+            "HF_ENDPOINT, or use local files (a model folder, a data file) instead")
