@@ -489,7 +489,6 @@ def load_causal_lm(
             f"model: {name!r} is a {config.model_type!r} model, not a causal language model; "
             "pass a decoder-only checkpoint (one AutoModelForCausalLM loads), e.g. a Llama, GPT-2 or Qwen"
         )
-    check_model_files(name)
     if max_parameters is not None:
         with torch.device("meta"):  # count parameters without allocating them
             parameters = sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
@@ -498,6 +497,7 @@ def load_causal_lm(
                 f"model: {name!r} has {parameters / 1e9:.1f}B parameters; this loads at most "
                 f"{max_parameters / 1e9:.0f}B. Try a smaller checkpoint"
             )
+    check_model_files(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(
