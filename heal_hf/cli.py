@@ -334,13 +334,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
+    from .data.files import error_line, is_network_error
+
     # TRL asks transformers about gradient checkpointing through a name transformers deprecates: not the user's concern.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     args = build_parser().parse_args(argv)
     try:
         return args._run(args)
     except (ValueError, OSError) as err:  # bad input (ours name the fix), or a file the system refused: no traceback
+        if is_network_error(err) and "Hub at" not in str(err):
+            err = error_line(err)  # the server's error, with the endpoint and the fix
         print(f"heal-hf {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a Hub client's own error types (httpx, huggingface_hub) when the Hub is unreachable
+        if not is_network_error(err):
+            raise
+        print(f"heal-hf {args.command}: error: {error_line(err)}", file=sys.stderr)
         return 2
 
 

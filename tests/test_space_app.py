@@ -86,13 +86,17 @@ def test_api_answers_and_refuses_bad_input_without_stopping(app_url, tmp_path):
         (dict(samples=0), "less than minimum value 1"),
         (dict(tokens=10_000), "greater than maximum value 256"),
         (dict(seed=-5), "Seed must be from 0"),
-        (dict(model="nobody/no-such-model"), "not a local model folder and the Hub could not provide it"),
-        (dict(model=str(t5)), "not a causal language model"),
+        # Not served: one sentence, whatever the id names (a folder that exists, one that does not, a Hub id).
+        (dict(model="nobody/no-such-model"), "That model is not served here"),
+        (dict(model=str(t5)), "That model is not served here"),
+        (dict(model="/root"), "That model is not served here"),
+        (dict(model="/nonexistent"), "That model is not served here"),
     ]
     for kwargs, message in bad:
         with pytest.raises(AppError, match=message) as caught:
             explore(**kwargs)
         assert "Traceback" not in str(caught.value)
+        assert "Unrecognized" not in str(caught.value) and "Repo id" not in str(caught.value)
     # Still serving, with the same answer for the same seed.
     assert explore()[2]["data"] == table["data"]
 

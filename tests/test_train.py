@@ -263,7 +263,7 @@ def test_bad_input_fails_before_training(assets, full_run, tmp_path, monkeypatch
     monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
     fails(cli_args(assets, tmp_path / "g", "--push-to-hub", "someone/heal-tiny"), "no Hugging Face token found")
     # Each of these once wrote the run folder first, or escaped the CLI as a traceback.
-    fails(cli_args(assets, tmp_path / "h", "--eda-weight", "-1"), "eda_weight: expected lambda >= 0 (0 turns EDA off), got -1.0")
+    fails(cli_args(assets, tmp_path / "h", "--eda-weight", "-1"), "--eda-weight: expected a number >= 0, got -1.0")
     words = write_jsonl(tmp_path / "words.jsonl", [{"question": "Q: one plus one?", "solution": "two"}] * 4)
     fails(cli_args(assets, tmp_path / "i", "--target", str(words)), f"target: {words}: 4 of 4 reference answers",
           "cannot be checked by the numeric verifier: row 0 ('two' holds no number)", "--verifier exact")

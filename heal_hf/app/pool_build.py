@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..core.selection import CRITERIA
 from ..core.verifiers import check_reference_answers
-from ..data.files import atomic_write, claim_folder, load_rows
+from ..data.files import atomic_write, check_text_column, claim_folder, load_rows
 from ..data.pool import POOL_FEATURES, POOL_REPO_ID, pool_scores, sample_pool_rows, tokenizer_fingerprint, validate_pool
 from ..data.pool_shards import (
     DATA_DIR,
@@ -165,6 +165,11 @@ def _problems(dataset: datasets.Dataset, config: PoolBuildConfig, dataset_id: st
             )
     if len(dataset) == 0:
         raise ValueError("dataset: it has no rows; expected at least one prompt")
+    # Chat-format prompts (lists of messages) are refused with the rest: a pool's prompts are plain text.
+    check_text_column(dataset, config.prompt_column, f"dataset {dataset_id}", "write each prompt as one non-empty "
+                      "string (or point --prompt-column at a text column), or drop those rows")
+    check_text_column(dataset, config.answer_column, f"dataset {dataset_id}", "write each reference answer as a "
+                      'non-empty string (e.g. "42", not 42), or drop those rows')
     prompts = [str(p) for p in dataset[config.prompt_column]]
     answers = [str(a) for a in dataset[config.answer_column]]
     if config.source_column:

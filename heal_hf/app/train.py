@@ -14,7 +14,11 @@ its options from it); datasets, transformers and TRL load when a run starts.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import shutil
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +29,21 @@ import yaml
 from .. import __version__
 from ..core.eda import DEFAULT_EDA_WEIGHT, REFERENCE_MODES, EDASettings
 from ..core.verifiers import check_reference_answers, get_verifier, verifier_reward
-from ..data.files import atomic_write, claim_folder, error_line, load_rows, write_json_atomic
+from ..data.files import (
+    atomic_write,
+    check_text_column,
+    claim_folder,
+    error_line,
+    is_network_error,
+    load_rows,
+    read_text_utf8,
+    write_json_atomic,
+)
 from ..data.run_folder import (
     CURVES_FILE,
     METRICS_FILE,
     RUN_FILE,
+    STATE_FILE,
     TRAIN_SET_FILE,
     history_from_logs,
     last_complete_checkpoint,
@@ -171,10 +185,266 @@ def read_config(path: str | Path | None) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"config: no such file {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(read_text_utf8(path, "config")) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"config: {path} is not valid YAML ({' '.join(str(err).split())}); fix the file") from None
     if not isinstance(data, dict):
         raise ValueError(f"config: {path} must hold a mapping of option: value, got {type(data).__name__}")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+# --- Checks: every setting, before anything is written -----------------------------
+
+SECRET_FIELD = re.compile(r"(token|secret|password|passwd|api_key|credentials?)$")
+"""Option names that carry a secret: taken out of a run's settings, never stored, logged or pushed."""
+TOKEN_VALUE = re.compile(r"hf_[A-Za-z0-9]{20,}")
+"""What a Hugging Face access token looks like, wherever it is put."""
+PUSH_TOKEN_FIELDS = ("hub_token", "push_to_hub_token")
+"""Secret options `heal-hf train` uses: the token of --push-to-hub."""
+
+# option: (low, high, low allowed, high allowed, whole number); None: no bound on that side.
+_RANGES: dict[str, tuple[float | None, float | None, bool, bool, bool]] = {
+    "max_steps": (1, None, True, False, True),
+    "learning_rate": (0, None, False, False, False),
+    "per_device_train_batch_size": (1, None, True, False, True),
+    "gradient_accumulation_steps": (1, None, True, False, True),
+    "num_generations": (2, None, True, False, True),
+    "generation_batch_size": (1, None, True, False, True),
+    "steps_per_generation": (1, None, True, False, True),
+    "num_iterations": (1, None, True, False, True),
+    "max_completion_length": (1, None, True, False, True),
+    "temperature": (0, None, False, False, False),
+    "top_p": (0, 1, False, True, False),
+    "min_p": (0, 1, True, True, False),
+    "repetition_penalty": (0, None, False, False, False),
+    "top_entropy_quantile": (0, 1, False, True, False),
+    "save_steps": (0, None, False, False, False),
+    "logging_steps": (0, None, False, False, False),
+    "save_total_limit": (1, None, True, False, True),
+    "seed": (0, 2**32 - 1, True, True, True),
+    "adam_beta1": (0, 1, True, False, False),
+    "adam_beta2": (0, 1, True, False, False),
+    "adam_epsilon": (0, None, False, False, False),
+    "warmup_ratio": (0, 1, True, True, False),
+    "eda_bins": (2, None, True, False, True),
+    "eda_momentum": (0, 1, True, True, False),
+    "eda_eps": (0, None, False, False, False),
+    "eda_min_reference_rows": (1, None, True, False, True),
+    "target_fraction": (0, 1, False, False, False),
+    # TrainSettings
+    "n_general": (0, None, True, False, True),
+    "selection_redundancy": (0, 1, True, False, False),
+    "lora_r": (1, None, True, False, True),
+    "lora_alpha": (0, None, False, False, False),
+    "lora_dropout": (0, 1, True, False, False),
+    "eval_samples": (1, None, True, False, True),
+}
+
+
+def option_name(name: str) -> str:
+    """How a user sets `name`: its flag, or the --config key when there is no flag."""
+    flag = "--" + name.replace("_", "-")
+    return flag if name in _SETTINGS_FIELDS or name in TRAINING_OPTIONS else f"{name} (in --config)"
+
+
+def take_secrets(settings: dict[str, Any], overrides: dict[str, Any]) -> str | None:
+    """Remove every secret-bearing option from `overrides` (in place); return the push token given, if any.
+
+    A run's settings are stored (heal_run.json, training_args.bin) and pushed, so no
+    secret may stay among them: `hub_token` is kept aside for --push-to-hub only, any
+    other secret option is refused, and so is a value anywhere that looks like a token.
+    """
+    token = None
+    for name in sorted(overrides):
+        if not SECRET_FIELD.search(name):
+            continue
+        value = overrides.pop(name)
+        if name not in PUSH_TOKEN_FIELDS:
+            raise ValueError(f"{name}: a secret cannot be a run setting (runs are stored and pushed); remove it "
+                             "from --config and give it through the environment")
+        if value is not None:
+            token = str(value)
+    for name, value in {**settings, **overrides}.items():
+        if any(TOKEN_VALUE.search(str(v)) for v in (value if isinstance(value, (list, tuple)) else [value])):
+            raise ValueError(f"{option_name(name)}: holds what looks like a Hugging Face token; tokens are never "
+                             "stored with a run: remove it and set HF_TOKEN (or run `hf auth login`) instead")
+    return token
+
+
+def _numeric_hint(hint: Any) -> type | None:
+    """float or int when a dataclass field's type is (optionally) that number, else None."""
+    text = str(hint)
+    if "bool" in text or "str" in text:
+        return None
+    return float if "float" in text else int if "int" in text else None
+
+
+def coerce_numbers(options: dict[str, Any], cls: type) -> dict[str, Any]:
+    """`options` with numbers written as text (YAML reads `1e-5` as a string) parsed, for `cls`'s numeric fields.
+
+    Anything else given for a number (text that is no number, a list, true/false) is a
+    ValueError naming the option.
+    """
+    hints = {f.name: _numeric_hint(f.type) for f in dataclasses.fields(cls)}
+    out = dict(options)
+    for name, value in options.items():
+        kind = hints.get(name)
+        if kind is None or value is None:
+            continue
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = None
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise ValueError(f"{option_name(name)}: expected a number, got {value!r}")
+        if kind is int:
+            if not (math.isfinite(number) and float(number).is_integer()):
+                raise ValueError(f"{option_name(name)}: expected a whole number, got {value!r}")
+            number = int(number)
+        out[name] = number
+    return out
+
+
+def check_numbers(values: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """ValueError naming the first numeric setting out of its range.
+
+    Every number must be finite; those in `_RANGES` within their range; any other whose
+    default is not negative must not be negative (a sentinel like -1 is only allowed where
+    the default is one).
+    """
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not math.isfinite(value):
+            raise ValueError(f"{option_name(name)}: expected a finite number, got {value!r}")
+        if name in _RANGES:
+            low, high, low_ok, high_ok, whole = _RANGES[name]
+            if whole and not float(value).is_integer():
+                raise ValueError(f"{option_name(name)}: expected a whole number, got {value!r}")
+            below = low is not None and (value < low or (value == low and not low_ok))
+            above = high is not None and (value > high or (value == high and not high_ok))
+            if below or above:
+                raise ValueError(f"{option_name(name)}: expected {_range_text(low, high, low_ok, high_ok)}, "
+                                 f"got {value!r}")
+        else:
+            default = defaults.get(name)
+            if value < 0 and isinstance(default, (int, float)) and not isinstance(default, bool) and default >= 0:
+                raise ValueError(f"{option_name(name)}: expected a number >= 0, got {value!r}")
+
+
+def _range_text(low: float | None, high: float | None, low_ok: bool, high_ok: bool) -> str:
+    if high is None:
+        return f"a number {'>=' if low_ok else '>'} {low:g}"
+    if low is None:
+        return f"a number {'<=' if high_ok else '<'} {high:g}"
+    return f"a number in {'[' if low_ok else '('}{low:g}, {high:g}{']' if high_ok else ')'}"
+
+
+def check_settings(settings: TrainSettings) -> None:
+    """ValueError naming the first TrainSettings field of the wrong type or out of range (options from --config)."""
+    hints = typing.get_type_hints(TrainSettings)
+    values = dataclasses.asdict(settings)
+    for name, value in values.items():
+        hint = str(hints[name])
+        if value is None and "None" in hint:
+            continue
+        if hints[name] is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{option_name(name)}: expected true or false, got {value!r}")
+        elif _numeric_hint(hint) is not None:
+            coerce_numbers({name: value}, TrainSettings)
+        elif "str" in hint and not isinstance(value, str):
+            raise ValueError(f"{option_name(name)}: expected text, got {value!r}")
+    check_numbers(coerce_numbers(values, TrainSettings), {})
+
+
+def training_config(settings: TrainSettings, overrides: dict[str, Any]) -> Any:
+    """The run's HEALConfig from `training_defaults()` and `overrides`, every number checked; writes nothing."""
+    from ..trl import HEALConfig
+
+    options = coerce_numbers({**training_defaults(), **overrides}, HEALConfig)
+    defaults = {f.name: f.default for f in dataclasses.fields(HEALConfig)}
+    check_numbers(options, defaults)
+    try:
+        config = HEALConfig(
+            output_dir=settings.output_dir, **{**options, "answer_column": "answer", "verifier": settings.verifier},
+        )
+    except TypeError as err:  # a value of the wrong kind for TrainingArguments / GRPOConfig
+        raise ValueError(f"config: {error_line(err)}; check the types of the options in --config") from None
+    check_numbers({k: getattr(config, k) for k in defaults}, defaults)  # values derived from them, too
+    return config
+
+
+def model_context(source: str, trust_remote_code: bool = False) -> int | None:
+    """The model's context length in tokens, from its config (None when it says none)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    config = getattr(config, "text_config", None) or config
+    for name in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def check_prompt_lengths(
+    prompts: list[str], tokenizer: Any, context: int | None, max_completion_length: int, what: str,
+    chat_template: bool = False,
+) -> None:
+    """ValueError naming the prompts (rows from 0) whose tokens plus `max_completion_length` exceed `context`.
+
+    Cheap on huge prompts: a token covers at least one UTF-8 byte, so a prompt whose bytes
+    fit needs no tokenizing, and one over 64 bytes a token on average is refused unread.
+    """
+    if context is None:
+        return
+    budget = context - max_completion_length
+    flag = "--max-completion-length"
+    if budget < 1:
+        raise ValueError(f"max_completion_length: {max_completion_length} tokens fill the model's whole context of "
+                         f"{context} tokens and leave none for a prompt; lower {flag}")
+    if chat_template:
+        overhead = len(tokenizer.apply_chat_template([{"role": "user", "content": ""}], add_generation_prompt=True,
+                                                     tokenize=True, return_dict=False))
+    else:
+        overhead = len(tokenizer("").input_ids)
+    overhead += 1  # a tokenizer's leading-space piece
+    bad, count = [], 0
+    for i, prompt in enumerate(prompts):
+        size = len(prompt.encode("utf-8"))
+        if size + overhead <= budget:
+            continue
+        if size > 64 * budget:
+            why = f"{len(prompt)} characters"
+        else:
+            tokens = len(tokenizer(prompt).input_ids) + overhead - 1
+            if tokens <= budget:
+                continue
+            why = f"{tokens} tokens"
+        count += 1
+        if len(bad) < 5:
+            bad.append(f"row {i} ({why})")
+    if count:
+        more = f" and {count - len(bad)} more" if count > len(bad) else ""
+        raise ValueError(f"{what}: {count} prompts are too long for the model: {', '.join(bad)}{more}; its context "
+                         f"holds {context} tokens, {max_completion_length} of them for the completion ({flag}), so "
+                         f"a prompt may have at most {budget}; shorten or drop those rows, or lower {flag}")
+
+
+def check_batch_mix(per_batch: int, n_target_per_batch: int, general_rows: int, num_generations: int) -> None:
+    """ValueError unless every generation batch holds at least one target prompt (and a general one, when any)."""
+    if general_rows == 0 or 0 < n_target_per_batch < per_batch:
+        return
+    raise ValueError(
+        f"per_device_train_batch_size: a generation batch holds {per_batch} prompt(s) (completions per batch / "
+        f"--num-generations) and would get {n_target_per_batch} target prompts, but HEAL mixes target and general "
+        f"prompts in every batch; raise --per-device-train-batch-size to at least {2 * num_generations} "
+        "(2 x --num-generations), or pass --n-general 0 to train on the target alone"
+    )
 
 
 # --- Data -------------------------------------------------------------------------
@@ -192,6 +462,11 @@ def load_problems(
     for column, flag in ((prompt_column, "--prompt-column"), (answer_column, "--answer-column")):
         if column not in ds.column_names:
             raise ValueError(f"{what}: no {column!r} column in {source} (columns: {ds.column_names}); set {flag}")
+    # Chat-format prompts (lists of messages) are refused with the rest: --chat-template wraps text prompts.
+    check_text_column(ds, prompt_column, f"{what}: {source}", "write each prompt as one non-empty string "
+                      "(--chat-template wraps it in the tokenizer's chat template), or drop those rows")
+    check_text_column(ds, answer_column, f"{what}: {source}", 'write each reference answer as a non-empty string '
+                      '(e.g. "42", not 42), or drop those rows')
     if verifier is not None:
         check_reference_answers(verifier, ds[answer_column], f"{what}: {source}")
     return ds
@@ -265,42 +540,103 @@ class _RunData:
     train_set: Any  # `mixed`, its prompts in chat form with --chat-template
 
 
+WRITE_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError)
+"""What a failed write raises: OSError, torch.save's RuntimeError; safetensors' SafetensorError is added on use."""
+
+
 def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, callbacks: list[Any] | None = None) -> TrainResult:
     """Run few-shot HEAL training (see the module doc). `overrides` are HEALConfig fields;
-    `callbacks` are transformers TrainerCallbacks added to the trainer."""
+    `callbacks` are transformers TrainerCallbacks added to the trainer.
+
+    A write that fails once the run has started (a full disk) is one OSError naming the
+    folder; what it leaves behind is only what `--resume` continues from.
+    """
+    from safetensors import SafetensorError
+
+    try:
+        return _train(settings, overrides, callbacks)
+    except (*WRITE_ERRORS, SafetensorError) as err:
+        output_dir = Path(settings.output_dir)
+        if not _is_write_error(err) or not (output_dir / RUN_FILE).is_file():
+            raise
+        removed = remove_unfinished(output_dir)
+        raise OSError(
+            f"output_dir: writing to {output_dir} failed ({error_line(err)}); free space on its disk (or choose "
+            f"another --output-dir) and continue with --resume; {removed}"
+        ) from None
+
+
+_TORCH_WRITE_ERROR = r"writ|[Nn]o space|iostream|inline_container|PytorchStreamWriter|unexpected pos|[Dd]isk quota"
+"""What torch.save's RuntimeErrors say when the disk refuses a write."""
+
+
+def _is_write_error(err: BaseException) -> bool:
+    """Whether `err` (or what caused it) is a failed write rather than a bug."""
+    from safetensors import SafetensorError
+
+    while err is not None:
+        if isinstance(err, (OSError, SafetensorError)):
+            return True
+        if isinstance(err, RuntimeError) and re.search(_TORCH_WRITE_ERROR, str(err)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def remove_unfinished(output_dir: Path) -> str:
+    """Delete what an interrupted run left that could pass for finished; a sentence saying what was kept.
+
+    Partial checkpoints (no heal_state.json yet) and, while heal_run.json says "training",
+    every top-level file but it and the training set (model weights, TRL's generic card,
+    metrics): `--resume` writes them again. Complete checkpoints stay.
+    """
+    import json
+
+    for folder in output_dir.glob("checkpoint-*"):
+        if folder.is_dir() and folder != last_complete_checkpoint(output_dir) and not (folder / STATE_FILE).is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+    try:
+        finished = json.loads((output_dir / RUN_FILE).read_text(encoding="utf-8")).get("status") == "complete"
+    except (OSError, ValueError, AttributeError):
+        finished = False
+    if not finished:
+        for path in output_dir.iterdir():
+            if path.is_file() and path.name not in (RUN_FILE, TRAIN_SET_FILE):
+                path.unlink(missing_ok=True)
+    checkpoint = last_complete_checkpoint(output_dir)
+    kept = f"{checkpoint.name} is kept" if checkpoint else "no checkpoint was complete"
+    return f"partial files were removed, {kept}"
+
+
+def _train(settings: TrainSettings, overrides: dict[str, Any] | None = None, callbacks: list[Any] | None = None) -> TrainResult:
+    """`train` without its handling of failed writes."""
     from accelerate import PartialState
-    from transformers import AutoModelForCausalLM
 
     from ..hub.cards import plot_entropy_curves, write_model_card
-    from ..trl import HEALConfig
 
     state = PartialState()
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - _config_fields())
     if unknown:
         raise ValueError(f"overrides: unknown HEALConfig fields {unknown}")
+    push_token = take_secrets(dataclasses.asdict(settings), overrides)  # never stored, logged or pushed
+    check_settings(settings)
     output_dir = Path(settings.output_dir)
     get_verifier(settings.verifier)
+    # Training arguments before the folder is claimed: a refused setting leaves it as it was.
+    # The mixed set names its columns prompt / answer / domain whatever the target's were.
+    config = training_config(settings, overrides)
     fingerprint = {k: v for k, v in dataclasses.asdict(settings).items() if k not in _RUN_FLAGS}
     fingerprint.update({f"config.{k}": v for k, v in sorted(overrides.items())})
     previous = claim_folder(output_dir, RUN_FILE, fingerprint, settings.resume, key="fingerprint") or {}
     checkpoint = last_complete_checkpoint(output_dir) if previous else None
     if settings.push_to_hub:
-        hub_token()
-    # Training arguments first: they say how many prompts one batch takes.
-    # The mixed set names its columns prompt / answer / domain whatever the target's were.
-    config = HEALConfig(
-        output_dir=str(output_dir),
-        **{**training_defaults(), **overrides, "answer_column": "answer", "verifier": settings.verifier},
-    )
+        push_token = push_token or hub_token()
     data = _load_data(settings, config)
     run = _run_record(settings, config, fingerprint, data)
     state.wait_for_everyone()  # every process has passed the checks before anything is written
 
-    model = AutoModelForCausalLM.from_pretrained(
-        settings.model, trust_remote_code=settings.trust_remote_code,
-        dtype="auto" if torch.cuda.is_available() else torch.float32,
-    )
+    model = load_training_model(settings)
     run["model"]["parameters"] = sum(p.numel() for p in model.parameters())
     metrics: dict[str, Any] = {"eval": {}}
     if data.eval_set is not None and settings.eval_baseline:
@@ -343,7 +679,13 @@ def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, call
     state.wait_for_everyone()
     pushed = None
     if settings.push_to_hub and state.is_main_process:
-        pushed = push_run(output_dir, settings.push_to_hub, settings.private)
+        try:
+            pushed = push_run(output_dir, settings.push_to_hub, settings.private, token=push_token)
+        except Exception as err:
+            if not is_network_error(err):
+                raise
+            raise ValueError(f"push_to_hub: the run is saved in {output_dir} but was not pushed: {error_line(err)}; "
+                             "then run the same command with --resume to push it") from None
     return TrainResult(output_dir, metrics, trainer, pushed, main_process=state.is_main_process)
 
 
@@ -354,6 +696,7 @@ def _load_data(settings: TrainSettings, config: Any) -> _RunData:
 
     from ..data.pool import load_pool, tokenizer_fingerprint
     from ..data.processors import HybridSelection
+    from ..data.rollout import check_model_files
     from ..trl import DomainMixSampler
     from .evaluation import conversational
 
@@ -365,9 +708,11 @@ def _load_data(settings: TrainSettings, config: Any) -> _RunData:
                                  "eval", settings.verifier)
     if settings.model == DEFAULT_MODEL:
         check_toy_reasoner()  # a missing or damaged bundled file is named, with the fix
+    check_model_files(settings.model)
     try:
         tokenizer = AutoTokenizer.from_pretrained(settings.model, trust_remote_code=settings.trust_remote_code)
-    except OSError as err:  # no such folder, or a Hub id that cannot be reached
+        context = model_context(settings.model, settings.trust_remote_code)
+    except Exception as err:  # no such folder, a Hub id that cannot be reached, a damaged config or tokenizer
         raise ValueError(f"model: cannot load {settings.model!r} ({error_line(err)}); pass --model with a local "
                          "folder or a Hub id of a causal LM") from None
     if tokenizer.pad_token is None:
@@ -383,8 +728,36 @@ def _load_data(settings: TrainSettings, config: Any) -> _RunData:
         )(target)
     per_batch = config.generation_batch_size // config.num_generations
     sampler = DomainMixSampler(mixed["domain"], config.num_generations, per_batch, target_fraction=config.target_fraction)
+    check_batch_mix(per_batch, sampler.n_target, len(sampler.general_rows), config.num_generations)
+    for what, rows, column in (("target", target, settings.prompt_column), ("eval", eval_set, settings.prompt_column),
+                               ("pool: the selected general prompts", mixed, "prompt")):
+        if rows is not None:
+            check_prompt_lengths(rows[column], tokenizer, context, config.max_completion_length,
+                                 what if what.startswith("pool") else f"{what}: {getattr(settings, what)}",
+                                 settings.chat_template)
     train_set = mixed.map(lambda row: {"prompt": conversational([row["prompt"]])[0]}) if settings.chat_template else mixed
     return _RunData(target, eval_set, tokenizer, pool, mixed, sampler, train_set)
+
+
+def load_training_model(settings: TrainSettings) -> Any:
+    """The causal LM to train; a folder or Hub id that cannot give one is a one-line ValueError with the fix."""
+    from transformers import AutoModelForCausalLM
+
+    from ..data.rollout import check_causal_lm
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            settings.model, trust_remote_code=settings.trust_remote_code,
+            dtype="auto" if torch.cuda.is_available() else torch.float32,
+        )
+    except Exception as err:  # truncated weights, a config disagreeing with them, an unreachable Hub id
+        raise ValueError(
+            f"model: cannot load the weights of {settings.model!r} ({error_line(err)}); the folder's weights are "
+            "damaged or do not match its config.json: save the model again with save_pretrained, or pass another "
+            "--model"
+        ) from None
+    check_causal_lm(model)
+    return model
 
 
 def _run_record(settings: TrainSettings, config: Any, fingerprint: dict[str, Any], data: _RunData) -> dict[str, Any]:

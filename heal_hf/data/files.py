@@ -177,7 +177,7 @@ def _check_json_lines(path: Path, what: str) -> None:
     """ValueError naming the first line of a .jsonl file that is not a JSON object, or an empty file."""
     rows = 0
     with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
+        for number, line in enumerate(_utf8_lines(f, path, what), 1):
             if not line.strip():
                 continue
             try:
@@ -193,10 +193,90 @@ def _check_json_lines(path: Path, what: str) -> None:
         raise ValueError(f"{what}: {path} is empty; write one problem per row into it")
 
 
+def _utf8_lines(f: Any, path: Path, what: str) -> Iterator[str]:
+    """The lines of the text file `f`; a byte that is not UTF-8 is a ValueError naming the file and line."""
+    number = 0
+    while True:
+        try:
+            line = f.readline()
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{what}: {path} is not UTF-8 text (after line {number}: {err.reason} at byte "
+                             f"{err.start} of a read block); save the file as UTF-8") from None
+        if not line:
+            return
+        number += 1
+        yield line
+
+
+def read_text_utf8(path: str | Path, what: str) -> str:
+    """The text of the file `path`; a ValueError starting with `what` names the file when it is not UTF-8."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{what}: {path} is not UTF-8 text ({err.reason} at byte {err.start}); save the file as "
+                         "UTF-8") from None
+
+
+def check_text_column(rows: Any, column: str, what: str, fix: str, allow_empty: bool = False) -> None:
+    """Raise one ValueError, starting with `what`, naming the rows (from 0) of `rows[column]` that are not text.
+
+    Text is a `str` (non-blank unless `allow_empty`); None, numbers, lists (chat messages
+    included) and mappings are refused instead of being passed through `str()`. `fix`
+    ends the message (e.g. which option or file to change).
+    """
+    values = rows[column] if not isinstance(rows, (list, tuple)) else rows
+    bad: list[str] = []
+    count = 0
+    for i, value in enumerate(values):
+        if isinstance(value, str) and (allow_empty or value.strip()):
+            continue
+        count += 1
+        if len(bad) < 5:
+            name = type(value).__name__
+            kind = ("empty" if isinstance(value, str) else "null" if value is None
+                    else f"{'an' if name[0] in 'aeiou' else 'a'} {name}, not a string")
+            bad.append(f"row {i} ({kind})")
+    if count:
+        more = f" and {count - len(bad)} more" if count > len(bad) else ""
+        raise ValueError(f"{what}: {count} of {len(values)} values of column {column!r} are not non-empty text: "
+                         f"{', '.join(bad)}{more}; {fix}")
+
+
 def error_line(err: BaseException, limit: int = 300) -> str:
-    """The first line of the innermost error behind `err` (datasets' own wrappers say little), shortened."""
+    """The first line of the innermost error behind `err` (datasets' own wrappers say little), shortened.
+
+    When the Hub could not be reached, the line says so, naming the endpoint and the fix.
+    """
+    unreachable = is_network_error(err)
     while err.__cause__ is not None or err.__context__ is not None:
         err = err.__cause__ or err.__context__
     lines = str(err).strip().splitlines()
     line = lines[0] if lines else type(err).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    line = line if len(line) <= limit else line[: limit - 3] + "..."
+    return f"{line}; {hub_unreachable_fix()}" if unreachable else line
+
+
+_NETWORK_ERRORS = {
+    "ConnectionError", "ConnectError", "ConnectTimeout", "ReadTimeout", "TimeoutException", "TransportError",
+    "NetworkError", "ProxyError", "OfflineModeIsEnabled", "LocalEntryNotFoundError", "MaxRetryError",
+    "NewConnectionError",
+}
+"""Names of the error classes (builtin, httpx, requests, urllib3, huggingface_hub) of a Hub that cannot be reached."""
+
+
+def is_network_error(err: BaseException) -> bool:
+    """Whether `err`, or an error behind it, says a server could not be reached (offline, refused, timed out)."""
+    seen = 0
+    while err is not None and seen < 20:
+        if any(cls.__name__ in _NETWORK_ERRORS for cls in type(err).__mro__):
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return False
+
+
+def hub_unreachable_fix() -> str:
+    """The sentence naming the Hub endpoint in use (HF_ENDPOINT) and what to do when it cannot be reached."""
+    from huggingface_hub import constants
+
+    return (f"the Hugging Face Hub at {constants.ENDPOINT} could not be reached: check the network connection and "
+            "HF_ENDPOINT, or use local files (a model folder, a data file) instead")

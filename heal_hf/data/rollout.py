@@ -435,6 +435,31 @@ def check_causal_lm(model: Any) -> None:
         )
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
+"""Files one of which a saved tokenizer holds (fast tokenizers, SentencePiece, BPE and WordPiece vocabularies)."""
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+                "adapter_model.safetensors", "adapter_model.bin")
+
+
+def check_model_files(source: str | Path) -> None:
+    """ValueError naming what a local model folder lacks (config, tokenizer, weights) and the fix; Hub ids pass.
+
+    Checked before transformers looks: without tokenizer files it falls back to a slow
+    tokenizer class and asks for sentencepiece, which is not the problem.
+    """
+    folder = Path(source)
+    if not folder.is_dir():
+        return
+    fix = f"save the model and its tokenizer into it (model.save_pretrained({str(folder)!r}) and " \
+          f"tokenizer.save_pretrained({str(folder)!r})) or pass another --model"
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"model: {folder} has no config.json, so it is not a saved model folder; {fix}")
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ValueError(f"model: {folder} has no tokenizer files (none of {', '.join(TOKENIZER_FILES)}); {fix}")
+    if not any((folder / name).is_file() for name in WEIGHT_FILES) and not any(folder.glob("*.safetensors")):
+        raise ValueError(f"model: {folder} has no weights (model.safetensors or pytorch_model.bin); {fix}")
+
+
 def load_causal_lm(
     model_id: str | Path,
     device: str | None = None,
@@ -472,6 +497,7 @@ def load_causal_lm(
                 f"model: {name!r} has {parameters / 1e9:.1f}B parameters; this loads at most "
                 f"{max_parameters / 1e9:.0f}B. Try a smaller checkpoint"
             )
+    check_model_files(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(

@@ -13,6 +13,7 @@ this module, so neither needs the code that wrote them.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,16 +36,36 @@ def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
 
 
 def history_from_logs(log_history: Sequence[dict[str, Any]]) -> list[dict[str, float]]:
-    """Per logged step: HEAL's metrics, the total reward, per-function mean rewards and TRL's entropy."""
+    """Per logged step: HEAL's metrics, the total reward, per-function mean rewards and TRL's entropy.
+
+    A value that is not a finite number (TRL logs None for a reward no row of the batch
+    received, e.g. `rewards/eda/mean` in a batch without target rows) is left out of its
+    step, so readers only ever see numbers (`key in entry` says whether a step has one).
+    """
 
     def keep(key: str) -> bool:
         return key.startswith("heal/") or key in ("reward", "entropy") or (key.startswith("rewards/") and key.endswith("/mean"))
 
     return [
-        {"step": entry["step"], **{k: float(v) for k, v in entry.items() if keep(k)}}
+        {"step": entry["step"], **{k: float(v) for k, v in entry.items() if keep(k) and _finite(v)}}
         for entry in log_history
         if "step" in entry and any(k.startswith("heal/") for k in entry)
     ]
+
+
+def clean_history(history: Any) -> list[dict[str, Any]]:
+    """A stored history (metrics.json) as `history_from_logs` gives it: entries without non-numeric values."""
+    if not isinstance(history, list):
+        return []
+    return [
+        {k: v for k, v in entry.items() if k == "step" or _finite(v)}
+        for entry in history
+        if isinstance(entry, dict) and "step" in entry
+    ]
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def run_record(folder: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -59,7 +80,9 @@ def run_record(folder: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
         metrics_path = folder / METRICS_FILE
         if not metrics_path.is_file():
             raise ValueError(f"checkpoint: {folder} has no {METRICS_FILE}: the run has not finished; resume it first")
-        return run, json.loads(metrics_path.read_text())
+        metrics = json.loads(metrics_path.read_text())
+        metrics["history"] = clean_history(metrics.get("history"))
+        return run, metrics
     if (folder.parent / RUN_FILE).is_file() and (folder / "trainer_state.json").is_file():
         run = json.loads((folder.parent / RUN_FILE).read_text())
         logs = json.loads((folder / "trainer_state.json").read_text())["log_history"]

@@ -8,11 +8,12 @@ loads, since another model's entropies are not comparable.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Collection, Iterator
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -34,6 +35,8 @@ MAX_CACHED_MODELS = 2
 REFERENCE_SAMPLES = 4
 REFERENCE_MAX_NEW_TOKENS = 64
 SMALL_MODEL_PARAMETERS = 20_000_000
+MODELS_VARIABLE = "HEAL_EXPLORER_MODELS"
+"""Environment variable where a Space's owner lists the models it serves besides the bundled ones (comma-separated)."""
 
 # One sampling at a time in the process: it seeds torch's global RNG and flips the
 # tokenizer's padding side, and torch already spreads one generation over every core.
@@ -59,6 +62,23 @@ def sampling(model: PreTrainedModel) -> Iterator[None]:
 
 class ModelLoadError(ValueError):
     """A model id that cannot be used here; the message says why and what to try."""
+
+
+def served_models(default_model: str | None = None) -> list[str]:
+    """The model ids the app serves: the bundled ones, its default, and those its owner lists in HEAL_EXPLORER_MODELS.
+
+    Nothing else loads, whatever a visitor types: a folder of the server or a Hub id
+    would otherwise be read (or downloaded) on request.
+    """
+    listed = [m.strip() for m in os.environ.get(MODELS_VARIABLE, "").split(",")]
+    served = [TOY_REASONER, TINY_RANDOM, default_model or DEFAULT_MODEL, *listed]
+    return list(dict.fromkeys(m for m in served if m))
+
+
+def not_served_message(served: Collection[str]) -> str:
+    """What a visitor is told for any model outside `served`: the same words whatever was asked (no server details)."""
+    return (f"That model is not served here. Choose one of: {', '.join(served)}. (The Space's owner adds models "
+            f"with the {MODELS_VARIABLE} variable.)")
 
 
 def load_model(model_id: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -135,25 +155,45 @@ class ExplorerModel:
 
 
 class ModelCache:
-    """Loaded models by id, at most `capacity` at once (least recently used leaves first)."""
+    """Loaded models by id, at most `capacity` at once (least recently used leaves first).
 
-    def __init__(self, capacity: int = MAX_CACHED_MODELS) -> None:
+    With `served`, any other id is refused (`not_served_message`) before anything is
+    read. A load (a Hub download, say) holds only its own id's lock: requests for models
+    already loaded, and sampling, never wait for it.
+    """
+
+    def __init__(self, capacity: int = MAX_CACHED_MODELS, served: Collection[str] | None = None) -> None:
         self.capacity = capacity
+        self.served = None if served is None else list(served)
         self._models: OrderedDict[str, ExplorerModel] = OrderedDict()
-        self._lock = threading.Lock()  # one load at a time: concurrent requests for a new id load it once
+        self._lock = threading.Lock()  # guards the two dicts only, never held while loading
+        self._loading: dict[str, threading.Lock] = {}  # one per id being loaded: concurrent requests load it once
 
     def get(self, model_id: str) -> ExplorerModel:
         """The model called `model_id`, loaded on first use; raises ModelLoadError."""
+        if self.served is not None and model_id not in self.served:
+            raise ModelLoadError(not_served_message(self.served))
         with self._lock:
             if model_id in self._models:
                 self._models.move_to_end(model_id)
                 return self._models[model_id]
-            model, tokenizer = load_model(model_id)
-            reference, note = model_reference(model_id, model, tokenizer)
+            loading = self._loading.setdefault(model_id, threading.Lock())
+        with loading:
+            with self._lock:
+                if model_id in self._models:  # loaded by the request this one waited for
+                    self._models.move_to_end(model_id)
+                    return self._models[model_id]
+            try:
+                model, tokenizer = load_model(model_id)
+                reference, note = model_reference(model_id, model, tokenizer)
+            finally:
+                with self._lock:
+                    self._loading.pop(model_id, None)
             loaded = ExplorerModel(model_id, model, tokenizer, reference, note)
-            self._models[model_id] = loaded
-            while len(self._models) > self.capacity:
-                self._models.popitem(last=False)
+            with self._lock:
+                self._models[model_id] = loaded
+                while len(self._models) > self.capacity:
+                    self._models.popitem(last=False)
             return loaded
 
     def __contains__(self, model_id: str) -> bool:

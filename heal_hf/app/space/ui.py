@@ -19,11 +19,13 @@ from .exploration import (
     ExploreRequest,
     explore,
 )
-from .models import DEFAULT_MODEL, TINY_RANDOM, TOY_REASONER, ModelCache
+from .models import DEFAULT_MODEL, MODELS_VARIABLE, TINY_RANDOM, TOY_REASONER, ModelCache, served_models
 from .runs import with_runs_tab
 from .views import TABLE_HEADERS, TABLE_WIDTHS, render, token_view
 
 QUEUE_MAX_SIZE = 64
+CONCURRENT_REQUESTS = 4
+"""Requests handled at once: sampling itself runs one at a time (models.sampling), a model's load beside it."""
 
 _INTRO = """# Entropy Explorer
 Sample several responses to a prompt and watch the model's **token entropy** (nats) move
@@ -33,8 +35,8 @@ D measures how far a response's entropy magnitude, variation (mean |dH|, volatil
 forking share) and phase shape sit from the reference, each gap scaled by the spread the
 reference shows at that length, and D0 is the reference's own median D, so **0.5 = as
 general-like as a typical general-domain response**, 1 = closer, near 0 = far from it
-(e.g. collapsed). The table's gap columns say which part makes D large. Any causal LM
-works (a local folder or a Hub id); answers are verified for the task examples."""
+(e.g. collapsed). The table's gap columns say which part makes D large. The models
+served are listed under the model box; answers are verified for the task examples."""
 _MODEL_DESCRIPTIONS = {
     TOY_REASONER: "the bundled toy reasoner",
     TINY_RANDOM: "a tiny random Llama (untrained: for trying the app quickly)",
@@ -47,9 +49,13 @@ def _ui_error(err: Exception) -> gr.Error:
 
 
 def build_app(default_model: str | None = None, cache: ModelCache | None = None) -> gr.Blocks:
-    """The Entropy Explorer as a queued gr.Blocks; loads `default_model` (default: DEFAULT_MODEL) now."""
+    """The Entropy Explorer as a queued gr.Blocks; loads `default_model` (default: DEFAULT_MODEL) now.
+
+    It serves `served_models(default_model)`: the bundled models, the default and the
+    owner's HEAL_EXPLORER_MODELS; a visitor cannot make it read anything else.
+    """
     default_model = default_model or DEFAULT_MODEL
-    cache = cache or ModelCache()
+    cache = cache or ModelCache(served=served_models(default_model))
     examples = task_examples()
     # Load and run once at startup: a broken install fails loudly, and the first visitor
     # does not pay for the model load and the first generate / plotly calls (~2 s).
@@ -63,7 +69,7 @@ def build_app(default_model: str | None = None, cache: ModelCache | None = None)
         gr.Markdown(_INTRO)
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
-                inputs, button = _inputs(default_model, examples)
+                inputs, button = _inputs(default_model, examples, cache.served)
             with gr.Column(scale=2):
                 entropy_plot = gr.Plot(label="Per-token entropy", elem_id="entropy-plot")
                 profile_plot = gr.Plot(label="Profiles vs reference", elem_id="profile-plot")
@@ -82,7 +88,7 @@ def build_app(default_model: str | None = None, cache: ModelCache | None = None)
         result_state = gr.State()
         button.click(
             run, inputs, [entropy_plot, profile_plot, table, chosen, tokens, result_state, reference_md],
-            concurrency_limit=1, api_name="explore",
+            concurrency_limit=CONCURRENT_REQUESTS, api_name="explore",
         )
         chosen.change(show, [chosen, result_state], [tokens], api_name=False)
     loaded = cache.get(default_model)
@@ -91,12 +97,16 @@ def build_app(default_model: str | None = None, cache: ModelCache | None = None)
     return demo
 
 
-def _inputs(default_model: str, examples: list[TaskExample]) -> tuple[list[gr.components.Component], gr.Button]:
+def _inputs(
+    default_model: str, examples: list[TaskExample], served: list[str] | None = None
+) -> tuple[list[gr.components.Component], gr.Button]:
     """The input column: model, prompt, sampling settings (in `run`'s order), the button, and the examples."""
+    others = [m for m in served or [] if m != default_model]
     model_box = gr.Textbox(
         label="Model", value=default_model, elem_id="model",
-        info=f"default: {_MODEL_DESCRIPTIONS.get(default_model, default_model)}; "
-             "or a local folder or Hub id of a causal LM",
+        info=f"default: {_MODEL_DESCRIPTIONS.get(default_model, default_model)}"
+             + (f"; also served: {', '.join(others)}" if others else "")
+             + (f" (the owner lists more in {MODELS_VARIABLE})" if served is not None else ""),
     )
     prompt_box = gr.Textbox(
         label="Prompt", lines=3, max_lines=8, elem_id="prompt",
