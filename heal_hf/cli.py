@@ -254,7 +254,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .app.train import TrainSettings, read_config, split_options, train
+    from .app.train import TRAIN_LOG, TrainSettings, read_config, split_options, train
 
     options = read_config(args.config)
     options.update({k: v for k, v in vars(args).items() if v is not None and k not in ("config", "command", "_run")})
@@ -262,10 +262,11 @@ def _train(args: argparse.Namespace) -> int:
     for required in ("target", "output_dir"):
         if required not in settings:
             raise ValueError(f"{required}: missing; pass --{required.replace('_', '-')} or set it in --config")
-    result = train(TrainSettings(**settings), overrides)
+    result = train(TrainSettings(**settings), overrides, quiet=True)
     if not result.main_process:
         return 0
-    print(f"saved to {result.output_dir} (model card README.md, metrics.json, entropy_curves.png)")
+    print(f"saved to {result.output_dir} (model card README.md, metrics.json, entropy_curves.png, the run's log "
+          f"{TRAIN_LOG})")
     for split, values in result.metrics.get("eval", {}).items():
         print(f"eval ({split}): " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
     if result.pushed_url:
@@ -279,9 +280,9 @@ def _card_args(p: argparse.ArgumentParser) -> None:
 
 
 def _card(args: argparse.Namespace) -> int:
-    from .hub.cards import write_model_card
+    from .app.train import write_card
 
-    print(f"wrote {write_model_card(args.checkpoint, repo_id=args.repo_id)}")
+    print(f"wrote {write_card(args.checkpoint, repo_id=args.repo_id)}")
     return 0
 
 
@@ -299,7 +300,8 @@ COMMANDS: list[Command] = [
     ("space", "serve the Entropy Explorer (the Gradio Space) locally", _space_args, _space),
     ("train", "few-shot HEAL: select general problems from a pool, train with GRPO + EDA, evaluate, save a card",
      _train_args, _train),
-    ("card", "(re)generate the model card and entropy-curve figure of a heal-hf train run or checkpoint",
+    ("card", "(re)generate the model card and entropy-curve figure of a heal-hf train run or checkpoint, and name a "
+     "LoRA adapter's base model by its Hub id in adapter_config.json",
      _card_args, _card),
 ]
 
