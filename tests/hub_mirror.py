@@ -94,10 +94,8 @@ def olah_server(mirrors: Path, workdir: Path, timeout: float = 60.0) -> Iterator
         log.close()
 
 
-def run_clients(endpoint: str, workdir: Path, spec: dict[str, Any], timeout: float = 240.0) -> dict[str, Any]:
-    """Run `client_checks(spec)` in a fresh interpreter against `endpoint`; return its JSON result."""
-    spec_path, result_path = workdir / "spec.json", workdir / "result.json"
-    spec_path.write_text(json.dumps(spec))
+def client_env(endpoint: str, workdir: Path) -> dict[str, str]:
+    """The environment of a fresh client process: the Hub at `endpoint`, an empty HF cache in `workdir`, no token."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN")}
     env.update(
@@ -108,9 +106,16 @@ def run_clients(endpoint: str, workdir: Path, spec: dict[str, Any], timeout: flo
         no_proxy="127.0.0.1,localhost",
         PYTHONPATH=os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]),
     )
+    return env
+
+
+def run_clients(endpoint: str, workdir: Path, spec: dict[str, Any], timeout: float = 240.0) -> dict[str, Any]:
+    """Run `client_checks(spec)` in a fresh interpreter against `endpoint`; return its JSON result."""
+    spec_path, result_path = workdir / "spec.json", workdir / "result.json"
+    spec_path.write_text(json.dumps(spec))
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), str(spec_path), str(result_path)],
-        env=env, capture_output=True, text=True, timeout=timeout,
+        env=client_env(endpoint, workdir), capture_output=True, text=True, timeout=timeout,
     )
     if proc.returncode != 0:
         raise AssertionError(f"client checks failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
