@@ -268,7 +268,8 @@ def _train(args: argparse.Namespace) -> int:
     print(f"saved to {result.output_dir} (model card README.md, metrics.json, entropy_curves.png, the run's log "
           f"{TRAIN_LOG})")
     for split, values in result.metrics.get("eval", {}).items():
-        print(f"eval ({split}): " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+        print(f"eval ({split}): " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()
+                                              if isinstance(v, (int, float))))  # not the per-problem details
     if result.pushed_url:
         print(f"pushed: {result.pushed_url}")
     return 0
