@@ -128,7 +128,7 @@ def _build_pool_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first N prompts")
     _add_fields(p, PoolBuildConfig, choices={"verifier": sorted(VERIFIERS), "backend": POOL_BACKENDS})
     p.add_argument("--model-id", default=None,
-                   help="the model name recorded in the rows and card (default: --model, a folder's name)")
+                   help="the model name recorded in the rows and card (default: its Hub id, else the folder's name)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: the process's accelerator, else cpu)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="model weights dtype (default auto: the checkpoint's)")
@@ -139,6 +139,7 @@ def _build_pool_args(p: argparse.ArgumentParser) -> None:
 
 def _build_pool(args: argparse.Namespace) -> int:
     from .app.pool_build import build_pool, load_prompt_dataset, process_layout
+    from .data.model_identity import hub_model_id
     from .data.pool_shards import PoolBuildConfig
     from .data.rollout import check_vllm, load_causal_lm
 
@@ -156,7 +157,7 @@ def _build_pool(args: argparse.Namespace) -> int:
     dataset_id = source.name if source.exists() else args.dataset  # no local paths in a published card
     out = build_pool(
         model, tokenizer, dataset, args.out, config,
-        model_id=args.model_id or (Path(args.model).name if Path(args.model).exists() else args.model),
+        model_id=args.model_id or hub_model_id(args.model) or Path(args.model).name,  # never a local path
         dataset_id=dataset_id,
         process_index=process_index,
         num_processes=num_processes,

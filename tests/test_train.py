@@ -242,6 +242,9 @@ def test_the_command_shows_one_bar_and_the_summary_and_logs_the_rest(assets, tmp
     assert bar and "3/3" in bar[-1]
     assert len(lines) - len(bar) <= 5, lines  # saved to ..., the eval lines, a pool warning at most
     assert f"saved to {out}" in proc.stdout
+    # The pool was sampled by "tiny-llama" (its rows' name, no fingerprint recorded): said once, naming both.
+    said = [line for line in lines if line.startswith("warning: pool: sampled by 'tiny-llama' but used with 'model'")]
+    assert len(said) == 1, lines
     log = (out / "train.log").read_text()
     assert log.count("{'loss'") == 3 and "Loading weights" in log and "Creating parquet" in log
 

@@ -475,6 +475,7 @@ def _load_data(settings: TrainSettings, config: Any) -> _RunData:
     import datasets
     from transformers import AutoTokenizer
 
+    from ..data.model_identity import model_identity
     from ..data.pool import load_pool, tokenizer_fingerprint
     from ..data.processors import HybridSelection
     from ..trl import DomainMixSampler
@@ -495,7 +496,8 @@ def _load_data(settings: TrainSettings, config: Any) -> _RunData:
                          "folder or a Hub id of a causal LM") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    pool = load_pool(settings.pool, bins=config.eda_bins, tokenizer_hash=tokenizer_fingerprint(tokenizer))
+    pool = load_pool(settings.pool, bins=config.eda_bins, tokenizer_hash=tokenizer_fingerprint(tokenizer),
+                     model=model_identity(settings.model, settings.base_model_id))
     train_set_path = Path(settings.output_dir) / TRAIN_SET_FILE
     if settings.resume and train_set_path.exists():
         mixed = datasets.Dataset.from_parquet(str(train_set_path))  # the exact set the run started with
@@ -512,7 +514,7 @@ def _load_data(settings: TrainSettings, config: Any) -> _RunData:
 
 def _run_record(settings: TrainSettings, config: Any, fingerprint: dict[str, Any], data: _RunData) -> dict[str, Any]:
     """heal_run.json as the run starts: settings, model, data, training settings and versions."""
-    from ..data.model_identity import hub_model_id
+    from ..data.model_identity import hub_model_id, model_fingerprint
     from ..data.pool import DOMAIN_GENERAL, POOL_REPO_ID, split_pool_source, tokenizer_fingerprint
 
     pool_dataset, _ = split_pool_source(settings.pool)  # the card's `datasets:` takes a repo id, not REPO:CONFIG
@@ -525,6 +527,7 @@ def _run_record(settings: TrainSettings, config: Any, fingerprint: dict[str, Any
         "model": {
             "path": settings.model,
             "base_model_id": hub_model_id(settings.model, settings.base_model_id),
+            "fingerprint": model_fingerprint(settings.model),
             "adapter": settings.lora,
             "tokenizer_hash": tokenizer_fingerprint(data.tokenizer),
         },

@@ -5,6 +5,7 @@ import evaluate
 
 from heal_hf import HEAL_BIBTEX
 from heal_hf.core.eda import EDAReference, EDAReward
+from heal_hf.data.model_identity import model_identity
 from heal_hf.data.pool import load_pool, pool_reference
 
 _CITATION = HEAL_BIBTEX
@@ -34,6 +35,8 @@ Args:
         "heal/general-entropy-pool", one model's config of it as
         "heal/general-entropy-pool:toy-reasoner", or "bundled"), or a dict from
         `EDAReference.to_dict()`.
+    model_id (`str`, optional): with `pool`, the model whose entropies `predictions` are (a Hub id or a
+        folder): a pool sampled by another model is warned about, once.
     estimator (`str`, default "calibrated"): "calibrated" (v2) or "gaussian" (v1).
     bins (`int`, optional): K, the curve bins (default 32; a pool or reference dict fixes its own).
     w_mag, w_var, w_dyn (`float`, default 1.0): weights of the magnitude, variation and
@@ -89,14 +92,16 @@ class EDA(evaluate.Metric):
         return super().compute(predictions=predictions, reference_entropies=references, **kwargs)
 
     def _compute(self, predictions, reference_entropies=None, pool=None, estimator="calibrated", bins=None,
-                 w_mag=1.0, w_var=1.0, w_dyn=1.0, direction="both", eps=1e-3, rel_floor=0.05):
+                 w_mag=1.0, w_var=1.0, w_dyn=1.0, direction="both", eps=1e-3, rel_floor=0.05, model_id=None):
         if (reference_entropies is None) == (pool is None):
             raise ValueError(
                 "references / pool: pass exactly one: references=<general-domain entropy sequences> "
                 "or pool=<a general-entropy pool or an EDAReference dict>"
             )
         if pool is not None:
-            reference = EDAReference.from_dict(pool) if isinstance(pool, dict) else pool_reference(load_pool(pool))
+            model = None if model_id is None else model_identity(model_id)
+            reference = (EDAReference.from_dict(pool) if isinstance(pool, dict)
+                         else pool_reference(load_pool(pool, model=model)))
         else:
             reference = [list(r) for r in reference_entropies]
         eda = EDAReward(reference, bins=bins, estimator=estimator, w_mag=w_mag, w_var=w_var, w_dyn=w_dyn,
