@@ -30,6 +30,7 @@ from ..core.verifiers import check_reference_answers, get_verifier, verifier_rew
 from ..data.files import atomic_write, claim_folder, error_line, load_rows, write_json_atomic, write_text_atomic
 from ..data.run_folder import (
     CURVES_FILE,
+    LOG_FILE,
     METRICS_FILE,
     RUN_FILE,
     TRAIN_SET_FILE,
@@ -44,7 +45,7 @@ PUSH_IGNORE = ["checkpoint-*", "checkpoint-*/**", ".*", "**/.*", "training_args.
 """Not uploaded by push: checkpoints, hidden files (the run's own temporaries), and what names this machine's
 paths: TrainingArguments pickled by the Trainer, the run's log (heal_run.json records the settings)."""
 ADAPTER_CONFIG = "adapter_config.json"
-TRAIN_LOG = "train.log"
+TRAIN_LOG = LOG_FILE
 """The run's log in its folder: TRL's per-step dicts, warnings and bars (the terminal shows one bar and the summary)."""
 
 
