@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -160,7 +161,9 @@ def client_checks(spec: dict[str, Any]) -> dict[str, Any]:
     from huggingface_hub import snapshot_download
 
     from heal_hf.cli import main
+    from heal_hf.data.model_identity import ModelIdentity, OtherModelWarning, model_identity
     from heal_hf.data.pool import load_pool
+    from heal_hf.toy import TOY_REASONER_ID, TOY_REASONER_PATH
     from heal_hf.trl import as_pool_reference
 
     ns, config = spec["namespace"], spec["pool_config"]
@@ -172,6 +175,13 @@ def client_checks(spec: dict[str, Any]) -> dict[str, Any]:
         load_pool(pool_id, config="no-such-model")
     except ValueError as err:
         unknown_config = str(err)
+    # The default config is the toy reasoner's pool: its fingerprint comes from the Hub repo's
+    # toy-reasoner/pool_build.json, so a model of the same name with other weights is told apart.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_pool(pool_id, model=model_identity(TOY_REASONER_PATH))
+        load_pool(pool_id, model=ModelIdentity(TOY_REASONER_ID, "0" * 16))
+    pool_model_warnings = [str(w.message) for w in caught if issubclass(w.category, OtherModelWarning)]
     train_out = Path(spec["train"]["output_dir"])
     train_code = main(["train", "--pool", f"{pool_id}:{config}", *spec["train"]["args"], "--output-dir", str(train_out)])
     return {
@@ -183,6 +193,7 @@ def client_checks(spec: dict[str, Any]) -> dict[str, Any]:
         "unknown_config": unknown_config,
         "reference": as_pool_reference(f"{pool_id}:{config}", bins=spec["bins"]).to_dict(),
         "train_code": train_code,
+        "pool_model_warnings": pool_model_warnings,
         "train_general": json.loads((train_out / "heal_run.json").read_text())["data"]["general"],
         "eda_references": eda.compute(predictions=spec["predictions"], references=spec["references"], bins=spec["bins"]),
         "eda_pool": eda.compute(predictions=spec["predictions"], pool=pool_id),

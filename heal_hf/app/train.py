@@ -445,10 +445,9 @@ def _train(settings: TrainSettings, overrides: dict[str, Any] | None, callbacks:
     trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
     runtime = time.perf_counter() - started
     trainer.save_model(str(output_dir))
-    if state.is_main_process:
-        name_adapter_base(output_dir, run["model"]["base_model_id"])
 
     if state.is_main_process:
+        name_adapter_base(output_dir, run["model"]["base_model_id"])
         if data.eval_set is not None:
             metrics["eval"]["trained"] = _evaluate(trainer.model, data, settings, config)
         metrics.update(
