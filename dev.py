@@ -5,7 +5,7 @@
     python3 dev.py test [pytest options]         ruff, then the test suite (what CI runs)
     python3 dev.py setup                         only create / update the environment
 
-Needs nothing but Python 3.10+ and the package registries. The environment lives in
+Needs nothing but Python 3.11+ and the package registries. The environment lives in
 .venv (override with HEAL_VENV) and is reinstalled only when setup.cfg or
 pyproject.toml change. torch is installed first as `torch==2.13.0` (override with
 HEAL_TORCH_SPEC, e.g. HEAL_TORCH_SPEC=torch for your platform's default build), so

@@ -10,7 +10,7 @@ estimator: the time to build the reference, and trajectories per second of `rewa
 all chunks; each round times both, alternating which goes first, and the median round is
 reported, with the calibrated / gaussian speed ratio. Goal: calibrated >= 0.5x gaussian.
 
-Before timing, a table of what each estimator does with the same references (HEAL.md,
+Before timing, a table of what each estimator does with the same references (docs/method.md,
 "What v1 does in practice"): medians over 300 trajectories of rewards for reference-like
 trajectories, ones scaled 10x and 100x on a near-deterministic (~0.004 nats) reference,
 a flat line at the reference's level, reference-like trajectories of a quarter and 4x the

@@ -95,11 +95,12 @@ def run(
         trainer = HEALGRPOTrainer(model=model, reward_funcs=[verify], args=HEALConfig(**common), train_dataset=mixed_set(),
                                   processing_class=tokenizer, pool=pool_reference, callbacks=[timer])
     else:
-        rewards = [verify]
+        rewards, callbacks = [verify], [timer]
         if kind == "GRPO + drop-in EDA":
             rewards.append(eda_reward_function(metric, model, tokenizer, pool=pool_reference))
+            callbacks.append(rewards[-1])  # it takes the trainer's temperature when training starts
         trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=GRPOConfig(**common), train_dataset=mixed_set(),
-                              processing_class=tokenizer, callbacks=[timer])
+                              processing_class=tokenizer, callbacks=callbacks)
     with contextlib.redirect_stdout(io.StringIO()):  # the trainer prints every step's log dict
         trainer.train()
     # Steps of one generation batch differ (only the first generates): time whole cycles, first one dropped.

@@ -12,6 +12,7 @@ r = r_verify + lambda * r_EDA.
 """
 
 import argparse
+import os
 import re
 
 import evaluate
@@ -57,10 +58,14 @@ def main() -> None:
     else:
         dataset = toy_problems()
 
-    try:
-        eda_metric = evaluate.load(args.metric, keep_in_memory=True)
-    except FileNotFoundError:  # offline: the same module, as packaged with heal-hf
+    if os.environ.get("HF_HUB_OFFLINE") == "1":  # offline: the same module, as packaged with heal-hf (no 13 s wait)
         eda_metric = evaluate.load(EDA_METRIC_PATH, keep_in_memory=True)
+    else:
+        try:
+            eda_metric = evaluate.load(args.metric, keep_in_memory=True)
+        except (OSError, ConnectionError, ValueError) as err:  # the Hub is out of reach: same module, packaged
+            print(f"evaluate.load({args.metric!r}) failed ({type(err).__name__}); using the copy packaged with heal-hf")
+            eda_metric = evaluate.load(EDA_METRIC_PATH, keep_in_memory=True)
 
     config = GRPOConfig(
         output_dir=args.output_dir,
@@ -79,13 +84,14 @@ def main() -> None:
         activation_checkpointing=False,
         use_cpu=not torch.cuda.is_available(),  # CPU-only machines stay data-parallel under accelerate launch
     )
-    eda = eda_reward_function(eda_metric, model, tokenizer, weight=args.eda_weight, temperature=config.temperature)
+    eda = eda_reward_function(eda_metric, weight=args.eda_weight)  # model, tokenizer and T: from the trainer
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[accuracy_reward, eda],
         args=config,
         train_dataset=dataset,
         processing_class=tokenizer,
+        callbacks=[eda],  # <- HEAL: EDA reads the trainer's temperature, model and tokenizer when training starts
     )
     trainer.train()
     last = [entry for entry in trainer.state.log_history if "heal/eda_reward" in entry][-1]

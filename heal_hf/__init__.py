@@ -1,12 +1,13 @@
 """heal-hf: HEAL (hybrid-domain entropy dynamics alignment) for few-shot RLVR on Hugging Face.
 
 The math core is importable from here and needs only torch and numpy:
-`token_entropy`, `EntropyProfile`, `EDAReference`, `EDAReward`, `HybridSelector`.
+`token_entropy`, `EntropyProfile`, `EDAReference`, `EDAReward`, `EDASettings`, `HybridSelector`.
+`EntropyMonitor` (a TRL callback) is here too, imported on first use so that this stays light.
 Ecosystem adapters live in submodules (`heal_hf.trl`, `heal_hf.data.pool`, ...).
 """
 
 from .core import verifiers
-from .core.eda import EDAReference, EDAReward, EDAScores
+from .core.eda import EDAReference, EDAReward, EDAScores, EDASettings
 from .core.entropy import token_entropy
 from .core.profiles import EntropyProfile
 from .core.selection import HybridSelector, Selection, response_criteria
@@ -29,6 +30,8 @@ __all__ = [
     "EDAReference",
     "EDAReward",
     "EDAScores",
+    "EDASettings",
+    "EntropyMonitor",
     "EntropyProfile",
     "HybridSelector",
     "Selection",
@@ -37,3 +40,12 @@ __all__ = [
     "verifiers",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # EntropyMonitor needs transformers and TRL: load them when it is asked for, not on `import heal_hf`.
+    if name == "EntropyMonitor":
+        from .trl.monitor import EntropyMonitor
+
+        return EntropyMonitor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -288,6 +288,21 @@ def _card(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diagnose_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", help="a heal-hf train folder, a TRL/Trainer output folder or checkpoint-N, or its "
+                   "trainer_state.json / metrics.json / entropy_monitor.json")
+    p.add_argument("--threshold", type=float, default=0.6, help="entropy retention counted as collapsed (default 0.6)")
+    p.add_argument("--figure", default="", help="where to write the PNG (default: entropy_dynamics.png beside the run)")
+    p.add_argument("--no-figure", action="store_true", help="print the verdict only")
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    from .app.diagnose import diagnose
+
+    print(diagnose(args.path, threshold=args.threshold, figure=None if args.no_figure else args.figure).text())
+    return 0
+
+
 COMMANDS: list[Command] = [
     ("demo", "few-shot HEAL on the bundled toy reasoner: 32 examples, hybrid data, GRPO + EDA, before/after table",
      _demo_args, _demo),
@@ -305,6 +320,8 @@ COMMANDS: list[Command] = [
     ("card", "(re)generate the model card and entropy-curve figure of a heal-hf train run or checkpoint, and name a "
      "LoRA adapter's base model by its Hub id in adapter_config.json",
      _card_args, _card),
+    ("diagnose", "is a GRPO run's entropy collapsing? a verdict, a forecast and a PNG, from its logs",
+     _diagnose_args, _diagnose),
 ]
 
 

@@ -1,4 +1,6 @@
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from heal_hf import EDAReference, EDAReward, EntropyProfile
+from heal_hf import EDAReference, EDAReward, EDASettings, EntropyProfile
+from heal_hf.core.eda import ESTIMATOR_CLASSES, ESTIMATORS, CalibratedEstimator, GaussianEstimator, SettingError
 
 
 def general_like(n: int, t: int = 64, seed: int = 0) -> torch.Tensor:
@@ -18,7 +21,7 @@ def general_like(n: int, t: int = 64, seed: int = 0) -> torch.Tensor:
     return (base + 0.3 * torch.rand(n, t, generator=g) + (torch.rand(n, t, generator=g) > 0.9) * 1.5).clamp(min=0)
 
 
-# --- v1, estimator="gaussian": HEAL.md's first reading, kept by name ------------------
+# --- v1, estimator="gaussian": docs/method.md's first reading, kept by name ---------
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,8 @@ def test_reference_mean_profile_gets_the_highest_reward(eda):
     assert best.reward.item() == pytest.approx(1.0, abs=1e-5)
     others = eda.reward(general_like(50, seed=1))
     assert (others < best.reward).all()
-    assert eda.estimator == "gaussian" and EDAReward(general_like(20)).estimator == "calibrated"
+    assert eda.settings.estimator == "gaussian" and isinstance(eda.estimator, GaussianEstimator)
+    assert isinstance(EDAReward(general_like(20)).estimator, CalibratedEstimator)
 
 
 def test_collapsed_trajectory_scores_clearly_below_general_like(eda):
@@ -56,11 +60,11 @@ def test_rewards_finite_and_in_unit_interval_for_any_finite_input(eda, x):
     scores = eda.score(torch.from_numpy(x))
     assert torch.isfinite(scores.reward).all()
     assert (scores.reward > 0).all() and (scores.reward <= 1).all()
-    d = eda.w_mag * scores.magnitude_gap + eda.w_dyn * scores.dynamics_gap
+    d = eda.settings.w_mag * scores.magnitude_gap + eda.settings.w_dyn * scores.dynamics_gap
     assert torch.allclose(d, scores.distance, rtol=1e-5)
 
 
-def test_formula_matches_heal_md_by_hand():
+def test_formula_matches_method_md_by_hand():
     ref_h = general_like(30, t=8)
     eda = EDAReward(ref_h, bins=8, estimator="gaussian", w_mag=0.7, w_dyn=1.3, eps=1e-3)
     target = torch.rand(3, 8) * 2
@@ -158,7 +162,7 @@ def test_reward_floor_is_positive():
     assert r.item() > 0 and math.isfinite(r.item())
 
 
-# --- v2, estimator="calibrated" (HEAL.md, "The calibrated estimator") --------------
+# --- v2, estimator="calibrated" (docs/method.md, "v2: calibrated") ----------------
 
 
 def _draw(kind: str, n: int, length: int | tuple[int, int], seed: int) -> list[np.ndarray]:
@@ -251,7 +255,7 @@ def test_calibrated_reward_in_unit_interval_for_any_finite_input(x, kind, direct
 
 
 def test_calibrated_formula_recomputed_by_hand():
-    """HEAL.md's calibrated estimator, recomputed with numpy from the token entropies."""
+    """docs/method.md's calibrated estimator, recomputed with numpy from the token entropies."""
     reference, targets = _draw("levels", 41, (6, 30), seed=7), _draw("levels", 5, (3, 50), seed=8)
     w = (0.5, 1.0, 2.0)
     eda = EDAReward(reference, bins=8, w_mag=w[0], w_var=w[1], w_dyn=w[2])
@@ -382,3 +386,39 @@ def test_a_reference_of_more_than_2_to_the_24_tokens_works():
     ref = EDAReference.from_entropies(entropies, bins=8)
     assert ref.count == n and ref.forking_threshold == pytest.approx(0.8, abs=1e-3)
     assert 0.25 < float(EDAReward(ref).reward(entropies[:200]).median()) < 0.75
+
+
+# --- settings, the estimators' registry, references saved before ------------------
+
+
+def test_settings_are_one_frozen_checked_object():
+    settings = EDASettings(estimator="gaussian", w_mag=0.5)
+    with pytest.raises(AttributeError):
+        settings.w_mag = 2.0  # frozen
+    assert settings.replace(w_dyn=2.0) == EDASettings(estimator="gaussian", w_mag=0.5, w_dyn=2.0)
+    with pytest.raises(SettingError, match="momentum") as err:
+        settings.replace(momentum=1.5)
+    assert err.value.field == "momentum"
+    with pytest.raises(SettingError, match="w_vra: not an EDA setting"):
+        settings.replace(w_vra=1.0)
+    # Given by object or by name, the same reward.
+    h, target = general_like(30, t=16), general_like(5, t=16, seed=9)
+    by_object = EDAReward(h, bins=8, settings=settings).reward(target)
+    assert torch.equal(by_object, EDAReward(h, bins=8, estimator="gaussian", w_mag=0.5).reward(target))
+    assert EDAReward(h, bins=8, settings=settings, w_mag=1.0).settings == EDASettings(estimator="gaussian")
+
+
+def test_every_estimator_has_a_class_fitted_into_the_reference():
+    assert tuple(ESTIMATOR_CLASSES) == ESTIMATORS
+    ref = EDAReference.from_entropies(general_like(20, t=16), bins=8)
+    for name, cls in ESTIMATOR_CLASSES.items():
+        assert cls.name == name and isinstance(ref, cls.stats)
+        assert isinstance(EDAReward(ref, estimator=name).estimator, cls)
+
+
+def test_a_reference_saved_by_heal_hf_0_1_0_loads_and_scores_as_it_did():
+    saved = json.loads((Path(__file__).parent / "data" / "eda_reference_0.1.0.json").read_text())
+    ref = EDAReference.from_dict(saved["reference"])
+    assert ref.to_dict() == saved["reference"]
+    for estimator, want in saved["reward"].items():
+        assert EDAReward(ref, estimator=estimator).reward(saved["target"]).tolist() == want, estimator

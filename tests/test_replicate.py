@@ -58,6 +58,7 @@ def test_demo_trains_grpo_and_heal_side_by_side(tmp_path, capsys):
     assert line.split()[-3:] == [f"{v:.3f}" for v in (base["sample_accuracy"], runs["grpo-32"]["sample_accuracy"],
                                                        runs["heal-32"]["sample_accuracy"])]
     assert "pass@2" in printed and "entropy retention (train, target)" in printed
+    assert "behind each number: 1 seed (seed 0), 6 held-out problems x 2 samples" in printed
     # Same start and settings; only the data, the EDA reward and HEAL's advantage scaling (batch with EDA on) differ.
     record = {a: json.loads((out / a / "heal_run.json").read_text()) for a in runs}
     assert record["grpo-32"]["data"]["target"]["rows"] == record["heal-32"]["data"]["target"]["rows"] == 32

@@ -1,9 +1,8 @@
 import torch
-from transformers import LogitsProcessorList
 
 from heal_hf import token_entropy
+from heal_hf.data.generation_entropy import GenerationEntropyRecorder
 from heal_hf.data.rollout import (
-    EntropyRecorder,
     PreallocatedLayer,
     completion_lengths,
     preallocated_cache,
@@ -54,10 +53,11 @@ def test_preallocated_cache_samples_exactly_what_the_default_cache_does():
     runs = []
     for cache in (None, preallocated_cache(model, enc["input_ids"].shape[1] + 20)):
         torch.manual_seed(4)
-        recorder = EntropyRecorder(0.8)
-        ids = model.generate(**enc, **({"cache": cache} if cache is not None else {}), do_sample=True, temperature=0.8,
-                             top_k=0, max_new_tokens=20, num_return_sequences=3, pad_token_id=tok.pad_token_id,
-                             logits_processor=LogitsProcessorList([recorder]))
+        recorder = GenerationEntropyRecorder(0.8)
+        with recorder.attached(model):
+            ids = model.generate(**enc, **({"cache": cache} if cache is not None else {}), do_sample=True,
+                                 temperature=0.8, top_k=0, max_new_tokens=20, num_return_sequences=3,
+                                 pad_token_id=tok.pad_token_id)
         runs.append((ids, torch.stack(recorder.steps, 1)))
         if cache is not None:
             assert all(isinstance(layer, PreallocatedLayer) for layer in cache.layers)

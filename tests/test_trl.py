@@ -1,5 +1,7 @@
 """heal_hf.trl: the EDA reward function, the domain-mixing sampler and HEALGRPOTrainer, on real TRL steps."""
 
+import json
+import logging
 import math
 import os
 import re
@@ -13,7 +15,8 @@ import pytest
 import torch
 from conftest import peaked_tiny_lm
 
-from heal_hf.core.eda import EDAReference, EDAReward
+from heal_hf.core.eda import EDAReference, EDAReward, EDASettings, SettingError
+from heal_hf.core.entropy import token_entropy
 from heal_hf.core.verifiers import verifier_reward
 from heal_hf.data.pool import (
     POOL_FEATURES,
@@ -22,16 +25,20 @@ from heal_hf.data.pool import (
     with_pool_scores,
 )
 from heal_hf.data.rollout import sample_with_entropies
+from heal_hf.data.run_folder import STATE_FILE
 from heal_hf.metrics import EDA_METRIC_PATH
 from heal_hf.toy.tiny import char_tokenizer, tiny_causal_lm
 from heal_hf.trl import (
     ENTROPIES_KWARG,
+    TRL_PRIVATE_OVERRIDES,
     DomainMixSampler,
     EDARewardFunction,
     GenerationEntropyRecorder,
     HEALConfig,
     HEALGRPOTrainer,
+    TrainerEntropies,
     eda_reward_function,
+    entropy_source,
     policy_token_entropies,
 )
 
@@ -81,10 +88,42 @@ def test_generation_hook_and_policy_forward_agree_on_a_padded_batch():
     assert max(max(r) for r in recorded) > math.log(5) + 0.1
 
 
+def test_pool_and_trainer_entropies_agree_under_a_repetition_penalty_and_temperature():
+    """One definition: softmax(raw logits / T) over the full vocabulary, before the penalty and every warper."""
+    model, tok = peaked_tiny_lm(seed=2)
+    model.generation_config.repetition_penalty = 1.5  # sampling (pool and trainer alike) applies it; entropies do not
+    prompts, k = ["Q: 1 + 1 = ?\nA:", "Q: sort 3 1 2 9 9\nA:", "x"], 3
+    pool = sample_with_entropies(model, tok, prompts, num_samples=k, max_new_tokens=16, temperature=0.7, seed=0)
+    samples = [c for per_prompt in pool.token_ids for c in per_prompt]
+    pool_entropies = pool.flat_entropies()
+    # The trainer's teacher-forced forward (the drop-in) on the pool's samples.
+    teacher = policy_token_entropies(model, tok, [p for p in prompts for _ in range(k)], samples, temperature=0.7)
+    # The trainer's generation hook, replaying the pool's sampling (same seed, one batch).
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    recorder = GenerationEntropyRecorder(temperature=0.7)
+    torch.manual_seed(0)
+    with recorder.attached(model), torch.no_grad():
+        out = model.generate(**enc, do_sample=True, temperature=0.7, top_p=1.0, top_k=0, max_new_tokens=16,
+                             num_return_sequences=k, pad_token_id=tok.pad_token_id)
+    replayed = [row[: len(c)].tolist() for row, c in zip(out[:, enc.input_ids.shape[1]:], samples)]
+    assert replayed == samples and sum(map(len, samples)) > 20
+    hooked = recorder.per_completion(samples)
+    for theirs in (teacher, hooked):
+        assert max(abs(a - b) for x, y in zip(pool_entropies, theirs) for a, b in zip(x, y)) < 1e-5
+    # The penalty matters here: entropies of the penalized logits (what a LogitsProcessor sees) are far off.
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    row = torch.tensor([tok(prompts[0]).input_ids + samples[0]])
+    logits = model(row).logits[0, -len(samples[0]) - 1 : -1].detach()
+    penalized = torch.stack([RepetitionPenaltyLogitsProcessor(1.5)(row[:, : row.shape[1] - len(samples[0]) + t],
+                                                                  logits[t : t + 1].clone())[0]
+                             for t in range(len(samples[0]))])
+    assert (token_entropy(penalized, temperature=0.7) - torch.tensor(pool_entropies[0])).abs().max() > 1e-3
+
+
 def test_recorder_batches_small_steps_without_changing_their_entropies():
     from types import SimpleNamespace
-
-    from heal_hf.core.entropy import token_entropy
 
     class FakeLM(torch.nn.Module):
         def forward(self, logits):
@@ -131,14 +170,23 @@ def test_reward_is_lambda_times_core_eda_for_target_rows_and_none_for_general(ed
     assert logged["heal/entropy_retention/target"] == pytest.approx(1.0)
 
 
-def test_reference_fallbacks_ema_and_only_correct():
+def test_reference_fallbacks_ema_and_only_correct(caplog):
     g = torch.Generator().manual_seed(1)
     general, target = ragged(g, 8, 8, 30, 2.0), ragged(g, 2, 8, 30, 1.0)
     pool_ref = EDAReference.from_entropies(ragged(g, 20, 8, 30, 1.5), bins=8)
     only_target = {"domain": ["target", "target"], ENTROPIES_KWARG: target}
-    fn = EDARewardFunction(bins=8)
-    with pytest.raises(ValueError, match="no pool was given"):
-        fn(["p"] * 2, ["c"] * 2, None, **only_target)
+    # No reference yet (no pool, no batch with general rows): EDA abstains, and says so once.
+    for mode in ("batch", "ema"):
+        fn = EDARewardFunction(bins=8, reference=mode)
+        with caplog.at_level(logging.WARNING, logger="heal_hf.trl.reward"):
+            caplog.clear()
+            assert fn(["p"] * 2, ["c"] * 2, None, **only_target) == [None, None]
+            assert fn(["p"] * 2, ["c"] * 2, None, **only_target) == [None, None]
+        said = [r for r in caplog.records if "EDA abstains" in r.getMessage()]
+        assert len(said) == 1 and "pool" in said[0].getMessage(), mode
+        # The first batch with general rows ends the abstention, and later ones without them reuse it.
+        fn(["p"] * 10, ["c"] * 10, None, domain=["general"] * 8 + ["target"] * 2, **{ENTROPIES_KWARG: general + target})
+        assert None not in fn(["p"] * 2, ["c"] * 2, None, **only_target)
     fn = EDARewardFunction(bins=8, pool=pool_ref, weight=1.0)
     assert fn(["p"] * 2, ["c"] * 2, None, **only_target) == pytest.approx(EDAReward(pool_ref).reward(target).tolist())
     # Without a pool, a batch short of general rows reuses the last batch that had enough.
@@ -164,7 +212,7 @@ def test_reference_fallbacks_ema_and_only_correct():
     assert out[0] == pytest.approx(float(EDAReward(pool_ref).reward(target[:1])[0])) and out[1] == 0.0
     with pytest.raises(ValueError, match="unknown domains"):
         fn(["p"], ["c"], None, domain=["math"], **{ENTROPIES_KWARG: target[:1]})
-    with pytest.raises(ValueError, match="policy model"):
+    with pytest.raises(ValueError, match="model: the EDA reward needs the policy model.*callbacks=\\[eda\\]"):
         EDARewardFunction(bins=8, pool=pool_ref)(["p"], ["c"], [[1, 2]], domain=["target"])
     with pytest.raises(ValueError, match="reference"):
         EDARewardFunction(reference="nearest")
@@ -206,7 +254,7 @@ def test_every_chunk_mixes_domains_in_the_configured_ratio():
 def test_trainer_and_drop_in_give_the_same_rewards_on_the_same_batch(tmp_path, eda_metric, lora):
     model, tok = peaked_tiny_lm()
     base = {n: p.detach().clone() for n, p in model.named_parameters()}
-    drop_in = eda_reward_function(eda_metric, model, tok)
+    drop_in = eda_reward_function(eda_metric, model, tok, temperature=1.0)
     seen = {}
 
     def eda_drop_in(prompts, completions, completion_ids, **kwargs):
@@ -249,6 +297,11 @@ def test_trainer_and_drop_in_give_the_same_rewards_on_the_same_batch(tmp_path, e
                 "heal/entropy_retention/general", "heal/reward/target", "heal/reward/general"):
         assert math.isfinite(last[key]), key
     assert logs[0]["heal/entropy_retention/target"] == 1.0
+    # heal/reward/<domain>: the mean total reward (every function, weight 1) of that domain's rows in the batch.
+    total = torch.tensor([trainer._logs["rewards"][name] for name in trainer.reward_func_names]).nansum(0)
+    for domain in ("target", "general"):
+        rows = [i for i, d in enumerate(domains) if d == domain]
+        assert last[f"heal/reward/{domain}"] == pytest.approx(float(total[rows].mean()), rel=1e-5), domain
     assert last["heal/entropy/target"] == pytest.approx(trainer.eda.latest["target"]["entropy"], rel=1e-6)
     trained = dict(trainer.model.named_parameters())
     changed = [n for n, p in trained.items() if p.requires_grad]
@@ -262,6 +315,80 @@ def test_trainer_and_drop_in_give_the_same_rewards_on_the_same_batch(tmp_path, e
         assert max(abs(a - b) for x, y in zip(with_adapter, without) for a, b in zip(x, y)) > 1e-3
     else:
         assert any(not torch.equal(base[n], p) for n, p in trained.items())
+
+
+def test_the_eda_state_is_saved_with_each_checkpoint_and_restored_on_resume(tmp_path):
+    def trainer(max_steps):
+        model, tok = peaked_tiny_lm()
+        return HEALGRPOTrainer(model=model, reward_funcs=[verifier_reward("numeric")], train_dataset=mixed_set(),
+                               args=heal_config(tmp_path, max_steps=max_steps, save_strategy="steps", save_steps=1),
+                               processing_class=tok)
+
+    first = trainer(2)
+    first.train()
+    for step in (1, 2):
+        assert (tmp_path / "out" / f"checkpoint-{step}" / STATE_FILE).is_file()
+    saved = json.loads((tmp_path / "out" / "checkpoint-2" / STATE_FILE).read_text())
+    assert saved == json.loads(json.dumps(first.eda.state_dict()))
+    resumed = trainer(3)
+    resumed.train(resume_from_checkpoint=True)
+    # Entropy retention stays relative to the first run's step 0, not to the resumed run's first batch.
+    assert resumed.eda.initial == saved["initial"] and resumed.state.global_step == 3
+    # Its own first batch (step 3, a trained model) has other entropies: without the restore, they would be step 0's.
+    assert resumed.eda.latest["target"]["entropy"] != saved["initial"]["target"]["entropy"]
+
+
+def test_at_most_three_private_trl_methods_are_overridden_and_listed(tmp_path):
+    from trl import GRPOTrainer
+
+    overridden = {name for name in vars(HEALGRPOTrainer)
+                  if name.startswith("_") and not name.startswith("__") and callable(getattr(GRPOTrainer, name, None))}
+    assert overridden == set(TRL_PRIVATE_OVERRIDES) and len(overridden) <= 3
+    # TRL's own model card names HEAL, its paper and tag.
+    model, tok = tiny_causal_lm()
+    trainer = HEALGRPOTrainer(model=model, reward_funcs=[verifier_reward("numeric")], args=heal_config(tmp_path),
+                              train_dataset=mixed_set(), processing_class=tok)
+    trainer.create_model_card(model_name="tiny-heal")
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "trained with HEAL" in card and "2604.17928" in card and "liu2026healing" in card
+    assert "heal" in card.split("---")[1] and "heal" in model.model_tags
+
+
+def test_an_untested_trl_falls_back_to_one_forward_and_says_so_once(tmp_path, caplog):
+    model, tok = peaked_tiny_lm()
+    trainer = HEALGRPOTrainer(model=model, reward_funcs=[verifier_reward("numeric")], args=heal_config(tmp_path),
+                              train_dataset=mixed_set(), processing_class=tok)
+    assert trainer.entropy_source == "generation" == entropy_source(trainer, trl_version="1.16.0")
+    assert entropy_source(trainer, trl_version="1.17.0") == "forward"
+    assert entropy_source(trainer, trl_version="1.15.2") == "forward"
+    checked = []
+
+    def check(prompts, completions, completion_ids, **kwargs):
+        teacher_forced = policy_token_entropies(model, tok, prompts, completion_ids)
+        checked.append(max(abs(a - b) for x, y in zip(kwargs[ENTROPIES_KWARG], teacher_forced) for a, b in zip(x, y)))
+        return [0.0] * len(prompts)
+
+    trainer = HEALGRPOTrainer(model=model, reward_funcs=[verifier_reward("numeric"), check], args=heal_config(tmp_path),
+                              train_dataset=mixed_set(), processing_class=tok)
+    trainer.entropies = TrainerEntropies("forward", trainer.temperature)  # what entropy_source gives on TRL 1.17
+    with caplog.at_level(logging.WARNING, logger="heal_hf.trl"):
+        trainer.train()
+    assert len(checked) == 2 and max(checked) < 1e-5
+    assert len([r for r in caplog.records if "one extra no-grad forward" in r.getMessage()]) == 1
+
+
+def test_heal_config_makes_one_eda_settings_and_names_its_own_fields(tmp_path):
+    config = heal_config(tmp_path, eda_estimator="gaussian", eda_w_mag=0.5, eda_momentum=0.7)
+    assert config.eda_settings == EDASettings(estimator="gaussian", w_mag=0.5, momentum=0.7)
+    assert config.eda_reward().settings == config.eda_settings
+    for bad, field_name in ((dict(eda_w_var=-1.0), "eda_w_var"), (dict(eda_momentum=1.5), "eda_momentum"),
+                            (dict(eda_estimator="gaussian", eda_direction="below"), "eda_direction"),
+                            (dict(eda_bins=1), "eda_bins"), (dict(eda_weight=-0.1), "eda_weight")):
+        with pytest.raises(SettingError, match=f"^{field_name}: "):
+            heal_config(tmp_path, **bad)
+    defaults = HEALConfig.__dataclass_fields__
+    for name, setting in EDASettings.__dataclass_fields__.items():
+        assert defaults[f"eda_{name}"].default == setting.default and defaults[f"eda_{name}"].metadata["help"]
 
 
 def test_trainer_refuses_what_it_cannot_mix_or_measure(tmp_path):
@@ -322,3 +449,42 @@ def test_advantage_scaling_is_the_batch_with_eda_on_and_trls_group_otherwise(tmp
     assert heal_config(tmp_path, scale_rewards="group").scale_rewards == "group"
     assert heal_config(tmp_path, eda_weight=0.0, scale_rewards="none").scale_rewards == "none"
     assert heal_config(tmp_path, scale_rewards=False).scale_rewards == "none"
+
+
+def test_drop_in_in_a_plain_grpo_script_given_a_model_id_and_no_general_rows(tmp_path, eda_metric, caplog):
+    """The drop-in as a user's script meets it: GRPOTrainer loads the model from an id (here a local folder), the
+    random sampler brings batches without general rows, and the reward is also a callback that takes the trainer's
+    temperature, model and tokenizer; a temperature other than the trainer's is refused before the first step."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    model, tok = peaked_tiny_lm()
+    model.save_pretrained(tmp_path / "policy")
+    tok.save_pretrained(tmp_path / "policy")
+    config = GRPOConfig(
+        output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=8, num_generations=4,
+        max_completion_length=12, logging_steps=1, report_to="none", save_strategy="no", use_cpu=True,
+        disable_tqdm=True, bf16=False, learning_rate=1e-3, temperature=0.7, remove_unused_columns=False, seed=0,
+    )
+    only_target = mixed_set(n_target=8, n_general=0)
+    eda = eda_reward_function(eda_metric)
+    trainer = GRPOTrainer(model=str(tmp_path / "policy"), reward_funcs=[verifier_reward("numeric"), eda],
+                          callbacks=[eda], args=config, train_dataset=only_target)
+    with caplog.at_level(logging.WARNING, logger="heal_hf.trl.reward"):
+        trainer.train()
+    assert eda.temperature == 0.7 and eda.model is trainer.model
+    assert sum("EDA abstains" in r.getMessage() for r in caplog.records) == 1
+    assert all(math.isnan(v) for v in trainer._logs["rewards"]["eda"])  # abstained (None) on every row
+    # With the pool as the fallback, the same script scores every target row, at the trainer's temperature.
+    pool = EDAReference.from_entropies(ragged(torch.Generator().manual_seed(0), 16, 8, 12, 1.0))
+    eda = eda_reward_function(eda_metric, pool=pool)
+    trainer = GRPOTrainer(model=str(tmp_path / "policy"), reward_funcs=[verifier_reward("numeric"), eda],
+                          callbacks=[eda], args=config, train_dataset=only_target)
+    trainer.train()
+    rewards = torch.tensor(trainer._logs["rewards"]["eda"])
+    assert len(rewards) == 8 and not torch.isnan(rewards).any() and (rewards > 0).all()
+    # A temperature other than the trainer's: refused when training starts, naming both.
+    eda = eda_reward_function(eda_metric, pool=pool, temperature=1.0)
+    trainer = GRPOTrainer(model=str(tmp_path / "policy"), reward_funcs=[verifier_reward("numeric"), eda],
+                          callbacks=[eda], args=config, train_dataset=only_target)
+    with pytest.raises(SettingError, match="built for 1.0 but the trainer samples at 0.7"):
+        trainer.train()

@@ -6,6 +6,7 @@ import os
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from accelerate import PartialState
 from conftest import free_port
 
 from heal_hf.trl import ENTROPIES_KWARG, EDARewardFunction
@@ -21,8 +22,10 @@ def _batch(rank: int) -> tuple[list[str], list[list[float]]]:
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world))
     dist.init_process_group("gloo", rank=rank, world_size=world)
+    PartialState(cpu=True)  # what a CPU Trainer's Accelerator sets up: the reward gathers through accelerate
     try:
         domains, entropies = _batch(rank)
         eda = EDARewardFunction(weight=0.5)

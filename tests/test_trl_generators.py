@@ -80,6 +80,48 @@ def test_scoring_forward_entropies_equal_generation_time_ones(tmp_path):
     assert max(max(r) for r in given if r) > 0.5  # real entropies, not zeros
 
 
+@pytest.mark.parametrize("num_iterations, source", [(1, "generation"), (2, "scoring")])
+def test_trainer_entropies_are_of_the_raw_logits_under_a_repetition_penalty(tmp_path, num_iterations, source):
+    """The pool's definition (tests/test_trl.py checks sample_with_entropies): the penalty shapes sampling only."""
+    model, tok = peaked_tiny_lm()
+    checked = []
+
+    def check(prompts, completions, completion_ids, **kwargs):
+        teacher_forced = policy_token_entropies(model, tok, prompts, completion_ids, temperature=0.7)
+        checked.append(max(abs(a - b) for x, y in zip(kwargs[ENTROPIES_KWARG], teacher_forced) for a, b in zip(x, y)))
+        return [0.0] * len(prompts)
+
+    args = HEALConfig(**settings(tmp_path, num_iterations=num_iterations, temperature=0.7, repetition_penalty=1.5))
+    trainer = HEALGRPOTrainer(model=model, reward_funcs=[verifier_reward("numeric"), check], args=args,
+                              train_dataset=mixed(), processing_class=tok)
+    assert trainer.entropy_source == source and trainer.generation_config.repetition_penalty == 1.5
+    trainer.train()
+    assert len(checked) == 2 // num_iterations and max(checked) < 1e-5
+
+
+def test_scoring_capture_under_lora_and_a_kl_term_reads_the_policy_not_the_reference_pass(tmp_path):
+    from peft import LoraConfig
+
+    model, tok = peaked_tiny_lm()
+    checked = []
+
+    def check(prompts, completions, completion_ids, **kwargs):
+        policy = policy_token_entropies(trainer.model, tok, prompts, completion_ids, temperature=0.8)
+        with trainer.model.disable_adapter():  # what TRL's reference pass (beta > 0, same model) computes
+            reference = policy_token_entropies(trainer.model, tok, prompts, completion_ids, temperature=0.8)
+        gap = lambda a, b: max(abs(u - v) for x, y in zip(a, b) for u, v in zip(x, y))  # noqa: E731
+        checked.append((gap(kwargs[ENTROPIES_KWARG], policy), gap(policy, reference)))
+        return [0.0] * len(prompts)
+
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    trainer = HEALGRPOTrainer(model=model, reward_funcs=[verifier_reward("numeric"), check],
+                              args=HEALConfig(**settings(tmp_path, num_iterations=2, beta=0.1)), train_dataset=mixed(),
+                              processing_class=tok, peft_config=lora)
+    assert trainer.entropy_source == "scoring"
+    trainer.train()
+    assert len(checked) == 1 and checked[0][0] < 1e-5 and checked[0][1] > 1e-3, checked
+
+
 class ForwardCounter:
     def __init__(self, model: torch.nn.Module) -> None:
         self.calls = 0

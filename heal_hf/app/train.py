@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from .. import __version__
-from ..core.eda import ESTIMATORS
+from ..core.eda import DEFAULT_EDA_WEIGHT, REFERENCE_MODES, EDASettings
 from ..core.verifiers import check_reference_answers, get_verifier, verifier_reward
 from ..data.files import atomic_write, claim_folder, error_line, load_rows, write_json_atomic, write_text_atomic
 from ..data.run_folder import (
@@ -95,7 +95,7 @@ TRAINING_OPTIONS = {
     "beta": "KL coefficient to the initial model (0: no reference model)",
     "eda_weight": "lambda in r = r_verify + lambda * r_EDA",
     "eda_reference": "EDA reference: batch (the batch's general rows), pool, or ema",
-    "eda_estimator": "EDA estimator: calibrated (v2: 1 / (1 + D / D0), 0.5 = a typical general trajectory) or gaussian (v1)",
+    "eda_estimator": EDASettings.__dataclass_fields__["estimator"].metadata["help"],
     "eda_only_correct": "give EDA only to rollouts the verifier accepts",
     "target_fraction": "share of target prompts per batch (default: the training set's share, --n-general decides)",
     "save_steps": "steps between checkpoints (what --resume continues from)",
@@ -103,14 +103,16 @@ TRAINING_OPTIONS = {
     "seed": "seed of selection, sampling and training",
 }
 """HEALConfig fields `heal-hf train` has flags for (any field works in --config), with their help."""
-TRAINING_CHOICES = {"eda_estimator": ESTIMATORS}
+TRAINING_CHOICES = {"eda_estimator": EDASettings.__dataclass_fields__["estimator"].metadata["choices"],
+                    "eda_reference": REFERENCE_MODES}
 """The allowed values of those flags that take one of a few names."""
 
 
 def training_defaults() -> dict[str, Any]:
     """HEALConfig values `heal-hf train` uses unless the config or the command line says otherwise.
 
-    Covers every TRAINING_OPTIONS key; the HEAL ones equal HEALConfig's defaults (a test checks).
+    Covers every TRAINING_OPTIONS key. The HEAL ones are HEALConfig's defaults, taken from where HEALConfig takes
+    them (EDASettings, the core's constants), since importing HEALConfig (TRL) would slow every `heal-hf` command.
     """
     return {
         "max_steps": 100,
@@ -120,9 +122,9 @@ def training_defaults() -> dict[str, Any]:
         "max_completion_length": 128,
         "temperature": 1.0,
         "beta": 0.0,
-        "eda_weight": 0.1,
-        "eda_reference": "batch",
-        "eda_estimator": "calibrated",
+        "eda_weight": DEFAULT_EDA_WEIGHT,
+        "eda_reference": REFERENCE_MODES[0],
+        "eda_estimator": EDASettings().estimator,
         "eda_only_correct": False,
         "target_fraction": None,
         "save_steps": 25,
@@ -137,9 +139,8 @@ def training_defaults() -> dict[str, Any]:
 
 
 HEAL_FIELDS = (
-    "eda_weight", "eda_reference", "eda_estimator", "eda_bins", "eda_w_mag", "eda_w_var", "eda_w_dyn",
-    "eda_direction", "eda_eps", "eda_rel_floor", "eda_momentum", "eda_min_reference_rows", "eda_only_correct",
-    "target_fraction",
+    "eda_weight", "eda_reference", "eda_bins", *(f"eda_{name}" for name in EDASettings.__dataclass_fields__),
+    "eda_min_reference_rows", "eda_only_correct", "target_fraction",
 )
 GRPO_FIELDS = (
     "max_steps", "learning_rate", "lr_scheduler_type", "per_device_train_batch_size", "gradient_accumulation_steps",

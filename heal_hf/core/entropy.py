@@ -1,7 +1,7 @@
 """Token entropy from logits: exact, masked, temperature-scaled, memory-bounded.
 
 H_t = -sum_v p(v) log p(v), p = softmax(logits_t / temperature), in nats, over the
-full vocabulary (HEAL.md, "Token entropy"). With z = x - max(x), s = sum_v exp(z_v):
+full vocabulary (docs/method.md, "Token entropy"). With z = x - max(x), s = sum_v exp(z_v):
 
     H = log s + sum_v exp(z_v) (-z_v) / s
 

@@ -1,4 +1,4 @@
-"""Entropy dynamics profiles of trajectories (HEAL.md, "Entropy dynamics profile").
+"""Entropy dynamics profiles of trajectories (docs/method.md, "Entropy dynamics profile").
 
 For one trajectory with token entropies H_1..H_T (nats):
 - curve c in R^K: H resampled to K equal bins of normalized time; bin means when

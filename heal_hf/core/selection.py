@@ -1,6 +1,6 @@
 """Hybrid-domain selection: reasoning uncertainty x exploratory diversity, MMR picks.
 
-HEAL.md, "Hybrid selection". Per candidate general-domain prompt, from k sampled
+docs/method.md, "Hybrid selection". Per candidate general-domain prompt, from k sampled
 responses:
 - reasoning uncertainty U: `mean_entropy` (mean token entropy, nats) and
   `outcome_uncertainty` 4 p (1 - p) of the pass rate p;

@@ -126,6 +126,12 @@ def claim_folder(
         folder.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, dict(identity))
     return None
+def write_figure_atomic(figure: Any, path: str | Path, dpi: int = 100) -> Path:
+    """Save a matplotlib figure to `path` through `atomic_write`, in the format its suffix names (PNG without one)."""
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        figure.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    return path
 
 
 def load_rows(source: str | Path, split: str = "train", what: str = "dataset", config_name: str | None = None) -> Any:

@@ -1,10 +1,11 @@
 """Sample responses from a Hugging Face causal LM and keep their token entropies.
 
-The entropies are taken during generation by a logits processor: transformers runs
-custom processors after its own (repetition penalty, min length...) and before the
-sampling warpers (temperature, top-k, top-p), so each step's entropy is that of
-softmax(logits / temperature) over the full vocabulary, before truncation (HEAL.md),
-with no extra forward pass and no stored logits.
+The entropies are taken during generation by a forward hook on the model
+(`heal_hf.data.generation_entropy`): each step's entropy is that of
+softmax(raw logits / temperature) over the full vocabulary, before any logits
+processor or warper (repetition penalty, temperature, top-k/top-p; docs/method.md,
+"Token entropy"), with no extra forward pass and no stored logits. The trainer reads
+the same definition, so the pool's reference and the trainer's targets match.
 
 The two-phase path generates first (transformers' `generate` or vLLM) and then takes
 the same entropies from one batched teacher-forced forward over prompt + completion
@@ -14,15 +15,14 @@ vocabulary an entropy needs.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from transformers import (
-    LogitsProcessor,
-    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -30,18 +30,7 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from ..core.entropy import token_entropy
 from .files import error_line
-
-
-class EntropyRecorder(LogitsProcessor):
-    """Records each generation step's token entropies (B,) and leaves the scores unchanged."""
-
-    def __init__(self, temperature: float = 1.0) -> None:
-        self.temperature = temperature
-        self.steps: list[torch.Tensor] = []
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self.steps.append(token_entropy(scores, temperature=self.temperature).cpu())
-        return scores
+from .generation_entropy import GenerationEntropyRecorder
 
 
 class PreallocatedLayer(DynamicLayer):
@@ -143,6 +132,18 @@ class Rollouts:
     def flat_entropies(self) -> list[list[float]]:
         """All P * k entropy sequences, prompt-major."""
         return [e for per_prompt in self.entropies for e in per_prompt]
+
+    def extend(
+        self, tokenizer: PreTrainedTokenizerBase, ids: list[list[int]], entropies: list[list[float]], num_samples: int
+    ) -> None:
+        """Append P' prompts' responses: `ids` and `entropies` hold P' * num_samples rows, prompt-major."""
+        texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
+        for start in range(0, len(ids), num_samples):
+            rows = slice(start, start + num_samples)
+            self.token_ids.append(ids[rows])
+            self.entropies.append(entropies[rows])
+            self.texts.append(texts[rows])
+            self.tokens.append([tokenizer.convert_ids_to_tokens(i) for i in ids[rows]])
 
 
 def completion_lengths(ids: torch.Tensor, eos_token_ids: Sequence[int]) -> torch.Tensor:
@@ -267,6 +268,53 @@ def vllm_completion_ids(
     return [[list(c.token_ids) for c in sorted(out.outputs, key=lambda c: c.index)] for out in outputs]
 
 
+Batch = tuple[list[list[int]], list[list[int]], list[list[float]] | None]
+"""One sampled batch: its P' prompts' token ids, their P' * k completions (prompt-major), entropies or None."""
+
+
+def _vllm_batches(
+    llm: Any, prompt_ids: list[list[int]], per_call: int, num_samples: int, max_new_tokens: int,
+    temperature: float, top_p: float, top_k: int, seed: int,
+) -> Iterator[Batch]:
+    """vLLM's completions, `per_call` prompts at a time, without entropies (the scoring forward adds them)."""
+    sampled = vllm_completion_ids(llm, prompt_ids, num_samples, max_new_tokens, temperature, top_p, top_k, seed)
+    for start in range(0, len(prompt_ids), per_call):
+        yield prompt_ids[start : start + per_call], [c for per in sampled[start : start + per_call] for c in per], None
+
+
+def _generate_batches(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[str], per_call: int,
+    add_special_tokens: bool, eos_ids: list[int], record: bool, **generate_kwargs: Any,
+) -> Iterator[Batch]:
+    """transformers' completions, `per_call` prompts at a time, with the hook's entropies when `record`."""
+    for start in range(0, len(texts), per_call):
+        enc = tokenizer(texts[start : start + per_call], return_tensors="pt", padding=True,
+                        add_special_tokens=add_special_tokens)
+        prompt_ids = [row[m.bool()].tolist() for row, m in zip(enc["input_ids"], enc["attention_mask"])]
+        enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        cache = preallocated_cache(model, enc["input_ids"].shape[1] + generate_kwargs["max_new_tokens"])
+        recorder = GenerationEntropyRecorder(generate_kwargs["temperature"])
+        with recorder.attached(model) if record else contextlib.nullcontext():
+            generated = model.generate(**enc, **({"cache": cache} if cache is not None else {}), **generate_kwargs)
+        new_ids = generated[:, enc["input_ids"].shape[1] :].cpu()
+        lengths = completion_lengths(new_ids, eos_ids).tolist()
+        ids = [row[:n] for row, n in zip(new_ids.tolist(), lengths)]
+        yield prompt_ids, ids, recorder.per_completion(ids) if record else None
+
+
+def _check_sampling(prompts: Sequence[str], num_samples: int, max_new_tokens: int, batch_size: int,
+                    temperature: float) -> None:
+    if not prompts:
+        raise ValueError("prompts: expected at least one prompt")
+    if num_samples < 1 or max_new_tokens < 1 or batch_size < 1:
+        raise ValueError(
+            f"num_samples, max_new_tokens, batch_size: expected positive integers, "
+            f"got {num_samples}, {max_new_tokens}, {batch_size}"
+        )
+    if not temperature > 0:
+        raise ValueError(f"temperature: expected > 0, got {temperature}")
+
+
 @torch.no_grad()
 def sample_with_entropies(
     model: PreTrainedModel,
@@ -284,10 +332,12 @@ def sample_with_entropies(
     two_phase: bool = False,
     llm: Any = None,
 ) -> Rollouts:
-    """Sample `num_samples` responses per prompt and record per-token entropies.
+    """Sample `num_samples` responses per prompt and record per-token entropies (nats).
 
     Args:
-        model, tokenizer: a causal LM and its tokenizer (left padding is used).
+        model, tokenizer: a causal LM and its tokenizer (left padding is used). The
+            model's `generation_config` (e.g. a repetition penalty) applies to sampling;
+            the entropies are of its raw logits either way (module doc).
         prompts: P prompt strings (wrapped in the chat template when `chat_template`).
         num_samples: k responses per prompt.
         max_new_tokens: generation cap per response.
@@ -302,95 +352,45 @@ def sample_with_entropies(
             (e.g. a tqdm bar's `update`).
         two_phase: generate without recording, then take each batch's entropies from
             one teacher-forced forward of `model` (`completion_entropies`). The samples
-            are the one-phase path's (the recorder leaves the scores unchanged), the
+            are the one-phase path's (the hook reads, never changes, the logits), the
             entropies equal within float rounding; costs one extra forward per batch.
         llm: a `vllm.LLM` of the same checkpoint to generate with instead of
             `model.generate` (implies two_phase: `model` scores its completions).
     """
-    if not prompts:
-        raise ValueError("prompts: expected at least one prompt")
-    if num_samples < 1 or max_new_tokens < 1 or batch_size < 1:
-        raise ValueError(
-            f"num_samples, max_new_tokens, batch_size: expected positive integers, "
-            f"got {num_samples}, {max_new_tokens}, {batch_size}"
-        )
-    if not temperature > 0:
-        raise ValueError(f"temperature: expected > 0, got {temperature}")
+    _check_sampling(prompts, num_samples, max_new_tokens, batch_size, temperature)
     eos_ids = _eos_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids or [0])[0]
-    texts_in = [
+    texts = [
         tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
-        if chat_template
-        else p
+        if chat_template else p
         for p in prompts
     ]
-    padding_side = tokenizer.padding_side
+    per_call = max(1, batch_size // num_samples)
+    out = Rollouts(list(prompts), [], [], [], [], settings=dict(
+        num_samples=num_samples, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+        seed=seed))
+    padding_side, was_training = tokenizer.padding_side, model.training
     tokenizer.padding_side = "left"
-    was_training = model.training
     model.eval()
     torch.manual_seed(seed)
-    per_call = max(1, batch_size // num_samples)
-    out = Rollouts(list(prompts), [], [], [], [])
-    out.settings = {
-        "num_samples": num_samples,
-        "max_new_tokens": max_new_tokens,
-        "temperature": temperature,
-        "top_p": top_p,
-        "top_k": top_k,
-        "seed": seed,
-    }
-
-    def keep(prompt_ids: list[list[int]], ids: list[list[int]], ents: list[list[float]] | None) -> None:
-        """Append one batch: its prompts' ids (P'), their P' * k completions (prompt-major), entropies or None."""
-        if ents is None:  # two-phase: one teacher-forced forward over the batch's prompt + completion rows
-            rows = [ids_p for ids_p in prompt_ids for _ in range(num_samples)]
-            ents = completion_entropies(model, rows, ids, temperature, batch_size=len(ids), pad_id=pad_id)
-        texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
-        for p in range(len(prompt_ids)):
-            rows = slice(p * num_samples, (p + 1) * num_samples)
-            out.token_ids.append(ids[rows])
-            out.entropies.append(ents[rows])
-            out.texts.append(texts[rows])
-            out.tokens.append([tokenizer.convert_ids_to_tokens(i) for i in ids[rows]])
-        if progress is not None:
-            progress(len(prompt_ids))
-
     try:
         if llm is not None:
-            prompt_ids = tokenizer(texts_in, add_special_tokens=not chat_template)["input_ids"]
-            sampled = vllm_completion_ids(llm, prompt_ids, num_samples, max_new_tokens, temperature, top_p, top_k, seed)
-            for start in range(0, len(prompt_ids), per_call):
-                keep(prompt_ids[start : start + per_call], [c for per in sampled[start : start + per_call] for c in per],
-                     None)
-            return out
-        for start in range(0, len(texts_in), per_call):
-            chunk = texts_in[start : start + per_call]
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=not chat_template)
-            prompt_ids = [row[m.bool()].tolist() for row, m in zip(enc["input_ids"], enc["attention_mask"])]
-            enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-            recorder = None if two_phase else EntropyRecorder(temperature)
-            cache = preallocated_cache(model, enc["input_ids"].shape[1] + max_new_tokens)
-            generated = model.generate(
-                **enc,
-                **({"cache": cache} if cache is not None else {}),
-                do_sample=True,
-                temperature=temperature,
-                top_p=top_p,
-                top_k=top_k,
-                max_new_tokens=max_new_tokens,
-                num_return_sequences=num_samples,
-                logits_processor=LogitsProcessorList([recorder] if recorder else []),
-                pad_token_id=pad_id,
-                eos_token_id=eos_ids or None,
+            prompt_ids = tokenizer(texts, add_special_tokens=not chat_template)["input_ids"]
+            batches = _vllm_batches(llm, prompt_ids, per_call, num_samples, max_new_tokens, temperature, top_p, top_k,
+                                    seed)
+        else:
+            batches = _generate_batches(
+                model, tokenizer, texts, per_call, not chat_template, eos_ids, record=not two_phase, do_sample=True,
+                temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
+                num_return_sequences=num_samples, pad_token_id=pad_id, eos_token_id=eos_ids or None,
             )
-            new_ids = generated[:, enc["input_ids"].shape[1] :].cpu()
-            lengths = completion_lengths(new_ids, eos_ids).tolist()
-            ids = [row[:n] for row, n in zip(new_ids.tolist(), lengths)]
-            ents = None
-            if recorder is not None:
-                steps = torch.stack(recorder.steps, 1) if recorder.steps else torch.zeros(len(new_ids), 0)
-                ents = [row[:n] for row, n in zip(steps.tolist(), lengths)]
-            keep(prompt_ids, ids, ents)
+        for prompt_ids, ids, entropies in batches:
+            if entropies is None:  # two-phase: one teacher-forced forward over the batch's prompt + completion rows
+                rows = [p for p in prompt_ids for _ in range(num_samples)]
+                entropies = completion_entropies(model, rows, ids, temperature, batch_size=len(ids), pad_id=pad_id)
+            out.extend(tokenizer, ids, entropies, num_samples)
+            if progress is not None:
+                progress(len(prompt_ids))
     finally:
         tokenizer.padding_side = padding_side
         model.train(was_training)

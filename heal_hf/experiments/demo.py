@@ -125,4 +125,7 @@ def summary_table(results: dict[str, Any]) -> str:
     lines += [f"{label:<34}{b:>9.3f}" + "".join(f"{runs[n][key]:>10.3f}" for n in names) for label, b, key in rows]
     lines.append(f"{'entropy retention (train, target)':<34}{'':>9}"
                  + "".join(f"{runs[n]['train_entropy_retention']:>10.3f}" for n in names))
+    seeds = results["settings"]["seeds"]
+    lines.append(f"behind each number: {len(seeds)} seed (seed {seeds[0]}), {base['problems']} held-out problems x {k} "
+                 f"samples, one run per arm; heal-hf replicate measures over seeds, with intervals")
     return "\n".join(lines)

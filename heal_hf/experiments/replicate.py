@@ -1,6 +1,6 @@
 """HEAL's headline claim at toy scale, and the few-shot demo: what `heal-hf replicate` and `heal-hf demo` run.
 
-The claim (HEAL.md): with 32 target-domain examples, HEAL (hybrid data + EDA) matches
+The claim (docs/method.md): with 32 target-domain examples, HEAL (hybrid data + EDA) matches
 or beats plain GRPO on 1,000 target examples, and keeps entropy from collapsing.
 `replicate` trains, per target family of `heal_hf.toy.tasks` and seed, at equal RL
 steps from the same bundled toy reasoner:

@@ -2,38 +2,43 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from trl import GRPOConfig
 
-from ..core.eda import (
-    DEFAULT_EPS,
-    DEFAULT_ESTIMATOR,
-    DEFAULT_REL_FLOOR,
-    DIRECTIONS,
-    ESTIMATORS,
-)
+from ..core.eda import DEFAULT_EDA_WEIGHT, REFERENCE_MODES, EDASettings, SettingError
 from ..core.profiles import DEFAULT_BINS
-from .reward import REFERENCE_MODES, EDARewardFunction
+from .reward import EDARewardFunction
+
+
+def _eda_setting(name: str) -> Any:
+    """A HEALConfig field for `EDASettings.<name>`: the same default, help text and choices."""
+    source = EDASettings.__dataclass_fields__[name]
+    metadata = {"help": source.metadata["help"]}
+    if "choices" in source.metadata:
+        metadata["choices"] = list(source.metadata["choices"])
+    return field(default=source.default, metadata=metadata)
 
 
 @dataclass
 class HEALConfig(GRPOConfig):
-    r"""GRPOConfig plus HEAL's settings (HEAL.md). Defaults are the paper's reading in HEAL.md.
+    r"""GRPOConfig plus HEAL's settings (docs/method.md); the defaults are the method's.
+
+    The optimizer recipe is GRPOConfig's own (learning_rate, warmup_steps, lr_scheduler_type). The
+    one measured here, on the toy replication: learning_rate 5e-5, warmup over 10% of max_steps,
+    linear decay (`heal-hf replicate`'s default). 2e-4 without warmup dropped even GRPO on 1,000
+    problems 0.15-0.29 below the base model in its first 25 steps, and warmup alone did not stop
+    the fall once the rate peaked (benchmarks/results/replicate-v3-cpu/recipe). Lower the rate
+    before reading anything into an early accuracy drop.
 
     Parameters:
         eda_weight (`float`, defaults to `0.1`): lambda in r = r_verify + lambda * r_EDA.
         eda_reference (`str`, defaults to `"batch"`): where R comes from: "batch", "pool" or "ema".
-        eda_momentum (`float`, defaults to `0.9`): EMA weight kept per batch ("ema").
         eda_bins (`int`, defaults to `32`): K, curve bins of the entropy profiles.
-        eda_estimator (`str`, defaults to `"calibrated"`): "calibrated" (v2) or "gaussian" (v1), see `heal_hf.core.eda`.
-        eda_w_mag, eda_w_var, eda_w_dyn (`float`, default `1.0`): weights of EDA's magnitude, variation
-            (calibrated only) and dynamics parts.
-        eda_direction (`str`, defaults to `"both"`): "below" penalizes only less entropy or variation than
-            the reference (calibrated only).
-        eda_eps (`float`, defaults to `1e-3`): floor of the reference stds in nats (gaussian only).
-        eda_rel_floor (`float`, defaults to `0.05`): relative floor of the spreads (calibrated only).
+        eda_estimator, eda_w_mag, eda_w_var, eda_w_dyn, eda_direction, eda_eps, eda_rel_floor, eda_momentum:
+            the fields of `heal_hf.EDASettings` (same defaults and help), flat for the command line and YAML;
+            `eda_settings` is the one `EDASettings` they make.
         eda_min_reference_rows (`int`, defaults to `2`): fewest general rows for a batch reference.
         eda_only_correct (`bool`, defaults to `False`): EDA only for rollouts the verifier accepts.
         verifier (`str`, defaults to `"numeric"`): the verifier `eda_only_correct` uses.
@@ -48,29 +53,20 @@ class HEALConfig(GRPOConfig):
             0.36 with "batch". Set "group" or "none" to choose yourself.
     """
 
-    eda_weight: float = field(default=0.1, metadata={"help": "lambda in r = r_verify + lambda * r_EDA."})
+    eda_weight: float = field(default=DEFAULT_EDA_WEIGHT, metadata={"help": "lambda in r = r_verify + lambda * r_EDA."})
     eda_reference: str = field(
-        default="batch",
+        default=REFERENCE_MODES[0],
         metadata={"help": "Where the EDA reference comes from.", "choices": list(REFERENCE_MODES)},
     )
-    eda_momentum: float = field(default=0.9, metadata={"help": "EMA weight kept per batch (eda_reference='ema')."})
     eda_bins: int = field(default=DEFAULT_BINS, metadata={"help": "K, the curve bins of the entropy profiles."})
-    eda_estimator: str = field(
-        default=DEFAULT_ESTIMATOR,
-        metadata={"help": "EDA estimator: calibrated (v2) or gaussian (v1).", "choices": list(ESTIMATORS)},
-    )
-    eda_w_mag: float = field(default=1.0, metadata={"help": "Weight of EDA's magnitude part."})
-    eda_w_var: float = field(default=1.0, metadata={"help": "Weight of EDA's variation part (calibrated)."})
-    eda_w_dyn: float = field(default=1.0, metadata={"help": "Weight of EDA's dynamics part."})
-    eda_direction: str = field(
-        default="both",
-        metadata={"help": "both: align with the reference; below: penalize only less entropy (calibrated).",
-                  "choices": list(DIRECTIONS)},
-    )
-    eda_eps: float = field(default=DEFAULT_EPS, metadata={"help": "Floor of the reference stds in nats (gaussian)."})
-    eda_rel_floor: float = field(
-        default=DEFAULT_REL_FLOOR, metadata={"help": "Relative floor of the spreads (calibrated)."}
-    )
+    eda_estimator: str = _eda_setting("estimator")
+    eda_w_mag: float = _eda_setting("w_mag")
+    eda_w_var: float = _eda_setting("w_var")
+    eda_w_dyn: float = _eda_setting("w_dyn")
+    eda_direction: str = _eda_setting("direction")
+    eda_eps: float = _eda_setting("eps")
+    eda_rel_floor: float = _eda_setting("rel_floor")
+    eda_momentum: float = _eda_setting("momentum")
     eda_min_reference_rows: int = field(
         default=2, metadata={"help": "Fewest general-domain rows that make a batch reference."}
     )
@@ -96,20 +92,22 @@ class HEALConfig(GRPOConfig):
         if self.scale_rewards is None:
             self.scale_rewards = "batch" if self.eda_weight > 0 else "group"
         super().__post_init__()
-        if self.eda_reference not in REFERENCE_MODES:
-            raise ValueError(f"eda_reference: expected one of {REFERENCE_MODES}, got {self.eda_reference!r}")
         if self.target_fraction is not None and not 0.0 < self.target_fraction < 1.0:
             raise ValueError(f"target_fraction: expected a share in (0, 1) or None, got {self.target_fraction!r}")
-        if not (math.isfinite(self.eda_weight) and self.eda_weight >= 0):
-            raise ValueError(f"eda_weight: expected lambda >= 0 (0 turns EDA off), got {self.eda_weight!r}")
-        self.eda_reward()  # bad EDA settings fail now, before any run folder exists
+        try:
+            self.eda_reward()  # bad EDA settings fail now, before any run folder exists
+        except SettingError as err:  # named as this config's field
+            raise SettingError(err.field if err.field == "temperature" else f"eda_{err.field}", err.problem) from None
+
+    @property
+    def eda_settings(self) -> EDASettings:
+        """The `EDASettings` of the flat eda_* fields."""
+        return EDASettings(**{name: getattr(self, f"eda_{name}") for name in EDASettings.__dataclass_fields__})
 
     def eda_reward(self) -> EDARewardFunction:
         """The EDA reward function these settings describe (no model: the trainer supplies entropies)."""
         return EDARewardFunction(
-            reference=self.eda_reference, weight=self.eda_weight, estimator=self.eda_estimator, bins=self.eda_bins,
-            w_mag=self.eda_w_mag, w_var=self.eda_w_var, w_dyn=self.eda_w_dyn, direction=self.eda_direction,
-            eps=self.eda_eps, rel_floor=self.eda_rel_floor, momentum=self.eda_momentum,
+            reference=self.eda_reference, weight=self.eda_weight, bins=self.eda_bins, settings=self.eda_settings,
             min_reference_rows=self.eda_min_reference_rows, temperature=self.temperature,
             only_correct=self.eda_only_correct, verifier=self.verifier, answer_column=self.answer_column,
             domain_column=self.domain_column,

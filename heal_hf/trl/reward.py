@@ -14,16 +14,17 @@ from typing import Any, Callable
 
 import datasets
 import torch
-import torch.distributed as dist
-from transformers import PreTrainedTokenizerBase
+from accelerate import PartialState
+from accelerate.utils import gather_object
+from transformers import PreTrainedTokenizerBase, TrainerCallback
 
 from ..core.eda import (
-    DEFAULT_EPS,
-    DEFAULT_ESTIMATOR,
-    DEFAULT_REL_FLOOR,
+    DEFAULT_EDA_WEIGHT,
+    REFERENCE_MODES,
     EDAReference,
     EDAReward,
-    check_settings,
+    EDASettings,
+    SettingError,
 )
 from ..core.profiles import DEFAULT_BINS, EntropyProfile
 from ..core.verifiers import get_verifier
@@ -38,19 +39,9 @@ from .entropy import policy_token_entropies
 
 logger = logging.getLogger(__name__)
 
-REFERENCE_MODES = ("batch", "pool", "ema")
 DOMAINS = (DOMAIN_TARGET, DOMAIN_GENERAL)
 ENTROPIES_KWARG = "completion_entropies"
 """Reward-function keyword through which `HEALGRPOTrainer` passes the captured entropies."""
-
-
-def _all_gather(obj: Any) -> list[Any]:
-    """`obj` from every process (rank order); [obj] when not distributed."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        out: list[Any] = [None] * dist.get_world_size()
-        dist.all_gather_object(out, obj)
-        return out
-    return [obj]
 
 
 def as_pool_reference(
@@ -74,7 +65,7 @@ def as_pool_reference(
     return pool_reference(load_pool(pool, **check))
 
 
-class EDARewardFunction:
+class EDARewardFunction(TrainerCallback):
     """TRL reward function: lambda * r_EDA for target rows, None for general rows.
 
     Build it with `eda_reward_function` (drop-in) or let `HEALGRPOTrainer` build it.
@@ -93,11 +84,11 @@ class EDARewardFunction:
             fallback of `"batch"` (see `as_pool_reference`).
         reference: "batch" (the batch's general rows; else the pool; else the last
             batch that had enough), "pool", or "ema" (the pool, or the first batch,
-            EMA-blended with each batch).
+            EMA-blended with each batch by `settings.momentum`).
         weight: lambda, the scale of r_EDA in the returned reward.
-        estimator: "calibrated" (v2, default) or "gaussian" (v1); see `heal_hf.core.eda`.
-        bins, w_mag, w_var, w_dyn, direction, eps, rel_floor: EDA settings (HEAL.md, `heal_hf.core.eda.EDAReward`).
-        momentum: EMA weight kept from the running reference per batch.
+        bins: K, the curve bins of the batch references (a pool must have the same).
+        settings: the `EDASettings` (estimator, weights, direction, floors, momentum);
+            default `EDASettings()`. `**changes` (EDASettings field names) override it.
         min_reference_rows: fewest general rows that make a batch reference.
         temperature: the sampling temperature (GRPOConfig.temperature).
         only_correct: give EDA only to correct rollouts (others get 0.0), judged by
@@ -106,6 +97,7 @@ class EDARewardFunction:
     """
 
     __name__ = "eda"
+    # A TrainerCallback too: in `callbacks=[...]` it takes the trainer's temperature, model and tokenizer at the start.
 
     def __init__(
         self,
@@ -113,46 +105,34 @@ class EDARewardFunction:
         model: torch.nn.Module | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
         pool: Any = None,
-        reference: str = "batch",
-        weight: float = 0.1,
-        estimator: str = DEFAULT_ESTIMATOR,
+        reference: str = REFERENCE_MODES[0],
+        weight: float = DEFAULT_EDA_WEIGHT,
         bins: int = DEFAULT_BINS,
-        w_mag: float = 1.0,
-        w_var: float = 1.0,
-        w_dyn: float = 1.0,
-        direction: str = "both",
-        eps: float = DEFAULT_EPS,
-        rel_floor: float = DEFAULT_REL_FLOOR,
-        momentum: float = 0.9,
+        settings: EDASettings | None = None,
         min_reference_rows: int = 2,
-        temperature: float = 1.0,
+        temperature: float | None = 1.0,
         only_correct: bool = False,
         verifier: str | Callable[..., float] = "numeric",
         answer_column: str = "answer",
         domain_column: str = "domain",
         forward_batch_size: int = 8,
+        **changes: Any,
     ) -> None:
         if reference not in REFERENCE_MODES:
-            raise ValueError(f"reference: expected one of {REFERENCE_MODES}, got {reference!r}")
-        if not (math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"weight: expected lambda >= 0, got {weight!r}")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum: expected a number in [0, 1], got {momentum!r}")
-        if min_reference_rows < 1:
-            raise ValueError(f"min_reference_rows: expected at least 1, got {min_reference_rows}")
-        if not temperature > 0:
-            raise ValueError(f"temperature: expected > 0 (GRPOConfig.temperature), got {temperature!r}")
+            raise SettingError("reference", f"expected one of {REFERENCE_MODES}, got {reference!r}")
+        if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
+            raise SettingError("weight", f"expected lambda >= 0 (0 turns EDA off), got {weight!r}")
+        if not (isinstance(bins, int) and bins >= 2):
+            raise SettingError("bins", f"expected an integer K >= 2, got {bins!r}")
+        if not (isinstance(min_reference_rows, int) and min_reference_rows >= 1):
+            raise SettingError("min_reference_rows", f"expected an integer >= 1, got {min_reference_rows!r}")
+        if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
+            raise SettingError("temperature", f"expected > 0 (GRPOConfig.temperature), got {temperature!r}")
         if (model is None) != (tokenizer is None):
             raise ValueError("model, tokenizer: pass both (the policy and its tokenizer) or neither")
-        check_settings(estimator=estimator, w_mag=w_mag, w_var=w_var, w_dyn=w_dyn, direction=direction, eps=eps,
-                       rel_floor=rel_floor)
-        if not (isinstance(bins, int) and bins >= 2):
-            raise ValueError(f"bins: expected an integer K >= 2, got {bins!r}")
+        self.settings = (EDASettings() if settings is None else settings).replace(**changes)
         self.metric, self.model, self.tokenizer = metric, model, tokenizer
         self.reference_mode, self.weight, self.bins = reference, float(weight), bins
-        self.settings = {"estimator": estimator, "w_mag": w_mag, "w_var": w_var, "w_dyn": w_dyn,
-                         "direction": direction, "eps": eps, "rel_floor": rel_floor}
-        self.momentum = momentum
         self.min_reference_rows, self.temperature = min_reference_rows, temperature
         self.verifier = get_verifier(verifier) if only_correct else None
         self.answer_column, self.domain_column = answer_column, domain_column
@@ -163,6 +143,21 @@ class EDARewardFunction:
         self.initial: dict[str, dict[str, Any]] = {}  # domain -> entropy and mean curve of the first batch
         self.latest: dict[str, dict[str, Any]] = {}
         self.track = True  # batches update the running state; HEALGRPOTrainer turns it off while evaluating
+        self._said_abstain = False
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, processing_class: Any = None,
+                       **kwargs: Any) -> None:
+        """As a callback: adopt the trainer's sampling temperature (refusing another one), model and tokenizer."""
+        wanted = getattr(args, "temperature", None)
+        if wanted is not None:
+            if self.temperature is not None and not math.isclose(self.temperature, wanted):
+                raise SettingError("temperature", f"the EDA reward was built for {self.temperature} but the trainer "
+                                   f"samples at {wanted}; entropies are of softmax(logits / T): pass "
+                                   "temperature=config.temperature, or leave it out and the trainer's is used")
+            self.temperature = float(wanted)
+        if self.model is None and model is not None:
+            self.model = model  # GRPOTrainer loaded it from an id (and added any adapter in place)
+            self.tokenizer = processing_class
 
     def set_pool(self, pool: Any, tokenizer: PreTrainedTokenizerBase | None = None) -> None:
         """Attach the pool reference after construction (validated like the constructor's)."""
@@ -178,26 +173,37 @@ class EDARewardFunction:
             raise ValueError(f"{self.domain_column}: unknown domains {unknown}; expected {list(DOMAINS)} per row")
         entropies = kwargs.get(ENTROPIES_KWARG)
         if entropies is None:
-            if self.model is None:
+            if self.model is None or self.temperature is None:
+                missing = "model" if self.model is None else "temperature"
                 raise ValueError(
-                    "model: the EDA reward needs the policy model and tokenizer to compute entropies; "
-                    "build it with eda_reward_function(metric, model, tokenizer) or train with HEALGRPOTrainer"
+                    f"{missing}: the EDA reward needs the policy model, its tokenizer and the sampling temperature to "
+                    "compute entropies; pass it to GRPOTrainer as a callback too (reward_funcs=[..., eda], "
+                    "callbacks=[eda]) and it takes them from the trainer, or build it with "
+                    "eda_reward_function(metric, model, tokenizer, temperature=config.temperature)"
                 )
             if completion_ids is None:
                 raise ValueError("completion_ids: expected the completions' token ids (GRPOTrainer passes them)")
             entropies = policy_token_entropies(
                 self.model, self.tokenizer, prompts, completion_ids, self.temperature, self.forward_batch_size
             )
-        # The whole generation batch, every process's rows in rank order.
-        gathered = _all_gather((domains, [list(map(float, e)) for e in entropies]))
-        rank = dist.get_rank() if len(gathered) > 1 else 0
-        offset = sum(len(d) for d, _ in gathered[:rank])
+        # The whole generation batch, every process's rows in rank order (gathered as TRL gathers its own).
+        gathered = gather_object([(domains, [list(map(float, e)) for e in entropies])])
+        offset = sum(len(d) for d, _ in gathered[: PartialState().process_index])
         all_domains = [d for ds, _ in gathered for d in ds]
         all_entropies = [e for _, es in gathered for e in es]
         target = [i for i, d in enumerate(all_domains) if d == DOMAIN_TARGET]
         general = [i for i, d in enumerate(all_domains) if d == DOMAIN_GENERAL]
 
         reference = self._reference([all_entropies[i] for i in general])
+        if reference is None:  # nothing to align with yet: abstain rather than guess
+            if not self._said_abstain:
+                logger.warning(
+                    "EDA reward: no reference yet (this batch has %d general-domain rows, fewer than "
+                    "min_reference_rows=%d, and no pool was given); EDA abstains (None) until a batch brings enough "
+                    "general rows. Pass pool='bundled' (or your model's pool) to score every batch.",
+                    len(general), self.min_reference_rows)
+                self._said_abstain = True
+            return [None] * n
         eda, gaps = self._score([all_entropies[i] for i in target], reference) if target else ([], {})
         eda_of = dict(zip(target, eda))
         answers = kwargs.get(self.answer_column)
@@ -212,7 +218,8 @@ class EDARewardFunction:
         self._log(all_entropies, all_domains, eda, gaps, reference, kwargs.get("log_metric"))
         return rewards
 
-    def _reference(self, general: list[list[float]]) -> EDAReference:
+    def _reference(self, general: list[list[float]]) -> EDAReference | None:
+        """This batch's reference: None when there is none yet (no pool, no batch with enough general rows)."""
         fresh = EDAReference.from_entropies(general, bins=self.bins) if len(general) >= self.min_reference_rows else None
         if self.reference_mode == "pool":
             if self.pool_reference is None:
@@ -225,20 +232,11 @@ class EDARewardFunction:
                 return fresh
             if self.pool_reference is not None:
                 return self.pool_reference
-            if self.last_batch_reference is not None:
-                return self.last_batch_reference
-            raise ValueError(
-                f"reference: the batch has {len(general)} general-domain rows (< min_reference_rows="
-                f"{self.min_reference_rows}), no earlier batch had enough and no pool was given; pass pool=... "
-                "or mix general rows into every batch (HEALGRPOTrainer does)"
-            )
+            return self.last_batch_reference
         start = self.ema_reference or self.pool_reference
         if start is None and fresh is None:
-            raise ValueError(
-                f'reference: "ema" starts from the pool or a batch with >= {self.min_reference_rows} general '
-                "rows; pass pool=... or mix general rows into every batch"
-            )
-        blended = fresh if start is None else (start if fresh is None else start.blend(fresh, self.momentum))
+            return None
+        blended = fresh if start is None else (start if fresh is None else start.blend(fresh, self.settings.momentum))
         if self.track:
             self.ema_reference = blended
         return blended
@@ -246,14 +244,14 @@ class EDARewardFunction:
     def _score(self, target: list[list[float]], reference: EDAReference) -> tuple[list[float], dict[str, float]]:
         """r_EDA per target trajectory and the mean parts of D: through the evaluate metric when given, else the core."""
         if self.metric is not None:
-            out = self.metric.compute(predictions=target, pool=reference.to_dict(), **self.settings)
+            out = self.metric.compute(predictions=target, pool=reference.to_dict(), settings=self.settings)
         else:
-            eda = EDAReward(reference, **self.settings)
+            eda = EDAReward(reference, settings=self.settings)
             scores = eda.score(target)
             out = {"eda_reward": scores.reward.tolist(), "distance": scores.distance.tolist(),
                    **{f"mean_{part}": float(getattr(scores, part).mean())
                       for part in ("magnitude_gap", "variation_gap", "dynamics_gap")}}
-            if eda.estimator == "calibrated":
+            if eda.d0 is not None:
                 out["d0"] = eda.d0
         gaps = {part: out[f"mean_{part}_gap"] for part in ("magnitude", "variation", "dynamics")}
         gaps["distance"] = sum(out["distance"]) / len(out["distance"])
@@ -313,31 +311,38 @@ class EDARewardFunction:
 
 def eda_reward_function(
     metric: Any,
-    model: torch.nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
+    model: torch.nn.Module | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
     pool: Any = None,
-    reference: str = "batch",
-    weight: float = 0.1,
-    temperature: float = 1.0,
-    **settings: Any,
+    reference: str = REFERENCE_MODES[0],
+    weight: float = DEFAULT_EDA_WEIGHT,
+    temperature: float | None = None,
+    **options: Any,
 ) -> EDARewardFunction:
     """The drop-in EDA reward for `GRPOTrainer(reward_funcs=[verifier, eda_reward_function(...)])`.
 
     Args:
         metric: `evaluate.load("heal/eda")` (or `evaluate.load(heal_hf.metrics.EDA_METRIC_PATH)` offline).
         model: the policy object you pass to GRPOTrainer (with `peft_config`, TRL adds
-            the adapter to this object in place, so the entropies include it).
+            the adapter to this object in place, so the entropies include it). None: pass
+            the reward in `callbacks=[...]` too, and it takes the trainer's model (what
+            GRPOTrainer loaded from a model id) and tokenizer when training starts.
         tokenizer: the policy's tokenizer (GRPOTrainer's `processing_class`).
         pool: general-entropy pool (Dataset, folder, Hub id, "bundled" or EDAReference):
-            the reference when a batch has no general rows, or for "pool" / "ema".
+            the reference when a batch has no general rows, or for "pool" / "ema". Without
+            one, EDA abstains (None, said once in the log) until a batch has general rows.
         reference: "batch" | "pool" | "ema" (see EDARewardFunction).
-        weight: lambda in r = r_verify + lambda * r_EDA (HEAL default 0.1).
-        temperature: must equal GRPOConfig.temperature (the entropy is of softmax(logits / T)).
-        settings: any other EDARewardFunction argument (bins, w_mag, w_dyn, eps, momentum,
-            min_reference_rows, only_correct, verifier, answer_column, domain_column,
-            forward_batch_size).
+        weight: lambda in r = r_verify + lambda * r_EDA (default DEFAULT_EDA_WEIGHT, 0.1).
+        temperature: GRPOConfig.temperature (the entropy is of softmax(logits / T)). None:
+            taken from the trainer when the reward is also in `callbacks`; a value that
+            differs from the trainer's is refused when training starts.
+        options: any other EDARewardFunction argument (bins, settings=EDASettings(...) or
+            its fields by name such as estimator or momentum, min_reference_rows,
+            only_correct, verifier, answer_column, domain_column, forward_batch_size).
 
-    The dataset needs a `domain` column ("target" | "general"), as
+    Typical use: `eda = eda_reward_function(evaluate.load("heal/eda"), pool="bundled")`, then
+    `GRPOTrainer(model, reward_funcs=[accuracy, eda], callbacks=[eda], args=config, ...)`.
+    The dataset's `domain` column ("target" | "general") says which rows are which, as
     `heal_hf.data.processors.HybridSelection` writes it. Cost: one extra no-grad forward
     per generation batch; `HEALGRPOTrainer` avoids it.
     """
@@ -346,11 +351,9 @@ def eda_reward_function(
             'metric: expected the EDA evaluate module, e.g. evaluate.load("heal/eda") or, offline, '
             "evaluate.load(heal_hf.metrics.EDA_METRIC_PATH)"
         )
-    if model is None or tokenizer is None:
-        raise ValueError("model, tokenizer: the drop-in reward needs the policy model object and its tokenizer")
     if reference == "pool" and pool is None:
         raise ValueError('pool: reference="pool" needs a general-entropy pool; pass pool=... or use reference="batch"')
     return EDARewardFunction(
         metric=metric, model=model, tokenizer=tokenizer, pool=pool, reference=reference,
-        weight=weight, temperature=temperature, **settings,
+        weight=weight, temperature=temperature, **options,
     )

@@ -6,27 +6,23 @@ Two ways in, same rewards on the same batch:
   model, tokenizer)` is a plain TRL reward function. Per batch it recomputes each
   completion's token entropies under the current policy with one no-grad forward.
 - `HEALGRPOTrainer(model, reward_funcs, args=HEALConfig(...), train_dataset=mixed)`:
-  the same reward, with the entropies taken from a pass TRL already runs, and every
-  generation batch mixing target and general rows in a fixed ratio. Where the entropies
-  come from (`HEALGRPOTrainer.entropy_source`), with any generator TRL offers:
-  "scoring": TRL's no-grad forward for `old_per_token_logps` (it runs with vLLM's
-  importance-sampling correction, TRL's default, and whenever `num_iterations > 1` or
-  generation and optimizer steps are misaligned): its fused LM head computes the
-  full-vocabulary entropies at the sampling temperature, and the trainer keeps them;
-  "generation": a forward hook on transformers' `generate` (no scoring pass); "forward":
-  neither is available (vLLM with the correction off, paged continuous batching at
-  `num_iterations=1`), so one chunked no-grad forward per batch, said once in the logs.
-  No extra model forward in the first two cases.
+  the same reward, with the entropies taken from a pass TRL already runs (see
+  `heal_hf.trl.entropy.TrainerEntropies`: TRL's scoring forward, or a hook on
+  transformers' `generate`; else one no-grad forward, said once in the logs), and every
+  generation batch mixing target and general rows in a fixed ratio. No extra model
+  forward whenever TRL runs one of those passes, with any generator TRL offers.
 
 Both return lambda * r_EDA for target-domain rows and None ("not applicable") for
-general-domain rows, so TRL's sum gives r = r_verify + lambda * r_EDA (HEAL.md). The
-reference R comes from the batch's general rows (gathered across processes), the
+general-domain rows, so TRL's sum gives r = r_verify + lambda * r_EDA (docs/method.md).
+The reference R comes from the batch's general rows (gathered across processes), the
 general-entropy pool, or an EMA blend of both. Logged through TRL's `log_metric`:
 `heal/entropy/<domain>` (mean token entropy, nats), `heal/entropy_retention/<domain>`
-(entropy now / entropy at step 0), `heal/eda_reward` (mean r_EDA of target rows, before
-lambda), `heal/eda_distance` and its parts `heal/eda_magnitude|variation|dynamics` (means
-over target rows), `heal/eda_d0` (the calibrated kernel's D0 for this batch's reference)
-and `heal/reference_count` (trajectories behind R).
+(entropy now / entropy at step 0), `heal/reward/<domain>` (mean total reward),
+`heal/eda_reward` (mean r_EDA of target rows, before lambda), `heal/eda_distance` and its
+parts `heal/eda_magnitude|variation|dynamics` (means over target rows), `heal/eda_d0` (the
+calibrated kernel's D0 for this batch's reference) and `heal/reference_count`
+(trajectories behind R). The EDA state (step-0 entropies, running references) is saved
+in every checkpoint and restored on resume by `EDAStateCallback`.
 
 Several processes (tested with `heal-hf train` on 2 CPU processes): accelerate 1.15
 starts only one process for `--cpu --num_processes 2`, so on CPUs launch with torchrun:
@@ -44,21 +40,55 @@ from typing import Any
 
 import datasets
 import torch
-from accelerate.utils import gather_object, is_peft_model
+from accelerate.utils import gather_object
 from torch.utils.data import Sampler
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers import PreTrainedTokenizerBase, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from trl import GRPOTrainer
 
+from .. import HEAL_BIBTEX
 from ..data.files import write_json_atomic
 from ..data.run_folder import STATE_FILE
 from .config import HEALConfig
-from .entropy import GenerationEntropyRecorder, policy_token_entropies
-from .reward import DOMAINS, ENTROPIES_KWARG
+from .entropy import TrainerEntropies, entropy_source
+from .reward import DOMAINS, ENTROPIES_KWARG, EDARewardFunction
 from .sampler import DomainMixSampler
 
 logger = logging.getLogger(__name__)
 
-ENTROPY_SOURCES = ("scoring", "generation", "forward")
+TRL_PRIVATE_OVERRIDES = {
+    "_get_train_sampler": "every generation batch mixes target and general rows (DomainMixSampler)",
+    "_generate_and_score_completions": "the window in which TrainerEntropies reads TRL's own entropies",
+    "_calculate_rewards": "every reward function gets the entropies (ENTROPIES_KWARG); heal/reward/<domain> is "
+                          "logged through TRL's `_log_metric`, the `log_metric` reward functions get",
+}
+"""GRPOTrainer's private methods HEALGRPOTrainer overrides, and why; tested on TRL 1.16 (FAST_PATH_TRL names the
+versions the entropy fast path relies on, in `heal_hf.trl.entropy`). Besides: TRL's card hooks `_tag_names`, `_name`
+and `_paper` are set, and the public attributes `use_vllm`, `vllm_importance_sampling_correction`,
+`use_transformers_continuous_batching`, `num_iterations`, `num_generations` and `reward_weights` are read."""
+
+
+class EDAStateCallback(TrainerCallback):
+    """Saves the EDA reward's state in every checkpoint (STATE_FILE) and restores it when training resumes.
+
+    The state: each domain's step-0 and latest entropies and curves (entropy retention
+    is relative to step 0) and the running references ("ema", the last batch's). Set
+    `resume_from` to the checkpoint folder before `train` (HEALGRPOTrainer.train does).
+    Checkpoints of a hyperparameter search (run-* subfolders) are not covered.
+    """
+
+    def __init__(self, reward: EDARewardFunction) -> None:
+        self.reward = reward
+        self.resume_from: str | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.resume_from is not None and (Path(self.resume_from) / STATE_FILE).is_file():
+            self.reward.load_state_dict(json.loads((Path(self.resume_from) / STATE_FILE).read_text()))
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if args.should_save and folder.is_dir():
+            write_json_atomic(folder / STATE_FILE, self.reward.state_dict())
 
 
 class HEALGRPOTrainer(GRPOTrainer):
@@ -72,6 +102,15 @@ class HEALGRPOTrainer(GRPOTrainer):
     or server); see the module doc for where the entropies come from. Tools, custom
     rollouts and environments are refused: the completions must be the policy's own tokens.
     """
+
+    _tag_names = ["trl", "grpo", "heal"]
+    _name = "HEAL"
+    _paper = {
+        "title": "HEALing Entropy Collapse: Enhancing Exploration in Few-Shot RLVR via Hybrid-Domain Entropy "
+                 "Dynamics Alignment",
+        "id": "2604.17928",
+        "citation": HEAL_BIBTEX,
+    }
 
     def __init__(
         self,
@@ -107,12 +146,27 @@ class HEALGRPOTrainer(GRPOTrainer):
             eval_dataset=eval_dataset, processing_class=processing_class, **kwargs,
         )
         if pool is not None:
-            self.eda.set_pool(pool, self._tokenizer)
+            self.eda.set_pool(pool, self.policy_tokenizer)
         self._train_sampler()  # raises now, not at the first step, when batches cannot be mixed
-        self._completion_entropies: list[list[float]] | None = None  # from the generation hook
-        self._scoring_entropies: torch.Tensor | None = None  # (B, C) from TRL's scoring forward
-        self._capture_scoring = False
-        self._said_forward = False
+        self.entropies = TrainerEntropies(entropy_source(self), self.temperature)
+        self.eda_state = EDAStateCallback(self.eda)
+        self.add_callback(self.eda_state)
+
+    @property
+    def policy_tokenizer(self) -> PreTrainedTokenizerBase:
+        """The policy's tokenizer: `processing_class`, or a processor's own tokenizer."""
+        return getattr(self.processing_class, "tokenizer", self.processing_class)
+
+    @property
+    def entropy_source(self) -> str:
+        """Where this trainer's completion entropies come from: "scoring", "generation" or "forward"."""
+        return self.entropies.source
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
+        """Trainer.train, with the EDA state restored from the same checkpoint."""
+        checkpoint = get_last_checkpoint(self.args.output_dir) if resume_from_checkpoint is True else resume_from_checkpoint
+        self.eda_state.resume_from = str(checkpoint) if checkpoint else None
+        return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def _train_sampler(self, dataset: datasets.Dataset | None = None) -> DomainMixSampler:
         dataset = self.train_dataset if dataset is None else dataset
@@ -128,93 +182,23 @@ class HEALGRPOTrainer(GRPOTrainer):
     def _get_train_sampler(self, dataset: datasets.Dataset | None = None) -> Sampler:
         return self._train_sampler(dataset)
 
-    @property
-    def entropy_source(self) -> str:
-        """Where this batch's completion entropies come from: "scoring", "generation" or "forward"."""
-        generate_every = self.args.steps_per_generation * self.num_iterations
-        if self.args.gradient_accumulation_steps % generate_every != 0 or (
-            self.use_vllm and self.vllm_importance_sampling_correction
-        ):  # TRL's own condition for computing old_per_token_logps
-            return "scoring"
-        if not (self.use_vllm or self.use_transformers_continuous_batching):
-            return "generation"
-        return "forward"
-
-    def _generate_and_score_completions(self, inputs):
-        self._scoring_entropies = None
-        self._capture_scoring = self.entropy_source == "scoring"
-        try:
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        with self.entropies.capture(self.accelerator.unwrap_model(self.model), len(inputs)):
             return super()._generate_and_score_completions(inputs)
-        finally:
-            self._capture_scoring = False
 
-    def _get_per_token_logps_and_entropies(self, model, *args, compute_entropy=False, **kwargs):
-        # The first policy forward of a scoring phase is TRL's old_per_token_logps pass: keep its entropies.
-        capture = self._capture_scoring and model is self.model
-        logps, entropies, aux = super()._get_per_token_logps_and_entropies(
-            model, *args, compute_entropy=compute_entropy or capture, **kwargs
-        )
-        if capture:
-            self._capture_scoring = False
-            self._scoring_entropies = entropies.detach().float().cpu()
-            entropies = entropies if compute_entropy else None
-        return logps, entropies, aux
-
-    def _generate_single_turn(self, prompt_ids, *args, **kwargs):
-        if self.entropy_source != "generation":
-            return super()._generate_single_turn(prompt_ids, *args, **kwargs)
+    def _calculate_rewards(
+        self, inputs: list[dict[str, Any]], prompts: list, completions: list, completion_ids_list: list[list[int]]
+    ) -> torch.Tensor:
         model = self.accelerator.unwrap_model(self.model)
-        causal_lm = model.get_base_model() if is_peft_model(model) else model  # generate calls the inner LM
-        recorder = GenerationEntropyRecorder(self.temperature)
-        with recorder.attached(causal_lm):
-            completion_ids, logprobs = super()._generate_single_turn(prompt_ids, *args, **kwargs)
-        self._completion_entropies = recorder.per_completion(completion_ids)
-        return completion_ids, logprobs
-
-    def _batch_entropies(self, prompts: list, completion_ids_list: list) -> list[list[float]]:
-        """This batch's completion entropies from the scoring pass, the generation hook, or one extra forward."""
-        scored, self._scoring_entropies = self._scoring_entropies, None
-        generated, self._completion_entropies = self._completion_entropies, None
-        if scored is not None:
-            return [scored[i, : len(c)].tolist() for i, c in enumerate(completion_ids_list)]
-        if generated is not None:
-            return generated
-        if not self._said_forward:
-            logger.warning(
-                "HEALGRPOTrainer: TRL ran no scoring forward and generation is not transformers' generate, so the "
-                "EDA entropies cost one extra no-grad forward per batch (num_iterations > 1, or vLLM with "
-                "vllm_importance_sampling_correction=True, makes them free)"
-            )
-            self._said_forward = True
-        model = self.accelerator.unwrap_model(self.model)
-        return policy_token_entropies(model, self._tokenizer, prompts, completion_ids_list, self.temperature)
-
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        entropies = self._batch_entropies(prompts, completion_ids_list)
-        if len(entropies) != len(inputs):
-            raise RuntimeError(
-                f"HEALGRPOTrainer: {len(entropies)} completion entropies for {len(inputs)} rows in this batch"
-            )
-        inputs = [{**x, ENTROPIES_KWARG: e} for x, e in zip(inputs, entropies)]
+        entropies = self.entropies.take(model, self.policy_tokenizer, prompts, completion_ids_list)
+        inputs = [{**x, ENTROPIES_KWARG: e} for x, e in zip(inputs, entropies, strict=True)]
         self.eda.track = self.model.training  # evaluation batches leave step-0 entropies and references alone
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        # Per-domain total reward, over the whole (gathered) batch.
-        mode = "train" if self.model.training else "eval"
+        # Per-domain total reward over the whole (gathered) batch: the same value on every process.
         domains = gather_object([x[self.args.domain_column] for x in inputs])
         total = (rewards_per_func * self.reward_weights.to(rewards_per_func.device)).nansum(1)
         for domain in DOMAINS:
             rows = [i for i, d in enumerate(domains) if d == domain]
             if rows:
-                self._metrics[mode][f"heal/reward/{domain}"].append(total[rows].mean().item())
+                self._log_metric(f"heal/reward/{domain}", total[rows].mean().item())
         return rewards_per_func
-
-    def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
-        if self.args.should_save:
-            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            write_json_atomic(folder / STATE_FILE, self.eda.state_dict())
-
-    def _load_optimizer_and_scheduler(self, checkpoint):
-        super()._load_optimizer_and_scheduler(checkpoint)
-        if checkpoint is not None and (Path(checkpoint) / STATE_FILE).exists():
-            self.eda.load_state_dict(json.loads((Path(checkpoint) / STATE_FILE).read_text()))

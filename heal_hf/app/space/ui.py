@@ -20,6 +20,7 @@ from .exploration import (
     explore,
 )
 from .models import DEFAULT_MODEL, TINY_RANDOM, TOY_REASONER, ModelCache
+from .runs import with_runs_tab
 from .views import TABLE_HEADERS, TABLE_WIDTHS, render, token_view
 
 QUEUE_MAX_SIZE = 64
@@ -84,6 +85,8 @@ def build_app(default_model: str | None = None, cache: ModelCache | None = None)
             concurrency_limit=1, api_name="explore",
         )
         chosen.change(show, [chosen, result_state], [tokens], api_name=False)
+    loaded = cache.get(default_model)
+    demo = with_runs_tab(demo, loaded.reference, loaded.reference_note)  # + the "Training run" tab
     demo.queue(max_size=QUEUE_MAX_SIZE)
     return demo
 

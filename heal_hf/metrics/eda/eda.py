@@ -1,10 +1,12 @@
 """EDA: the Entropy Dynamics Alignment reward of HEAL, as an `evaluate` metric."""
 
+import dataclasses
+
 import datasets
 import evaluate
 
 from heal_hf import HEAL_BIBTEX
-from heal_hf.core.eda import EDAReference, EDAReward
+from heal_hf.core.eda import EDAReference, EDAReward, EDASettings
 from heal_hf.data.model_identity import model_identity
 from heal_hf.data.pool import load_pool, pool_reference
 
@@ -23,6 +25,10 @@ near 0, and the reward never underflows. estimator="gaussian" is HEAL's first
 reading, exp(-D / 2) over the magnitude and the differenced K-bin curve.
 """
 
+_SETTINGS = "\n".join(  # momentum is left out: the metric never updates its reference
+    f"        {f.name} (`{f.type}`, default {f.default!r}): {f.metadata['help']}."
+    for f in dataclasses.fields(EDASettings) if f.name != "momentum"
+)
 _KWARGS_DESCRIPTION = """
 Args:
     predictions (`list` of `list` of `float`): per-token entropies (nats) of each
@@ -37,14 +43,10 @@ Args:
         `EDAReference.to_dict()`.
     model_id (`str`, optional): with `pool`, the model whose entropies `predictions` are (a Hub id or a
         folder): a pool sampled by another model is warned about, once.
-    estimator (`str`, default "calibrated"): "calibrated" (v2) or "gaussian" (v1).
     bins (`int`, optional): K, the curve bins (default 32; a pool or reference dict fixes its own).
-    w_mag, w_var, w_dyn (`float`, default 1.0): weights of the magnitude, variation and
-        dynamics parts of D (gaussian uses w_mag and w_dyn).
-    direction (`str`, default "both"): "below" penalizes only less entropy or
-        variation than the reference (calibrated only).
-    eps (`float`, default 1e-3): floor of the reference stds in nats (gaussian only).
-    rel_floor (`float`, default 0.05): relative floor of the spreads (calibrated only).
+    settings (`heal_hf.EDASettings`, optional): the EDA settings (default `EDASettings()`); any of
+        its fields, listed below, may also be given by name and overrides it:
+{settings}
 Returns:
     eda_reward (`list` of `float`): per prediction, in (0, 1].
     mean_eda_reward (`float`): their mean.
@@ -67,7 +69,7 @@ Examples:
     [0.352, 0.002, 0.001]
     >>> [round(g) for g in out["variation_gap"]]   # why the flat one is far: no variation
     [1, 218, 218]
-"""
+""".format(settings=_SETTINGS)
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
@@ -85,14 +87,13 @@ class EDA(evaluate.Metric):
         )
 
     def compute(self, *, predictions=None, references=None, **kwargs):
-        """EDA rewards of `predictions` against the reference set `references` (or `pool=`).
-        """
+        """EDA rewards of `predictions` against the reference set `references` (or `pool=`)."""
         # evaluate would require references row-aligned with predictions (one Arrow
         # table); EDA's references are a set of any size, so pass them as a keyword.
         return super().compute(predictions=predictions, reference_entropies=references, **kwargs)
 
-    def _compute(self, predictions, reference_entropies=None, pool=None, estimator="calibrated", bins=None,
-                 w_mag=1.0, w_var=1.0, w_dyn=1.0, direction="both", eps=1e-3, rel_floor=0.05, model_id=None):
+    def _compute(self, predictions, reference_entropies=None, pool=None, bins=None, settings=None, model_id=None,
+                 **changes):
         if (reference_entropies is None) == (pool is None):
             raise ValueError(
                 "references / pool: pass exactly one: references=<general-domain entropy sequences> "
@@ -104,15 +105,14 @@ class EDA(evaluate.Metric):
                          else pool_reference(load_pool(pool, model=model)))
         else:
             reference = [list(r) for r in reference_entropies]
-        eda = EDAReward(reference, bins=bins, estimator=estimator, w_mag=w_mag, w_var=w_var, w_dyn=w_dyn,
-                        direction=direction, eps=eps, rel_floor=rel_floor)
+        eda = EDAReward(reference, bins=bins, settings=settings, **changes)
         scores = eda.score([list(p) for p in predictions])
         out = {"eda_reward": scores.reward.tolist(), "mean_eda_reward": float(scores.reward.mean()),
                "distance": scores.distance.tolist(), "magnitude_z": scores.magnitude_z.tolist()}
         for part in ("magnitude_gap", "variation_gap", "dynamics_gap"):
             values = getattr(scores, part)
             out[part], out[f"mean_{part}"] = values.tolist(), float(values.mean())
-        if estimator == "calibrated":
+        if eda.d0 is not None:
             out["d0"] = eda.d0
         return out
 
