@@ -128,7 +128,7 @@ def _build_pool_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first N prompts")
     _add_fields(p, PoolBuildConfig, choices={"verifier": sorted(VERIFIERS), "backend": POOL_BACKENDS})
     p.add_argument("--model-id", default=None,
-                   help="the model name recorded in the rows and card (default: --model, a folder's name)")
+                   help="the model name recorded in the rows and card (default: its Hub id, else the folder's name)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: the process's accelerator, else cpu)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="model weights dtype (default auto: the checkpoint's)")
@@ -139,6 +139,7 @@ def _build_pool_args(p: argparse.ArgumentParser) -> None:
 
 def _build_pool(args: argparse.Namespace) -> int:
     from .app.pool_build import build_pool, load_prompt_dataset, process_layout
+    from .data.model_identity import hub_model_id
     from .data.pool_shards import PoolBuildConfig
     from .data.rollout import check_vllm, load_causal_lm
 
@@ -156,7 +157,7 @@ def _build_pool(args: argparse.Namespace) -> int:
     dataset_id = source.name if source.exists() else args.dataset  # no local paths in a published card
     out = build_pool(
         model, tokenizer, dataset, args.out, config,
-        model_id=args.model_id or (Path(args.model).name if Path(args.model).exists() else args.model),
+        model_id=args.model_id or hub_model_id(args.model) or Path(args.model).name,  # never a local path
         dataset_id=dataset_id,
         process_index=process_index,
         num_processes=num_processes,
@@ -254,7 +255,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .app.train import TrainSettings, read_config, split_options, train
+    from .app.train import TRAIN_LOG, TrainSettings, read_config, split_options, train
 
     options = read_config(args.config)
     options.update({k: v for k, v in vars(args).items() if v is not None and k not in ("config", "command", "_run")})
@@ -262,12 +263,14 @@ def _train(args: argparse.Namespace) -> int:
     for required in ("target", "output_dir"):
         if required not in settings:
             raise ValueError(f"{required}: missing; pass --{required.replace('_', '-')} or set it in --config")
-    result = train(TrainSettings(**settings), overrides)
+    result = train(TrainSettings(**settings), overrides, quiet=True)
     if not result.main_process:
         return 0
-    print(f"saved to {result.output_dir} (model card README.md, metrics.json, entropy_curves.png)")
+    print(f"saved to {result.output_dir} (model card README.md, metrics.json, entropy_curves.png, the run's log "
+          f"{TRAIN_LOG})")
     for split, values in result.metrics.get("eval", {}).items():
-        print(f"eval ({split}): " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+        print(f"eval ({split}): " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()
+                                              if isinstance(v, (int, float))))  # not the per-problem details
     if result.pushed_url:
         print(f"pushed: {result.pushed_url}")
     return 0
@@ -279,9 +282,9 @@ def _card_args(p: argparse.ArgumentParser) -> None:
 
 
 def _card(args: argparse.Namespace) -> int:
-    from .hub.cards import write_model_card
+    from .app.train import write_card
 
-    print(f"wrote {write_model_card(args.checkpoint, repo_id=args.repo_id)}")
+    print(f"wrote {write_card(args.checkpoint, repo_id=args.repo_id)}")
     return 0
 
 
@@ -314,7 +317,8 @@ COMMANDS: list[Command] = [
     ("space", "serve the Entropy Explorer (the Gradio Space) locally", _space_args, _space),
     ("train", "few-shot HEAL: select general problems from a pool, train with GRPO + EDA, evaluate, save a card",
      _train_args, _train),
-    ("card", "(re)generate the model card and entropy-curve figure of a heal-hf train run or checkpoint",
+    ("card", "(re)generate the model card and entropy-curve figure of a heal-hf train run or checkpoint, and name a "
+     "LoRA adapter's base model by its Hub id in adapter_config.json",
      _card_args, _card),
     ("diagnose", "is a GRPO run's entropy collapsing? a verdict, a forecast and a PNG, from its logs",
      _diagnose_args, _diagnose),

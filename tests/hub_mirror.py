@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -94,10 +95,8 @@ def olah_server(mirrors: Path, workdir: Path, timeout: float = 60.0) -> Iterator
         log.close()
 
 
-def run_clients(endpoint: str, workdir: Path, spec: dict[str, Any], timeout: float = 240.0) -> dict[str, Any]:
-    """Run `client_checks(spec)` in a fresh interpreter against `endpoint`; return its JSON result."""
-    spec_path, result_path = workdir / "spec.json", workdir / "result.json"
-    spec_path.write_text(json.dumps(spec))
+def client_env(endpoint: str, workdir: Path) -> dict[str, str]:
+    """The environment of a fresh client process: the Hub at `endpoint`, an empty HF cache in `workdir`, no token."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN")}
     env.update(
@@ -108,9 +107,16 @@ def run_clients(endpoint: str, workdir: Path, spec: dict[str, Any], timeout: flo
         no_proxy="127.0.0.1,localhost",
         PYTHONPATH=os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]),
     )
+    return env
+
+
+def run_clients(endpoint: str, workdir: Path, spec: dict[str, Any], timeout: float = 240.0) -> dict[str, Any]:
+    """Run `client_checks(spec)` in a fresh interpreter against `endpoint`; return its JSON result."""
+    spec_path, result_path = workdir / "spec.json", workdir / "result.json"
+    spec_path.write_text(json.dumps(spec))
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), str(spec_path), str(result_path)],
-        env=env, capture_output=True, text=True, timeout=timeout,
+        env=client_env(endpoint, workdir), capture_output=True, text=True, timeout=timeout,
     )
     if proc.returncode != 0:
         raise AssertionError(f"client checks failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
@@ -155,7 +161,9 @@ def client_checks(spec: dict[str, Any]) -> dict[str, Any]:
     from huggingface_hub import snapshot_download
 
     from heal_hf.cli import main
+    from heal_hf.data.model_identity import ModelIdentity, OtherModelWarning, model_identity
     from heal_hf.data.pool import load_pool
+    from heal_hf.toy import TOY_REASONER_ID, TOY_REASONER_PATH
     from heal_hf.trl import as_pool_reference
 
     ns, config = spec["namespace"], spec["pool_config"]
@@ -167,6 +175,13 @@ def client_checks(spec: dict[str, Any]) -> dict[str, Any]:
         load_pool(pool_id, config="no-such-model")
     except ValueError as err:
         unknown_config = str(err)
+    # The default config is the toy reasoner's pool: its fingerprint comes from the Hub repo's
+    # toy-reasoner/pool_build.json, so a model of the same name with other weights is told apart.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_pool(pool_id, model=model_identity(TOY_REASONER_PATH))
+        load_pool(pool_id, model=ModelIdentity(TOY_REASONER_ID, "0" * 16))
+    pool_model_warnings = [str(w.message) for w in caught if issubclass(w.category, OtherModelWarning)]
     train_out = Path(spec["train"]["output_dir"])
     train_code = main(["train", "--pool", f"{pool_id}:{config}", *spec["train"]["args"], "--output-dir", str(train_out)])
     return {
@@ -178,6 +193,7 @@ def client_checks(spec: dict[str, Any]) -> dict[str, Any]:
         "unknown_config": unknown_config,
         "reference": as_pool_reference(f"{pool_id}:{config}", bins=spec["bins"]).to_dict(),
         "train_code": train_code,
+        "pool_model_warnings": pool_model_warnings,
         "train_general": json.loads((train_out / "heal_run.json").read_text())["data"]["general"],
         "eda_references": eda.compute(predictions=spec["predictions"], references=spec["references"], bins=spec["bins"]),
         "eda_pool": eda.compute(predictions=spec["predictions"], pool=pool_id),

@@ -12,11 +12,13 @@ from huggingface_hub import DatasetCard
 
 from heal_hf.app.pool_build import build_pool
 from heal_hf.cli import main
+from heal_hf.data.model_identity import model_fingerprint
 from heal_hf.data.pool import bundled_pool_path, config_name_for, load_pool, split_pool_source
 from heal_hf.data.pool_shards import PoolBuildConfig
 from heal_hf.hub import stage as hub
 from heal_hf.hub.stage import STAGE_MANIFEST, publish, stage_hub
 from heal_hf.metrics import EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH
+from heal_hf.toy import TOY_REASONER_PATH
 from heal_hf.toy.tiny import tiny_causal_lm
 
 
@@ -201,8 +203,10 @@ def test_a_second_pool_adds_a_config_and_leaves_the_first_untouched(built_pool, 
         {"config_name": "tiny-llama", "data_files": [{"split": "train", "path": "tiny-llama/data/train-*"}]},
     ]
     assert [info["config_name"] for info in card.data.dataset_info] == ["tiny-llama", "toy-reasoner"]
-    # One row per config: model, source, prompts, responses, k, temperature, top-p / top-k, max new tokens, K.
-    assert ("| `toy-reasoner` (default) | `heal/toy-reasoner` | `heal-hf toy general-domain tasks (train split)` "
+    # One row per config: model (and its fingerprint when recorded), source, prompts, responses, k, temperature,
+    # top-p / top-k, max new tokens, K.
+    toy = model_fingerprint(TOY_REASONER_PATH)
+    assert (f"| `toy-reasoner` (default) | `heal/toy-reasoner` (fingerprint `{toy}`) | `heal-hf toy general-domain tasks (train split)` "
             "| 800 | 6400 | 8 | 1.0 | 1.0 / 0 | 64 | 32 |") in card.text
     assert "| `tiny-llama` | `tiny-llama` | `toy-addition` | 13 | 39 | 3 | 1.0 | 1.0 / 0 | 12 | 8 |" in card.text
     assert 'load_dataset("heal/general-entropy-pool", "tiny-llama", split="train")' in card.text

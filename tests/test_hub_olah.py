@@ -93,6 +93,10 @@ def test_load_dataset_evaluate_and_snapshot_download_through_olah(built_pool, ti
     # The EDA reference and heal-hf train with REPO:CONFIG: the tiny pool, recorded as such.
     assert got["reference"] == pool_reference(tiny).to_dict()
     assert got["train_code"] == 0
+    # A pool loaded from the Hub knows its model's fingerprint (from the repo's toy-reasoner/pool_build.json).
+    assert len(got["pool_model_warnings"]) == 1, got["pool_model_warnings"]
+    toy = json.loads((pool_folder / "toy-reasoner" / "pool_build.json").read_text())["model_fingerprint"]
+    assert f"(fingerprint {toy}) but used with 'heal/toy-reasoner' (fingerprint {'0' * 16})" in got["pool_model_warnings"][0]
     assert got["train_general"]["source"] == "heal/general-entropy-pool:tiny"
     assert got["train_general"]["hub_id"] == "heal/general-entropy-pool"
     assert got["train_general"]["pool_rows"] == 13 and got["train_general"]["pool_model_id"] == "tiny-llama"

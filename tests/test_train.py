@@ -227,6 +227,28 @@ def test_lora_run_saves_an_adapter_with_a_peft_card(assets, tmp_path):
     assert f"saved to {out}" in stdout
 
 
+@pytest.mark.slow
+def test_the_command_shows_one_bar_and_the_summary_and_logs_the_rest(assets, tmp_path):
+    out = tmp_path / "quiet"
+    proc = subprocess.run([sys.executable, "-m", "heal_hf.cli", *cli_args(assets, out, "--eval", str(assets / "eval.jsonl"))],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    terminal = proc.stdout + proc.stderr
+    for noise in ("{'loss'", "'learning_rate'", "Generating train split", "Loading weights", "Creating parquet",
+                  "Warning"):
+        assert noise not in terminal, noise
+    lines = [line for line in re.split(r"[\r\n]+", terminal) if line.strip()]
+    bar = [line for line in lines if line.startswith("train   :")]
+    assert bar and "3/3" in bar[-1]
+    assert len(lines) - len(bar) <= 5, lines  # saved to ..., the eval lines, a pool warning at most
+    assert f"saved to {out}" in proc.stdout
+    # The pool was sampled by "tiny-llama" (its rows' name, no fingerprint recorded): said once, naming both.
+    said = [line for line in lines if line.startswith("warning: pool: sampled by 'tiny-llama' but used with 'model'")]
+    assert len(said) == 1, lines
+    log = (out / "train.log").read_text()
+    assert log.count("{'loss'") == 3 and "Loading weights" in log and "Creating parquet" in log
+
+
 # --- bad input: a clear error before any training -----------------------------------
 
 

@@ -28,6 +28,7 @@ from .. import __version__
 from ..core.selection import CRITERIA
 from ..core.verifiers import check_reference_answers
 from ..data.files import atomic_write, check_text_column, claim_folder, load_rows
+from ..data.model_identity import model_identity
 from ..data.pool import POOL_FEATURES, POOL_REPO_ID, pool_scores, sample_pool_rows, tokenizer_fingerprint, validate_pool
 from ..data.pool_shards import (
     DATA_DIR,
@@ -83,7 +84,8 @@ def build_pool(
         model, tokenizer: a causal LM and its tokenizer.
         dataset: rows with `config.prompt_column` and `config.answer_column`.
         out_dir: a new or empty folder, or a previous build of the same pool.
-        model_id: recorded in every row (default: `model.name_or_path`).
+        model_id: recorded in every row (default: the model's Hub id, else its folder's name; see
+            `heal_hf.data.model_identity.model_identity`, whose fingerprint the manifest records).
         dataset_id: recorded in the card, and the default `source` of every row.
         repo_id, license: the dataset card's repo id and license (see `write_pool_card`).
         command: how to rebuild the pool, shown on the card (default: the equivalent
@@ -98,14 +100,15 @@ def build_pool(
     if not 0 <= process_index < num_processes:
         raise ValueError(f"process_index: expected 0 <= {process_index} < num_processes = {num_processes}")
     dataset_id = dataset_id or dataset.info.dataset_name or "dataset"
-    model_id = model_id or getattr(model, "name_or_path", "") or type(model).__name__
+    identity = model_identity(model)
+    model_id = model_id or identity.name
     problems = _problems(dataset, config, dataset_id)
     num_shards = -(-len(problems.prompts) // config.shard_size)
     tokenizer_hash = tokenizer_fingerprint(tokenizer)
     out = Path(out_dir)
     if (out / MANIFEST_NAME).exists():
         read_build_manifest(out)  # another schema version is said as such, not as one setting among others
-    manifest = _manifest(model_id, tokenizer_hash, dataset_id, problems, config, num_shards, command)
+    manifest = _manifest(model_id, identity.fingerprint, tokenizer_hash, dataset_id, problems, config, num_shards, command)
     claim_folder(out, MANIFEST_NAME, manifest, ignore=_IDENTITY_EXEMPT, what="out")
     (out / DATA_DIR).mkdir(exist_ok=True)
     mine = [i for i in range(num_shards) if i % num_processes == process_index]
@@ -184,14 +187,18 @@ def _problems(dataset: datasets.Dataset, config: PoolBuildConfig, dataset_id: st
 
 
 def _manifest(
-    model_id: str, tokenizer_hash: str, dataset_id: str, problems: _Problems, config: PoolBuildConfig,
-    num_shards: int, command: str | None,
+    model_id: str, model_fingerprint: str | None, tokenizer_hash: str, dataset_id: str, problems: _Problems,
+    config: PoolBuildConfig, num_shards: int, command: str | None,
 ) -> dict[str, Any]:
-    """The build's `pool_build.json`: what the pool is sampled from and how (a resumed build must match it)."""
+    """The build's `pool_build.json`: what the pool is sampled from and how (a resumed build must match it).
+
+    `model_fingerprint`: the sampling model's config and weights (`heal_hf.data.model_identity`; None for a
+    model with no files), what `load_pool(..., model=...)` checks the pool's users against."""
     return {
         "schema_version": SCHEMA_VERSION,
         "heal_hf_version": __version__,
         "model_id": model_id,
+        "model_fingerprint": model_fingerprint,
         "tokenizer_hash": tokenizer_hash,
         "dataset": {"id": dataset_id, "num_prompts": len(problems.prompts), "fingerprint": problems.fingerprint()},
         "config": asdict(config),

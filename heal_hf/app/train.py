@@ -14,9 +14,11 @@ its options from it); datasets, transformers and TRL load when a run starts.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import shutil
+import sys
 import time
 import typing
 from dataclasses import dataclass, field
@@ -38,9 +40,11 @@ from ..data.files import (
     load_rows,
     read_text_utf8,
     write_json_atomic,
+    write_text_atomic,
 )
 from ..data.run_folder import (
     CURVES_FILE,
+    LOG_FILE,
     METRICS_FILE,
     RUN_FILE,
     STATE_FILE,
@@ -52,8 +56,12 @@ from ..toy import TOY_REASONER_PATH, check_toy_reasoner
 
 DEFAULT_MODEL = str(TOY_REASONER_PATH)
 """The model `heal-hf train` uses without --model: the bundled toy reasoner (switch it here)."""
-PUSH_IGNORE = ["checkpoint-*", "checkpoint-*/**", ".*", "**/.*"]
-"""Not uploaded by push: checkpoints and hidden files (the run's own temporaries)."""
+PUSH_IGNORE = ["checkpoint-*", "checkpoint-*/**", ".*", "**/.*", "training_args.bin", "*.log"]
+"""Not uploaded by push: checkpoints, hidden files (the run's own temporaries), and what names this machine's
+paths: TrainingArguments pickled by the Trainer, the run's log (heal_run.json records the settings)."""
+ADAPTER_CONFIG = "adapter_config.json"
+TRAIN_LOG = LOG_FILE
+"""The run's log in its folder: TRL's per-step dicts, warnings and bars (the terminal shows one bar and the summary)."""
 
 
 @dataclass
@@ -496,20 +504,97 @@ def files_to_push(output_dir: str | Path) -> list[str]:
     return list(filter_repo_objects(paths, ignore_patterns=PUSH_IGNORE))
 
 
-def push_run(output_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
-    """Regenerate the card for `repo_id`, then create the repo and upload the run folder. Returns the commit URL."""
-    from huggingface_hub import HfApi
+def name_adapter_base(folder: str | Path, base_model_id: str | None) -> bool:
+    """Point a saved adapter's adapter_config.json at its base model's Hub id (what loads it anywhere).
 
+    Returns whether `folder` holds an adapter named so; with no Hub id known it is left as PEFT wrote it.
+    """
+    path = Path(folder) / ADAPTER_CONFIG
+    if not path.is_file() or not base_model_id:
+        return False
+    config = json.loads(path.read_text())
+    if config.get("base_model_name_or_path") != base_model_id:
+        config["base_model_name_or_path"] = base_model_id
+        write_text_atomic(path, json.dumps(config, indent=2, sort_keys=True))  # PEFT's own layout
+    return True
+
+
+def write_card(folder: str | Path, repo_id: str | None = None) -> Path:
+    """The model card of a run or checkpoint folder for `repo_id`, and its adapter named by the same base model id."""
+    from ..data.run_folder import run_record
     from ..hub.cards import write_model_card
 
+    run, _ = run_record(folder)
+    name_adapter_base(folder, run["model"].get("base_model_id"))
+    return write_model_card(folder, repo_id=repo_id)
+
+
+def portable_record(run: dict[str, Any]) -> dict[str, Any]:
+    """heal_run.json as pushed: every local path as its file or folder name, the model as its Hub id when known."""
+    settings = run["settings"]
+    local = {str(settings["model"]): run["model"].get("base_model_id") or Path(str(settings["model"])).name}
+    for key in ("output_dir", "target", "eval", "pool"):
+        value = settings.get(key)
+        if isinstance(value, str) and (Path(value).exists() or Path(value).is_absolute()):
+            local[value] = Path(value).name
+    for path in list(local):  # the same folders written out in full
+        local.setdefault(str(Path(path).resolve()), local[path])
+    package = str(Path(__file__).resolve().parents[1])
+
+    def portable(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: portable(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [portable(v) for v in value]
+        if not isinstance(value, str):
+            return value
+        if value in local:
+            return local[value]
+        for path in sorted(local, key=len, reverse=True):
+            if len(path) > 1 and path in value and Path(path).is_absolute():
+                value = value.replace(path, local[path])
+        if package in value:
+            value = value.replace(package, "heal_hf")
+        return Path(value).name if Path(value).is_absolute() else value
+
+    return portable(run)
+
+
+def stage_push(output_dir: str | Path, repo_id: str, folder: str | Path) -> Path:
+    """Write into `folder` exactly what `push_run` uploads to `repo_id`: the run's files but checkpoints, its card
+    for `repo_id` (rewritten in the run folder too, with adapter_config.json naming the base model's Hub id), and a
+    heal_run.json without this machine's paths (`portable_record`)."""
+    import shutil
+
+    from ..data.run_folder import RUN_FILE, run_record
+
+    run, _ = run_record(output_dir)
+    if run["model"].get("adapter") and not run["model"].get("base_model_id"):
+        raise ValueError(f"push_to_hub: the adapter's base model is the local folder {Path(run['settings']['model']).name!r}, "
+                         "which has no Hub id; pass --base-model-id with its Hub id")
+    write_card(output_dir, repo_id=repo_id)
+    folder = Path(folder)
+    for name in files_to_push(output_dir):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        if name != RUN_FILE:
+            shutil.copy2(Path(output_dir) / name, folder / name)
+    write_json_atomic(folder / RUN_FILE, portable_record(run))
+    return folder
+
+
+def push_run(output_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
+    """Stage the run for `repo_id` (`stage_push`), then create the repo and upload that folder. Returns the commit URL."""
+    import tempfile
+
+    from huggingface_hub import HfApi
+
     token = token or hub_token()
-    write_model_card(output_dir, repo_id=repo_id)
     api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    info = api.upload_folder(
-        repo_id=repo_id, folder_path=str(output_dir), ignore_patterns=PUSH_IGNORE,
-        commit_message="Upload HEAL few-shot RLVR run (heal-hf)",
-    )
+    with tempfile.TemporaryDirectory(prefix="heal-hf-push-") as staged:
+        stage_push(output_dir, repo_id, staged)
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=staged,
+                                 commit_message="Upload HEAL few-shot RLVR run (heal-hf)")
     return info.commit_url
 
 
@@ -544,17 +629,40 @@ WRITE_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError)
 """What a failed write raises: OSError, torch.save's RuntimeError; safetensors' SafetensorError is added on use."""
 
 
-def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, callbacks: list[Any] | None = None) -> TrainResult:
+def train(settings: TrainSettings, overrides: dict[str, Any] | None = None, callbacks: list[Any] | None = None,
+          quiet: bool = False) -> TrainResult:
     """Run few-shot HEAL training (see the module doc). `overrides` are HEALConfig fields;
     `callbacks` are transformers TrainerCallbacks added to the trainer.
 
-    A write that fails once the run has started (a full disk) is one OSError naming the
-    folder; what it leaves behind is only what `--resume` continues from.
+    `quiet` (what `heal-hf train` does): the terminal shows one progress bar over the steps and warnings of a pool
+    sampled by another model; everything else the run prints (TRL's per-step log dicts, warnings, bars) goes to
+    TRAIN_LOG in the output folder (`heal_hf.app.console`, as `heal-hf demo`).
     """
+    if not quiet:
+        return _train_safely(settings, overrides, callbacks)
+    from .console import RunLog, output_to
+
+    log = RunLog()
+    terminal = sys.stderr
+    try:
+        with output_to(log) as terminal:
+            return _train_safely(settings, overrides, callbacks, log=log, terminal=terminal)
+    except Exception as err:
+        if not isinstance(err, ValueError):  # ours name the fix; anything else shows what the run printed first
+            terminal.write(log.held())
+        raise
+    finally:
+        log.close()
+
+
+def _train_safely(settings: TrainSettings, overrides: dict[str, Any] | None, callbacks: list[Any] | None,
+                  log: Any = None, terminal: Any = None) -> TrainResult:
+    """`_train`, where a write that fails once the run has started (a full disk) is one OSError naming the
+    folder, and what it leaves behind is only what `--resume` continues from."""
     from safetensors import SafetensorError
 
     try:
-        return _train(settings, overrides, callbacks)
+        return _train(settings, overrides, callbacks, log=log, terminal=terminal)
     except (*WRITE_ERRORS, SafetensorError) as err:
         output_dir = Path(settings.output_dir)
         if not _is_write_error(err) or not (output_dir / RUN_FILE).is_file():
@@ -590,8 +698,6 @@ def remove_unfinished(output_dir: Path) -> str:
     every top-level file but it and the training set (model weights, TRL's generic card,
     metrics): `--resume` writes them again. Complete checkpoints stay.
     """
-    import json
-
     for folder in output_dir.glob("checkpoint-*"):
         if folder.is_dir() and folder != last_complete_checkpoint(output_dir) and not (folder / STATE_FILE).is_file():
             shutil.rmtree(folder, ignore_errors=True)
@@ -608,8 +714,9 @@ def remove_unfinished(output_dir: Path) -> str:
     return f"partial files were removed, {kept}"
 
 
-def _train(settings: TrainSettings, overrides: dict[str, Any] | None = None, callbacks: list[Any] | None = None) -> TrainResult:
-    """`train` without its handling of failed writes."""
+def _train(settings: TrainSettings, overrides: dict[str, Any] | None, callbacks: list[Any] | None,
+           log: Any = None, terminal: Any = None) -> TrainResult:
+    """`train` without its handling of output and of failed writes."""
     from accelerate import PartialState
 
     from ..hub.cards import plot_entropy_curves, write_model_card
@@ -632,6 +739,11 @@ def _train(settings: TrainSettings, overrides: dict[str, Any] | None = None, cal
     checkpoint = last_complete_checkpoint(output_dir) if previous else None
     if settings.push_to_hub:
         push_token = push_token or hub_token()
+        from ..data.model_identity import hub_model_id
+
+        if settings.lora and not hub_model_id(settings.model, settings.base_model_id):
+            raise ValueError(f"push_to_hub: a pushed adapter names its base model by Hub id, and --model "
+                             f"{Path(settings.model).name!r} has none; pass --base-model-id")
     data = _load_data(settings, config)
     run = _run_record(settings, config, fingerprint, data)
     state.wait_for_everyone()  # every process has passed the checks before anything is written
@@ -645,6 +757,13 @@ def _train(settings: TrainSettings, overrides: dict[str, Any] | None = None, cal
         elif state.is_main_process:
             metrics["eval"]["base"] = _evaluate(model, data, settings, config)
     run["eval_baseline"] = metrics["eval"].get("base")
+    if log is not None:
+        from .console import step_bar
+
+        config.disable_tqdm = True  # the bar below instead of the Trainer's; its log dicts go to the log file
+        if state.is_main_process:
+            after = "evaluating on the held-out problems" if data.eval_set is not None else None
+            callbacks = [*(callbacks or []), step_bar("train", config.max_steps, terminal, after=after)]
     trainer = _trainer(model, settings, config, data, callbacks)
     run["model"]["trainable_parameters"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     # Written only now that the trainer has accepted its arguments too: a refused run leaves no folder behind.
@@ -655,12 +774,15 @@ def _train(settings: TrainSettings, overrides: dict[str, Any] | None = None, cal
                 data.mixed.to_parquet(str(tmp))
         write_json_atomic(output_dir / RUN_FILE, run)
     state.wait_for_everyone()
+    if log is not None:
+        log.open_file(output_dir / (TRAIN_LOG if state.is_main_process else f"train.process{state.process_index}.log"))
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
     runtime = time.perf_counter() - started
     trainer.save_model(str(output_dir))
 
     if state.is_main_process:
+        name_adapter_base(output_dir, run["model"]["base_model_id"])
         if data.eval_set is not None:
             metrics["eval"]["trained"] = _evaluate(trainer.model, data, settings, config)
         metrics.update(
@@ -694,6 +816,7 @@ def _load_data(settings: TrainSettings, config: Any) -> _RunData:
     import datasets
     from transformers import AutoTokenizer
 
+    from ..data.model_identity import model_identity
     from ..data.pool import load_pool, tokenizer_fingerprint
     from ..data.processors import HybridSelection
     from ..data.rollout import check_model_files
@@ -717,7 +840,8 @@ def _load_data(settings: TrainSettings, config: Any) -> _RunData:
                          "folder or a Hub id of a causal LM") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    pool = load_pool(settings.pool, bins=config.eda_bins, tokenizer_hash=tokenizer_fingerprint(tokenizer))
+    pool = load_pool(settings.pool, bins=config.eda_bins, tokenizer_hash=tokenizer_fingerprint(tokenizer),
+                     model=model_identity(settings.model, settings.base_model_id))
     train_set_path = Path(settings.output_dir) / TRAIN_SET_FILE
     if settings.resume and train_set_path.exists():
         mixed = datasets.Dataset.from_parquet(str(train_set_path))  # the exact set the run started with
@@ -762,6 +886,7 @@ def load_training_model(settings: TrainSettings) -> Any:
 
 def _run_record(settings: TrainSettings, config: Any, fingerprint: dict[str, Any], data: _RunData) -> dict[str, Any]:
     """heal_run.json as the run starts: settings, model, data, training settings and versions."""
+    from ..data.model_identity import hub_model_id, model_fingerprint
     from ..data.pool import DOMAIN_GENERAL, POOL_REPO_ID, split_pool_source, tokenizer_fingerprint
 
     pool_dataset, _ = split_pool_source(settings.pool)  # the card's `datasets:` takes a repo id, not REPO:CONFIG
@@ -773,7 +898,8 @@ def _run_record(settings: TrainSettings, config: Any, fingerprint: dict[str, Any
         "settings": dataclasses.asdict(settings),
         "model": {
             "path": settings.model,
-            "base_model_id": settings.base_model_id or (settings.model if not Path(settings.model).exists() else None),
+            "base_model_id": hub_model_id(settings.model, settings.base_model_id),
+            "fingerprint": model_fingerprint(settings.model),
             "adapter": settings.lora,
             "tokenizer_hash": tokenizer_fingerprint(data.tokenizer),
         },

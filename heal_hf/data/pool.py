@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,7 +25,15 @@ from ..core.selection import CRITERIA, HybridSelector, response_criteria
 from ..core.verifiers import check_reference_answers, get_verifier
 from ..toy import TOY_POOL_PATH
 from .files import error_line
-from .pool_shards import MANIFEST_NAME, SCHEMA_VERSION, PoolBuildConfig, build_shard_paths, shard_rows
+from .model_identity import ModelIdentity, OtherModelWarning
+from .pool_shards import (
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    PoolBuildConfig,
+    build_shard_paths,
+    read_build_manifest,
+    shard_rows,
+)
 
 POOL_REPO_ID = "heal/general-entropy-pool"
 RESERVED_CONFIG_NAMES = ("default", "data")
@@ -271,8 +280,46 @@ def split_pool_source(source: str) -> tuple[str, str | None]:
     return head, tail
 
 
+def pool_model(pool: datasets.Dataset, manifest: dict[str, Any] | None = None) -> ModelIdentity:
+    """The model that sampled `pool`: its rows' `model_id`, and the fingerprint its build manifest records."""
+    names = sorted(set(pool.unique("model_id")))
+    return ModelIdentity(", ".join(names), (manifest or {}).get("model_fingerprint"))
+
+
+_WARNED: set[tuple[ModelIdentity, ModelIdentity]] = set()
+
+
+def check_pool_model(pool: datasets.Dataset, model: ModelIdentity, manifest: dict[str, Any] | None = None) -> bool:
+    """Whether `pool` was sampled by `model` (`ModelIdentity.same_as`); if not, an OtherModelWarning naming both,
+    once per pair in a process."""
+    sampled_by = pool_model(pool, manifest)
+    if sampled_by.same_as(model):
+        return True
+    if (sampled_by, model) not in _WARNED:
+        _WARNED.add((sampled_by, model))
+        warnings.warn(
+            f"pool: sampled by {sampled_by} but used with {model}: its selection scores are the other model's "
+            "uncertainty and its EDA reference the other model's entropy; build a pool with this model "
+            "(`heal-hf build-pool --model ...`)", OtherModelWarning, stacklevel=3)
+    return False
+
+
+def _hub_manifest(repo_id: str, config: str | None) -> dict[str, Any] | None:
+    """The build manifest of a Hub pool dataset's config (`<config>/pool_build.json`, as `heal-hf stage-hub` lays
+    it out; `pool_build.json` for a one-pool repo); None when there is none."""
+    from huggingface_hub import hf_hub_download
+
+    for name in ([f"{config}/{MANIFEST_NAME}"] if config else []) + [MANIFEST_NAME]:
+        try:
+            return json.loads(Path(hf_hub_download(repo_id, name, repo_type="dataset")).read_text())
+        except Exception:  # no such file (a pool made elsewhere), or unreachable: the rows' model_id still says
+            continue
+    return None
+
+
 def load_pool(
-    source: str | Path | datasets.Dataset | None = None, config: str | None = None, **validate: Any
+    source: str | Path | datasets.Dataset | None = None, config: str | None = None,
+    model: ModelIdentity | None = None, **validate: Any
 ) -> datasets.Dataset:
     """Load a general-entropy pool and validate it.
 
@@ -284,8 +331,21 @@ def load_pool(
         config: the dataset config holding one model's pool (`heal-hf stage-hub` lays out
             one per model; default: the dataset's default config). ValueError listing the
             dataset's configs when it has no such config.
+        model: the model the pool is used with (`heal_hf.data.model_identity.model_identity`): a pool sampled by
+            another is said once (`check_pool_model`), by fingerprint when the pool's build recorded one.
         validate: `bins` / `tokenizer_hash` to check against (see `validate_pool`).
     """
+    pool, manifest = _load_pool(source, config, **validate)
+    if model is not None:
+        check_pool_model(pool, model, manifest() if callable(manifest) else manifest)
+    return pool
+
+
+def _load_pool(
+    source: str | Path | datasets.Dataset | None, config: str | None, **validate: Any
+) -> tuple[datasets.Dataset, Any]:
+    """`load_pool` without the model check: the pool, and its build manifest (a dict, None, or a function
+    fetching a Hub dataset's, called only when asked for)."""
     if isinstance(source, str):
         source, named = split_pool_source(source)
         if named is not None and config not in (None, named):
@@ -296,7 +356,7 @@ def load_pool(
     if isinstance(source, datasets.Dataset):
         if config is not None:
             raise ValueError(f"config: a Dataset is one pool already; drop config={config!r}")
-        return validate_pool(source, **validate)
+        return validate_pool(source, **validate), None
     if config is not None and (source is None or str(source) == "bundled" or (Path(source) / "data").is_dir()):
         raise ValueError(f"config: {source or 'bundled'} is one pool, without configs; drop the config {config!r} "
                          "or pass a Hub dataset id (or a folder staged by `heal-hf stage-hub`)")
@@ -307,6 +367,7 @@ def load_pool(
                 f"pool: the bundled pool is missing at {source}; reinstall heal-hf or pass a pool folder / Hub id"
             )
     path = Path(source)
+    manifest: Any = None
     if path.is_dir() and not (path / "data").is_dir() and any(path.glob(f"*/{MANIFEST_NAME}")):
         # A pool dataset staged by `heal-hf stage-hub`: read the config's build folder (datasets would cache a local
         # folder by its card's file patterns, and serve old rows after a restaging).
@@ -328,6 +389,8 @@ def load_pool(
                 f"pool: {path} has no pool scores yet (the build was not finalized); re-run the same "
                 "`heal-hf build-pool` command to finish it"
             )
+        if is_build:
+            manifest = read_build_manifest(path)
     elif path.is_dir():
         ds = _load_dataset_config(str(path), config, "pass a folder written by `heal-hf build-pool` or "
                                   "`heal-hf stage-hub`, a Hub id, or 'bundled'")
@@ -336,7 +399,8 @@ def load_pool(
                          "a Hub dataset id (user/name), or 'bundled' (the pool shipped with heal-hf)")
     else:
         ds = _load_dataset_config(str(source), config, "pass a local pool folder or 'bundled'")
-    return validate_pool(ds, **validate)
+        manifest = lambda: _hub_manifest(str(source), config or ds.info.config_name)  # noqa: E731
+    return validate_pool(ds, **validate), manifest
 
 
 def _default_config(folder: Path) -> str:

@@ -4,6 +4,7 @@
     metrics.json             evaluation, history of logged metrics, entropy curves
     entropy_curves.png       the figure of the model card
     heal_train_set.parquet   the hybrid training set the run started with
+    train.log                what the run printed (TRL's per-step log dicts, warnings, bars); not pushed
     checkpoint-N/            TRL checkpoints, each with heal_state.json written last
 
 The trainer writes these files; the model card and `--resume` read them through
@@ -21,6 +22,7 @@ RUN_FILE = "heal_run.json"
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "entropy_curves.png"
 TRAIN_SET_FILE = "heal_train_set.parquet"
+LOG_FILE = "train.log"
 STATE_FILE = "heal_state.json"
 """Per-checkpoint EDA state (step-0 entropies, EMA reference), so `--resume` continues them."""
 

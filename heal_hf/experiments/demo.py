@@ -16,13 +16,13 @@ run and the table.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from ..app.console import output_to, step_bar
 from ..data.files import claim_folder, write_json_atomic
 from ..toy import tasks
 from .replicate import (
@@ -44,25 +44,6 @@ DEMO_SETTINGS_FILE = "demo_settings.json"
 def default_output_dir(family: str) -> str:
     """A new folder per demo run: runs/demo-<family>-<time>."""
     return f"runs/demo-{family}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def step_bar(name: str, total: int, stream: Any) -> Any:
-    """A TrainerCallback drawing one tqdm bar for a run's optimizer steps on `stream`."""
-    from tqdm.auto import tqdm
-    from transformers import TrainerCallback
-
-    class StepBar(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.bar = tqdm(total=total, desc=f"{name:<8}", unit="step", file=stream, dynamic_ncols=True)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.bar.update(state.global_step - self.bar.n)
-
-        def on_train_end(self, args, state, control, **kwargs):
-            self.bar.set_postfix_str("evaluating on the held-out problems")
-            self.bar.close()
-
-    return StepBar()
 
 
 def run_demo(
@@ -109,7 +90,7 @@ def run_demo(
     test_rows, test_path = test_set(target, eval_problems, data_dir)
     data = {"test": test_path, f"train-{shots}": target_files(target, seed, [shots], data_dir)[shots]}
     terminal = sys.stderr
-    with open(out / "base.eval.log", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with open(out / "base.eval.log", "w") as log, output_to(log):
         print("evaluating the base model on the held-out problems", file=terminal, flush=True)
         base = base_evaluation(target, settings, test_rows, out)
     rows = {}

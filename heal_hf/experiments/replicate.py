@@ -35,7 +35,6 @@ replication re-run with the same options continues where it stopped.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -46,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..app.console import output_to
 from ..core.eda import DEFAULT_ESTIMATOR, ESTIMATORS
 from ..core.verifiers import get_verifier
 from ..data.files import claim_folder, write_json_atomic, write_text_atomic
@@ -296,8 +296,7 @@ def run_arm(
     if arm.mix_general and settings.target_fraction is not None:
         overrides["target_fraction"] = settings.target_fraction
     folder.mkdir(parents=True)
-    with open(folder.parent / f"{arm.name}.train.log", "w") as log, contextlib.redirect_stdout(log), \
-            contextlib.redirect_stderr(log):
+    with open(folder.parent / f"{arm.name}.train.log", "w") as log, output_to(log):
         result = train(run_settings, overrides, callbacks=[curve, *callbacks])
     trained = result.metrics["eval"]["trained"]
     history = result.metrics.get("history", [])

@@ -74,6 +74,12 @@ def _eda_sentence(training: dict[str, Any], history: list[dict[str, Any]]) -> st
     return text + "."
 
 
+def shown(source: Any) -> str:
+    """A data or model source as a published card names it: a Hub id as is, a local path by its name only."""
+    text = str(source)
+    return Path(text).name if Path(text).is_absolute() or Path(text).exists() else text
+
+
 def model_card(
     run: dict[str, Any], metrics: dict[str, Any], repo_id: str | None = None, location: str | None = None
 ) -> ModelCard:
@@ -95,7 +101,11 @@ def model_card(
         template_path=str(TEMPLATES / "model_card.md"),
         name=name,
         adapter=bool(model["adapter"]),
-        base=f"[`{base}`](https://huggingface.co/{base})" if base else f"`{model['path']}`",
+        base=f"[`{base}`](https://huggingface.co/{base})" if base else f"a local model, `{shown(model['path'])}`",
+        base_id=base,
+        target_source=shown(data["target"]["source"]),
+        pool_source=shown(general["source"]),
+        eval_source=shown(data["eval"]["source"]) if data.get("eval") else None,
         heal_hf_version=run["heal_hf_version"],
         data=data,
         model=model,
@@ -105,9 +115,9 @@ def model_card(
         chat_template=bool(settings.get("chat_template")),
         max_new_tokens=training["max_completion_length"],
         training_data=_cells([
-            ["target domain", data["target"]["rows"], f"`{data['target']['source']}` ({data['target']['split']})",
+            ["target domain", data["target"]["rows"], f"`{shown(data['target']['source'])}` ({data['target']['split']})",
              "all rows (few-shot set)"],
-            ["general domain", general["rows"], f"pool `{general['source']}` ({general['pool_rows']} problems, "
+            ["general domain", general["rows"], f"pool `{shown(general['source'])}` ({general['pool_rows']} problems, "
              f"sampled from `{general['pool_model_id']}`)", "rank-normalized reasoning uncertainty x exploratory "
              f"diversity, greedy MMR picks (redundancy {general['redundancy']})"],
         ]),

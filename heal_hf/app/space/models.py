@@ -21,6 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ...core.eda import EDAReference
 from ...data import rollout
 from ...data.files import error_line
+from ...data.model_identity import model_identity
 from ...data.pool import load_pool, pool_reference, tokenizer_fingerprint
 from ...data.rollout import sample_with_entropies
 from ...toy import load_toy_reasoner
@@ -111,7 +112,7 @@ def model_reference(
     model's entropies are not comparable.
     """
     if model_id == TOY_REASONER:
-        pool = load_pool(None, tokenizer_hash=tokenizer_fingerprint(tokenizer))
+        pool = load_pool(None, tokenizer_hash=tokenizer_fingerprint(tokenizer), model=model_identity(model))
         responses = sum(len(lengths) for lengths in pool["lengths"])
         temperature = pool[0]["sampling"]["temperature"]
         note = (

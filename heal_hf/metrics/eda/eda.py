@@ -7,6 +7,7 @@ import evaluate
 
 from heal_hf import HEAL_BIBTEX
 from heal_hf.core.eda import EDAReference, EDAReward, EDASettings
+from heal_hf.data.model_identity import model_identity
 from heal_hf.data.pool import load_pool, pool_reference
 
 _CITATION = HEAL_BIBTEX
@@ -40,6 +41,8 @@ Args:
         "heal/general-entropy-pool", one model's config of it as
         "heal/general-entropy-pool:toy-reasoner", or "bundled"), or a dict from
         `EDAReference.to_dict()`.
+    model_id (`str`, optional): with `pool`, the model whose entropies `predictions` are (a Hub id or a
+        folder): a pool sampled by another model is warned about, once.
     bins (`int`, optional): K, the curve bins (default 32; a pool or reference dict fixes its own).
     settings (`heal_hf.EDASettings`, optional): the EDA settings (default `EDASettings()`); any of
         its fields, listed below, may also be given by name and overrides it:
@@ -89,14 +92,17 @@ class EDA(evaluate.Metric):
         # table); EDA's references are a set of any size, so pass them as a keyword.
         return super().compute(predictions=predictions, reference_entropies=references, **kwargs)
 
-    def _compute(self, predictions, reference_entropies=None, pool=None, bins=None, settings=None, **changes):
+    def _compute(self, predictions, reference_entropies=None, pool=None, bins=None, settings=None, model_id=None,
+                 **changes):
         if (reference_entropies is None) == (pool is None):
             raise ValueError(
                 "references / pool: pass exactly one: references=<general-domain entropy sequences> "
                 "or pool=<a general-entropy pool or an EDAReference dict>"
             )
         if pool is not None:
-            reference = EDAReference.from_dict(pool) if isinstance(pool, dict) else pool_reference(load_pool(pool))
+            model = None if model_id is None else model_identity(model_id)
+            reference = (EDAReference.from_dict(pool) if isinstance(pool, dict)
+                         else pool_reference(load_pool(pool, model=model)))
         else:
             reference = [list(r) for r in reference_entropies]
         eda = EDAReward(reference, bins=bins, settings=settings, **changes)
