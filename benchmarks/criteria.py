@@ -41,7 +41,7 @@ def selected_general(pool_source: str, seeds: list[int], tokenizer_dir: str | No
     """Per seed: mean token entropy (nats) and sampled pass rate of the general problems the hybrid arms mix in."""
     from transformers import AutoTokenizer
 
-    from heal_hf.app.train import TrainSettings
+    from heal_hf.app.train_options import TrainSettings
     from heal_hf.data.pool import load_pool, tokenizer_fingerprint
     from heal_hf.data.processors import HybridSelection
     from heal_hf.toy import TOY_REASONER_PATH

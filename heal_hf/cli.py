@@ -237,7 +237,7 @@ def _space(args: argparse.Namespace) -> int:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from .app.train import (
+    from .app.train_options import (
         TRAINING_CHOICES,
         TRAINING_OPTIONS,
         TrainSettings,
@@ -255,7 +255,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .app.train import TRAIN_LOG, TrainSettings, read_config, split_options, train
+    from .app.train import train
+    from .app.train_options import TRAIN_LOG, TrainSettings, read_config, split_options
 
     options = read_config(args.config)
     options.update({k: v for k, v in vars(args).items() if v is not None and k not in ("config", "command", "_run")})
@@ -282,7 +283,7 @@ def _card_args(p: argparse.ArgumentParser) -> None:
 
 
 def _card(args: argparse.Namespace) -> int:
-    from .app.train import write_card
+    from .app.push import write_card
 
     print(f"wrote {write_card(args.checkpoint, repo_id=args.repo_id)}")
     return 0

@@ -16,7 +16,9 @@ from huggingface_hub import ModelCard
 
 import heal_hf
 from heal_hf import cli
-from heal_hf.app.train import TrainSettings, files_to_push, stage_push, train
+from heal_hf.app.push import files_to_push, stage_push
+from heal_hf.app.train import train
+from heal_hf.app.train_options import TrainSettings
 from heal_hf.hub.stage import stage_hub
 from heal_hf.toy import TOY_REASONER_ID, TOY_REASONER_PATH, load_toy_reasoner, tasks
 

@@ -356,7 +356,8 @@ def test_diagnose_refuses_bad_runs_in_one_line(tmp_path, content, message):
 
 
 def test_diagnose_a_heal_hf_train_folder(tmp_path, tiny_model_dir, prompts_file, built_pool, one_thread):
-    from heal_hf.app.train import TrainSettings, train
+    from heal_hf.app.train import train
+    from heal_hf.app.train_options import TrainSettings
 
     settings = TrainSettings(target=str(prompts_file), output_dir=str(tmp_path / "run"), model=str(tiny_model_dir),
                              pool=str(built_pool), prompt_column="question", answer_column="solution")

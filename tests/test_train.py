@@ -18,14 +18,9 @@ from conftest import greedy_accuracy, peaked_tiny_lm
 from huggingface_hub import ModelCard
 
 from heal_hf import cli
-from heal_hf.app.train import (
-    TRAINING_OPTIONS,
-    TrainSettings,
-    files_to_push,
-    hub_token,
-    train,
-    training_defaults,
-)
+from heal_hf.app.push import files_to_push, hub_token
+from heal_hf.app.train import train
+from heal_hf.app.train_options import TRAINING_OPTIONS, TrainSettings, training_defaults
 from heal_hf.core.verifiers import numeric_match
 from heal_hf.data.pool import (
     POOL_FEATURES,

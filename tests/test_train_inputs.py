@@ -9,7 +9,7 @@ import pytest
 from conftest import require
 from test_train import assets, cli_args, run_cli, write_jsonl  # noqa: F401 (assets is a fixture)
 
-from heal_hf.app.train import check_batch_mix, check_prompt_lengths
+from heal_hf.app.train_options import check_batch_mix, check_prompt_lengths
 from heal_hf.data.run_folder import clean_history, history_from_logs
 from heal_hf.toy.tiny import tiny_causal_lm
 

@@ -259,7 +259,8 @@ def run_arm(
     bars, warnings) goes to `<arm>.train.log` beside the run's folder; `callbacks` are
     extra TrainerCallbacks (e.g. a progress bar of the caller's own).
     """
-    from ..app.train import TrainSettings, train
+    from ..app.train import train
+    from ..app.train_options import TrainSettings
 
     if run_complete(folder):
         row = json.loads((folder / "replicate_run.json").read_text())

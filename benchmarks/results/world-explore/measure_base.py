@@ -69,7 +69,7 @@ def _rate(scores: list[float]) -> float | None:
 
 def selected_general(pool_dir: str, tokenizer, seed: int = 0, target_rows: int = 32) -> dict:
     """Try/check share and pass rate of the pool's samples of the general problems the hybrid arms mix in."""
-    from heal_hf.app.train import TrainSettings
+    from heal_hf.app.train_options import TrainSettings
     from heal_hf.data.pool import load_pool, tokenizer_fingerprint
     from heal_hf.data.processors import HybridSelection
 
