@@ -31,13 +31,14 @@ import torch
 
 from heal_hf.app.pool_build import build_pool
 from heal_hf.core.verifiers import numeric_match
+from heal_hf.data.models import load_causal_lm
 from heal_hf.data.pool import (
     PoolBuildConfig,
     load_pool,
     pool_rows,
     tokenizer_fingerprint,
 )
-from heal_hf.data.rollout import load_causal_lm, sample_with_entropies
+from heal_hf.data.rollout import sample_with_entropies
 from heal_hf.toy.tiny import tiny_causal_lm
 
 

@@ -27,8 +27,8 @@ import sys
 import datasets
 
 from heal_hf.app.pool_build import build_pool, process_layout
+from heal_hf.data.models import load_causal_lm
 from heal_hf.data.pool import PoolBuildConfig, bundled_pool_path
-from heal_hf.data.rollout import load_causal_lm
 
 TOY_REASONER_ID = "heal/toy-reasoner"
 

@@ -140,8 +140,9 @@ def _build_pool_args(p: argparse.ArgumentParser) -> None:
 def _build_pool(args: argparse.Namespace) -> int:
     from .app.pool_build import build_pool, load_prompt_dataset, process_layout
     from .data.model_identity import hub_model_id
+    from .data.models import load_causal_lm
     from .data.pool_shards import PoolBuildConfig
-    from .data.rollout import check_vllm, load_causal_lm
+    from .data.rollout import check_vllm
 
     # Under `accelerate launch` each process builds its share of the shards (see build_pool).
     process_index, num_processes, process_device = process_layout()

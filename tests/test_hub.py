@@ -13,8 +13,8 @@ from huggingface_hub import DatasetCard
 from heal_hf.app.pool_build import build_pool
 from heal_hf.cli import main
 from heal_hf.data.model_identity import model_fingerprint
-from heal_hf.data.pool import bundled_pool_path, config_name_for, load_pool, split_pool_source
-from heal_hf.data.pool_shards import PoolBuildConfig
+from heal_hf.data.pool import bundled_pool_path, load_pool
+from heal_hf.data.pool_shards import PoolBuildConfig, config_name_for, split_pool_source
 from heal_hf.hub import stage as hub
 from heal_hf.hub.stage import STAGE_MANIFEST, publish, stage_hub
 from heal_hf.metrics import EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH

@@ -19,9 +19,9 @@ from huggingface_hub import DatasetCard
 
 from heal_hf.app.pool_build import build_pool, finalize_pool
 from heal_hf.cli import main
+from heal_hf.data.models import load_causal_lm
 from heal_hf.data.pool import POOL_FEATURES, bundled_pool_path, load_pool, with_pool_scores
 from heal_hf.data.pool_shards import MANIFEST_NAME, PoolBuildConfig, shard_name, shard_seed
-from heal_hf.data.rollout import load_causal_lm
 from heal_hf.hub.cards import pool_card_text
 from heal_hf.toy.tiny import tiny_causal_lm
 

@@ -29,6 +29,7 @@ from ..core.selection import CRITERIA
 from ..core.verifiers import check_reference_answers
 from ..data.files import atomic_write, check_text_column, claim_folder, load_rows
 from ..data.model_identity import model_identity
+from ..data.models import check_causal_lm
 from ..data.pool import POOL_FEATURES, POOL_REPO_ID, pool_scores, sample_pool_rows, tokenizer_fingerprint, validate_pool
 from ..data.pool_shards import (
     DATA_DIR,
@@ -41,7 +42,7 @@ from ..data.pool_shards import (
     shard_rows,
     shard_seed,
 )
-from ..data.rollout import check_causal_lm, check_vllm, load_vllm
+from ..data.rollout import check_vllm, load_vllm
 from ..hub.cards import write_pool_card
 
 _IDENTITY_EXEMPT = ("heal_hf_version", "command")  # manifest keys a resumed build may differ in
@@ -106,8 +107,7 @@ def build_pool(
     num_shards = -(-len(problems.prompts) // config.shard_size)
     tokenizer_hash = tokenizer_fingerprint(tokenizer)
     out = Path(out_dir)
-    if (out / MANIFEST_NAME).exists():
-        read_build_manifest(out)  # another schema version is said as such, not as one setting among others
+    _ = (out / MANIFEST_NAME).exists() and read_build_manifest(out)  # another schema version, said as such
     manifest = _manifest(model_id, identity.fingerprint, tokenizer_hash, dataset_id, problems, config, num_shards, command)
     claim_folder(out, MANIFEST_NAME, manifest, ignore=_IDENTITY_EXEMPT, what="out")
     (out / DATA_DIR).mkdir(exist_ok=True)

@@ -182,31 +182,11 @@ def _train(settings: TrainSettings, overrides: dict[str, Any] | None, callbacks:
     """`train` without its handling of output and of failed writes."""
     from accelerate import PartialState
 
-    from ..hub.cards import plot_entropy_curves, write_model_card
 
     state = PartialState()
-    overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - config_fields())
-    if unknown:
-        raise ValueError(f"overrides: unknown HEALConfig fields {unknown}")
-    push_token = take_secrets(dataclasses.asdict(settings), overrides)  # never stored, logged or pushed
-    check_settings(settings)
     output_dir = Path(settings.output_dir)
-    get_verifier(settings.verifier)
-    # Training arguments before the folder is claimed: a refused setting leaves it as it was.
-    # The mixed set names its columns prompt / answer / domain whatever the target's were.
-    config = training_config(settings, overrides)
-    fingerprint = {k: v for k, v in dataclasses.asdict(settings).items() if k not in RUN_FLAGS}
-    fingerprint.update({f"config.{k}": v for k, v in sorted(overrides.items())})
-    previous = claim_folder(output_dir, RUN_FILE, fingerprint, settings.resume, key="fingerprint") or {}
+    config, fingerprint, previous, push_token = _checked_start(settings, dict(overrides or {}))
     checkpoint = last_complete_checkpoint(output_dir) if previous else None
-    if settings.push_to_hub:
-        push_token = push_token or hub_token()
-        from ..data.model_identity import hub_model_id
-
-        if settings.lora and not hub_model_id(settings.model, settings.base_model_id):
-            raise ValueError(f"push_to_hub: a pushed adapter names its base model by Hub id, and --model "
-                             f"{Path(settings.model).name!r} has none; pass --base-model-id")
     data = _load_data(settings, config)
     run = _run_record(settings, config, fingerprint, data)
     state.wait_for_everyone()  # every process has passed the checks before anything is written
@@ -243,24 +223,7 @@ def _train(settings: TrainSettings, overrides: dict[str, Any] | None, callbacks:
     trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
     runtime = time.perf_counter() - started
     trainer.save_model(str(output_dir))
-
-    if state.is_main_process:
-        name_adapter_base(output_dir, run["model"]["base_model_id"])
-        if data.eval_set is not None:
-            metrics["eval"]["trained"] = _evaluate(trainer.model, data, settings, config)
-        metrics.update(
-            train={"global_step": trainer.state.global_step, "runtime_s": runtime,
-                   "resumed_from": None if checkpoint is None else Path(checkpoint).name},
-            history=history_from_logs(trainer.state.log_history),
-            curves={"initial": trainer.eda.initial, "latest": trainer.eda.latest},
-        )
-        if not metrics["eval"]:
-            del metrics["eval"]
-        write_json_atomic(output_dir / METRICS_FILE, metrics)
-        plot_entropy_curves(metrics, output_dir / CURVES_FILE)
-        run.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        write_json_atomic(output_dir / RUN_FILE, run)
-        write_model_card(output_dir)
+    _finish(trainer, run, metrics, data, settings, config, runtime, checkpoint)
     state.wait_for_everyone()
     pushed = None
     if settings.push_to_hub and state.is_main_process:
@@ -274,15 +237,67 @@ def _train(settings: TrainSettings, overrides: dict[str, Any] | None, callbacks:
     return TrainResult(output_dir, metrics, trainer, pushed, main_process=state.is_main_process)
 
 
+def _checked_start(settings: TrainSettings, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any], str | None]:
+    """Every check that needs no data, then the claim of the folder: (config, fingerprint, previous run, push token)."""
+    unknown = sorted(set(overrides) - config_fields())
+    if unknown:
+        raise ValueError(f"overrides: unknown HEALConfig fields {unknown}")
+    push_token = take_secrets(dataclasses.asdict(settings), overrides)  # never stored, logged or pushed
+    check_settings(settings)
+    get_verifier(settings.verifier)
+    # Training arguments before the folder is claimed: a refused setting leaves it as it was.
+    # The mixed set names its columns prompt / answer / domain whatever the target's were.
+    config = training_config(settings, overrides)
+    fingerprint = {k: v for k, v in dataclasses.asdict(settings).items() if k not in RUN_FLAGS}
+    fingerprint.update({f"config.{k}": v for k, v in sorted(overrides.items())})
+    previous = claim_folder(Path(settings.output_dir), RUN_FILE, fingerprint, settings.resume, key="fingerprint") or {}
+    if settings.push_to_hub:
+        push_token = push_token or hub_token()
+        from ..data.model_identity import hub_model_id
+
+        if settings.lora and not hub_model_id(settings.model, settings.base_model_id):
+            raise ValueError(f"push_to_hub: a pushed adapter names its base model by Hub id, and --model "
+                             f"{Path(settings.model).name!r} has none; pass --base-model-id")
+    return config, fingerprint, previous, push_token
+
+
+def _finish(trainer: Any, run: dict[str, Any], metrics: dict[str, Any], data: _RunData, settings: TrainSettings,
+            config: Any, runtime: float, checkpoint: Path | None) -> None:
+    """On the main process: name the adapter's base, evaluate, write metrics, curves, the record and the card."""
+    from accelerate import PartialState
+
+    from ..hub.cards import plot_entropy_curves, write_model_card
+
+    if not PartialState().is_main_process:
+        return
+    output_dir = Path(settings.output_dir)
+    name_adapter_base(output_dir, run["model"]["base_model_id"])
+    if data.eval_set is not None:
+        metrics["eval"]["trained"] = _evaluate(trainer.model, data, settings, config)
+    metrics.update(
+        train={"global_step": trainer.state.global_step, "runtime_s": runtime,
+               "resumed_from": None if checkpoint is None else Path(checkpoint).name},
+        history=history_from_logs(trainer.state.log_history),
+        curves={"initial": trainer.eda.initial, "latest": trainer.eda.latest},
+    )
+    if not metrics["eval"]:
+        del metrics["eval"]
+    write_json_atomic(output_dir / METRICS_FILE, metrics)
+    plot_entropy_curves(metrics, output_dir / CURVES_FILE)
+    run.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    write_json_atomic(output_dir / RUN_FILE, run)
+    write_model_card(output_dir)
+
+
 def _load_data(settings: TrainSettings, config: Any) -> _RunData:
     """Target and eval problems, the tokenizer, the pool and the hybrid training set (a resumed run's own)."""
     import datasets
     from transformers import AutoTokenizer
 
     from ..data.model_identity import model_identity
+    from ..data.models import check_model_files
     from ..data.pool import load_pool, tokenizer_fingerprint
     from ..data.processors import HybridSelection
-    from ..data.rollout import check_model_files
     from ..trl import DomainMixSampler
     from .evaluation import conversational
 
@@ -330,7 +345,7 @@ def load_training_model(settings: TrainSettings) -> Any:
     """The causal LM to train; a folder or Hub id that cannot give one is a one-line ValueError with the fix."""
     from transformers import AutoModelForCausalLM
 
-    from ..data.rollout import check_causal_lm
+    from ..data.models import check_causal_lm
 
     try:
         model = AutoModelForCausalLM.from_pretrained(
@@ -350,7 +365,8 @@ def load_training_model(settings: TrainSettings) -> Any:
 def _run_record(settings: TrainSettings, config: Any, fingerprint: dict[str, Any], data: _RunData) -> dict[str, Any]:
     """heal_run.json as the run starts: settings, model, data, training settings and versions."""
     from ..data.model_identity import hub_model_id, model_fingerprint
-    from ..data.pool import DOMAIN_GENERAL, POOL_REPO_ID, split_pool_source, tokenizer_fingerprint
+    from ..data.pool import DOMAIN_GENERAL, POOL_REPO_ID, tokenizer_fingerprint
+    from ..data.pool_shards import split_pool_source
 
     pool_dataset, _ = split_pool_source(settings.pool)  # the card's `datasets:` takes a repo id, not REPO:CONFIG
     run = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,12 +30,13 @@ from .pool_shards import (
     SCHEMA_VERSION,
     PoolBuildConfig,
     build_shard_paths,
+    check_config_name,
     read_build_manifest,
     shard_rows,
+    split_pool_source,
 )
 
 POOL_REPO_ID = "heal/general-entropy-pool"
-RESERVED_CONFIG_NAMES = ("default", "data")
 """Not pool config names: datasets treats a config named `default` as the default one, and `data/` holds a
 one-pool repo's shards."""
 DOMAIN_TARGET = "target"
@@ -243,41 +243,6 @@ def validate_pool(
 def bundled_pool_path() -> Path:
     """Folder of the general-entropy pool shipped with heal-hf (built from the toy reasoner)."""
     return TOY_POOL_PATH
-
-
-def check_config_name(name: str) -> str:
-    """`name` if it can name a pool's config in a Hub dataset (and its folder); ValueError otherwise."""
-    if (not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?", name)
-            or ".." in name or name.lower() in RESERVED_CONFIG_NAMES):
-        raise ValueError(
-            f"config: {name!r} cannot name a pool config (letters, digits, '-', '_', '.', at most 64, no leading "
-            f"or trailing punctuation, not {' or '.join(RESERVED_CONFIG_NAMES)}); choose another name"
-        )
-    return name
-
-
-def config_name_for(model_id: str) -> str:
-    """The config name of a model's pool: the last part of its id, other characters than [A-Za-z0-9._-] as '-'
-    ("Qwen/Qwen2.5-1.5B-Instruct" -> "Qwen2.5-1.5B-Instruct")."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(model_id).rstrip("/").split("/")[-1])
-    name = re.sub(r"\.{2,}", ".", name).strip("-._")[:64].rstrip("-._")
-    try:
-        return check_config_name(name)
-    except ValueError:
-        raise ValueError(f"config: cannot name a config after the model id {model_id!r}; "
-                         "name the pool's config yourself (NAME=DIR)") from None
-
-
-def split_pool_source(source: str) -> tuple[str, str | None]:
-    """`"heal/general-entropy-pool:toy-reasoner"` -> (the dataset, the config name); anything else -> (source, None).
-
-    An existing path is never split (a folder may have a colon in its name), nor a
-    Windows drive path.
-    """
-    head, sep, tail = source.rpartition(":")
-    if not sep or not head or not tail or "/" in tail or "\\" in tail or Path(source).exists():
-        return source, None
-    return head, tail
 
 
 def pool_model(pool: datasets.Dataset, manifest: dict[str, Any] | None = None) -> ModelIdentity:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,42 @@ def shard_seed(seed: int, shard: int | str) -> int:
     """Sampling seed of shard `shard` (an index or any key): a hash of (seed, shard), in [0, 2^63)."""
     digest = hashlib.sha256(f"heal-hf/pool/{seed}/{shard}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+RESERVED_CONFIG_NAMES = ("default", "data")
+"""Names a pool config may not take (the Hub's default config and the shards' folder)."""
+
+
+def check_config_name(name: str) -> str:
+    """`name` if it can name a pool's config in a Hub dataset (and its folder); ValueError otherwise."""
+    if (not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?", name)
+            or ".." in name or name.lower() in RESERVED_CONFIG_NAMES):
+        raise ValueError(
+            f"config: {name!r} cannot name a pool config (letters, digits, '-', '_', '.', at most 64, no leading "
+            f"or trailing punctuation, not {' or '.join(RESERVED_CONFIG_NAMES)}); choose another name"
+        )
+    return name
+
+
+def config_name_for(model_id: str) -> str:
+    """The config name of a model's pool: the last part of its id, other characters than [A-Za-z0-9._-] as '-'
+    ("Qwen/Qwen2.5-1.5B-Instruct" -> "Qwen2.5-1.5B-Instruct")."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(model_id).rstrip("/").split("/")[-1])
+    name = re.sub(r"\.{2,}", ".", name).strip("-._")[:64].rstrip("-._")
+    try:
+        return check_config_name(name)
+    except ValueError:
+        raise ValueError(f"config: cannot name a config after the model id {model_id!r}; "
+                         "name the pool's config yourself (NAME=DIR)") from None
+
+
+def split_pool_source(source: str) -> tuple[str, str | None]:
+    """`"heal/general-entropy-pool:toy-reasoner"` -> (the dataset, the config name); anything else -> (source, None).
+
+    An existing path is never split (a folder may have a colon in its name), nor a
+    Windows drive path.
+    """
+    head, sep, tail = source.rpartition(":")
+    if not sep or not head or not tail or "/" in tail or "\\" in tail or Path(source).exists():
+        return source, None
+    return head, tail

@@ -30,9 +30,9 @@ from ..core.selection import (
     HybridSelector,
     response_criteria,
 )
+from .models import check_causal_lm
 from .pool import DOMAIN_GENERAL, DOMAIN_TARGET, POOL_FEATURES, sample_pool_rows, validate_pool
 from .pool_shards import PoolBuildConfig, shard_seed
-from .rollout import check_causal_lm
 
 MIXED_FEATURES = datasets.Features(
     {

@@ -42,8 +42,15 @@ from pathlib import Path
 from typing import Any, Sequence, Union
 
 from ..data.files import atomic_write, sha256_of, write_json_atomic
-from ..data.pool import bundled_pool_path, check_config_name, config_name_for, load_pool
-from ..data.pool_shards import DATA_DIR, MANIFEST_NAME, build_shard_paths, read_build_manifest
+from ..data.pool import bundled_pool_path, load_pool
+from ..data.pool_shards import (
+    DATA_DIR,
+    MANIFEST_NAME,
+    build_shard_paths,
+    check_config_name,
+    config_name_for,
+    read_build_manifest,
+)
 from ..metrics import EDA_METRIC_PATH, ENTROPY_DYNAMICS_PATH
 from ..toy import TOY_REASONER_PATH
 from .cards import (

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from heal_hf.app.evaluation import greedy_completions
-from heal_hf.data.rollout import load_causal_lm, sample_with_entropies
+from heal_hf.data.rollout import sample_with_entropies
+from heal_hf.data.models import load_causal_lm
 from heal_hf.toy import explore, tasks
 
 HERE = Path(__file__).parent

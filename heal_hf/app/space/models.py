@@ -19,9 +19,9 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ...core.eda import EDAReference
-from ...data import rollout
 from ...data.files import error_line
 from ...data.model_identity import model_identity
+from ...data.models import load_causal_lm
 from ...data.pool import load_pool, pool_reference, tokenizer_fingerprint
 from ...data.rollout import sample_with_entropies
 from ...toy import load_toy_reasoner
@@ -97,7 +97,7 @@ def load_model(model_id: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]
         model, tokenizer = tiny_causal_lm(seed=0)
         return model.eval(), tokenizer
     try:
-        return rollout.load_causal_lm(model_id, device="cpu", dtype="float32", max_parameters=MAX_PARAMETERS)
+        return load_causal_lm(model_id, device="cpu", dtype="float32", max_parameters=MAX_PARAMETERS)
     except ValueError as err:
         raise ModelLoadError(str(err).removeprefix("model: ")) from None
 
