@@ -243,6 +243,8 @@ def test_every_chunk_mixes_domains_in_the_configured_ratio():
     assert list(DomainMixSampler(domains, 3, 4, 2, 0.5, seed=4)) != order
     # Default share: the dataset's (5 of 20 -> 1 of 4).
     assert DomainMixSampler(domains, 1, 4).n_target == 1
+    with pytest.raises(ValueError, match="a generation batch of 1 prompt\\(s\\) cannot hold both"):
+        DomainMixSampler(domains, 4, 1)  # one prompt per batch: no batch could mix the domains
     with pytest.raises(ValueError, match="takes 3 target-domain prompts but the dataset has 2"):
         DomainMixSampler(["target"] * 2 + ["general"] * 10, 1, 4, target_fraction=0.75)
 

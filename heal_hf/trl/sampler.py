@@ -47,6 +47,11 @@ class DomainMixSampler(Sampler[int]):
         self.num_samples = len(domains)
         self.mini_repeat_count, self.batch_size, self.repeat_count = mini_repeat_count, batch_size, repeat_count
         self.n_target = batch_target_count(batch_size, len(self.target_rows), len(self.general_rows), target_fraction)
+        if self.target_rows and self.general_rows and not 0 < self.n_target < batch_size:
+            raise ValueError(
+                f"train_dataset: a generation batch of {batch_size} prompt(s) cannot hold both a target and a general "
+                "prompt; use a generation batch of at least 2 prompts (generation_batch_size >= 2 x num_generations)"
+            )
         for name, need, have in (
             ("target", self.n_target, len(self.target_rows)),
             ("general", batch_size - self.n_target, len(self.general_rows)),
