@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 import typing
 from pathlib import Path
@@ -344,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # TRL asks transformers about gradient checkpointing through a name transformers deprecates: not the user's concern.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    # The Hub client retries an unreachable server for ~25 s, a warning each time: the one error line says it all.
+    for name in ("huggingface_hub.utils._http", "huggingface_hub.hf_api"):
+        logging.getLogger(name).addFilter(lambda record: not record.getMessage().startswith("Retrying in"))
     args = build_parser().parse_args(argv)
     try:
         return args._run(args)

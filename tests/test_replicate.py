@@ -16,28 +16,28 @@ from heal_hf.experiments.replicate import (
     DEFAULT_ARMS,
     TOY_GRPO,
     ReplicateSettings,
-    check_settings,
+    check_replicate_settings,
 )
 from heal_hf.experiments.report import paired_interval
 
 
 def test_bad_replication_options_are_clear_errors(capsys):
     with pytest.raises(ValueError, match="seeds: \\[1\\] given more than once"):
-        check_settings(ReplicateSettings(seeds=(0, 1, 1)))
+        check_replicate_settings(ReplicateSettings(seeds=(0, 1, 1)))
     with pytest.raises(ValueError, match="general-domain family"):
-        check_settings(ReplicateSettings(families=("addition",)))
+        check_replicate_settings(ReplicateSettings(families=("addition",)))
     with pytest.raises(ValueError, match="unknown toy task family"):
-        check_settings(ReplicateSettings(families=("chess",)))
+        check_replicate_settings(ReplicateSettings(families=("chess",)))
     with pytest.raises(ValueError, match="arms: unknown arms \\['ppo'\\]"):
-        check_settings(ReplicateSettings(arms=("ppo",)))
+        check_replicate_settings(ReplicateSettings(arms=("ppo",)))
     with pytest.raises(ValueError, match="steps"):
-        check_settings(ReplicateSettings(steps=0))
+        check_replicate_settings(ReplicateSettings(steps=0))
     with pytest.raises(ValueError, match="eda_estimator: 'kde'"):
-        check_settings(ReplicateSettings(eda_estimator="kde"))
+        check_replicate_settings(ReplicateSettings(eda_estimator="kde"))
     with pytest.raises(ValueError, match="num_iterations"):
-        check_settings(ReplicateSettings(num_iterations=0))
+        check_replicate_settings(ReplicateSettings(num_iterations=0))
     with pytest.raises(ValueError, match="eval_split: 'train'"):
-        check_settings(ReplicateSettings(eval_split="train"))
+        check_replicate_settings(ReplicateSettings(eval_split="train"))
     with pytest.raises(SystemExit):
         main(["demo", "--target", "chess"])
     assert "invalid choice: 'chess'" in capsys.readouterr().err

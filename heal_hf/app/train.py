@@ -54,7 +54,7 @@ from .train_options import (
     TrainSettings,
     check_batch_mix,
     check_prompt_lengths,
-    check_settings,
+    check_train_settings,
     config_fields,
     load_problems,
     model_context,
@@ -243,7 +243,7 @@ def _checked_start(settings: TrainSettings, overrides: dict[str, Any]) -> tuple[
     if unknown:
         raise ValueError(f"overrides: unknown HEALConfig fields {unknown}")
     push_token = take_secrets(dataclasses.asdict(settings), overrides)  # never stored, logged or pushed
-    check_settings(settings)
+    check_train_settings(settings)
     get_verifier(settings.verifier)
     # Training arguments before the folder is claimed: a refused setting leaves it as it was.
     # The mixed set names its columns prompt / answer / domain whatever the target's were.
@@ -298,7 +298,7 @@ def _load_data(settings: TrainSettings, config: Any) -> _RunData:
     from ..data.models import check_model_files
     from ..data.pool import load_pool, tokenizer_fingerprint
     from ..data.processors import HybridSelection
-    from ..trl import DomainMixSampler
+    from ..trl import DomainMixSampler, batch_target_count
     from .evaluation import conversational
 
     target = load_problems(settings.target, settings.target_split, settings.prompt_column, settings.answer_column,
@@ -329,8 +329,10 @@ def _load_data(settings: TrainSettings, config: Any) -> _RunData:
             answer_column=settings.answer_column, redundancy=settings.selection_redundancy, seed=config.seed,
         )(target)
     per_batch = config.generation_batch_size // config.num_generations
+    n_target, n_general = mixed["domain"].count("target"), mixed["domain"].count("general")
+    check_batch_mix(per_batch, batch_target_count(per_batch, n_target, n_general, config.target_fraction), n_general,
+                    config.num_generations)  # named by the command's options, before the sampler's own check
     sampler = DomainMixSampler(mixed["domain"], config.num_generations, per_batch, target_fraction=config.target_fraction)
-    check_batch_mix(per_batch, sampler.n_target, len(sampler.general_rows), config.num_generations)
     for what, rows, column in (("target", target, settings.prompt_column), ("eval", eval_set, settings.prompt_column),
                                ("pool: the selected general prompts", mixed, "prompt")):
         if rows is not None:

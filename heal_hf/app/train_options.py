@@ -324,7 +324,7 @@ def _range_text(low: float | None, high: float | None, low_ok: bool, high_ok: bo
     return f"a number in {'[' if low_ok else '('}{low:g}, {high:g}{']' if high_ok else ')'}"
 
 
-def check_settings(settings: TrainSettings) -> None:
+def check_train_settings(settings: TrainSettings) -> None:
     """ValueError naming the first TrainSettings field of the wrong type or out of range (options from --config)."""
     hints = typing.get_type_hints(TrainSettings)
     values = dataclasses.asdict(settings)

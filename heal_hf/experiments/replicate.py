@@ -145,7 +145,7 @@ QUICK = dict(families=("sort_digits",), seeds=(0,), steps=6, eval_problems=16, e
 """`--quick`: every arm once on one family, a few steps (a smoke test of the whole pipeline, minutes on CPU)."""
 
 
-def check_settings(s: ReplicateSettings) -> None:
+def check_replicate_settings(s: ReplicateSettings) -> None:
     """Clear errors for bad options, before anything runs."""
     for family in s.families:
         if tasks.get_family(family).domain != tasks.TARGET:
@@ -390,7 +390,7 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
     import torch
     from tqdm.auto import tqdm
 
-    check_settings(settings)
+    check_replicate_settings(settings)
     torch.set_num_threads(settings.threads)
     out = Path(settings.output_dir)
     # Finished runs are reused by folder: a folder of runs made with another recipe is refused before anything runs.
