@@ -88,3 +88,19 @@ def test_a_build_records_its_models_fingerprint(tiny_model_dir, tmp_path):
     assert _warnings(lambda: load_pool(out, model=model_identity(tiny_model_dir))) == []
     said = _warnings(lambda: load_pool(out, model=model_identity(TOY_REASONER_PATH)))
     assert len(said) == 1 and TOY_REASONER_ID in said[0]
+
+
+def test_the_trl_reward_warns_when_its_pool_is_another_models(other_toy, tmp_path):
+    """The drop-in reward and HEALGRPOTrainer's `pool=` (through `set_pool`) check the pool against the policy."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from heal_hf.trl import EDARewardFunction
+
+    folder = tmp_path / "policy-under-test"  # a name of its own: the warning is said once per pool and model
+    shutil.copytree(other_toy, folder)
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    said = _warnings(lambda: EDARewardFunction(model=model, tokenizer=tokenizer, pool="bundled"))
+    assert len(said) == 1 and "policy-under-test" in said[0] and TOY_REASONER_ID in said[0]
+    toy, toy_tokenizer = load_toy_reasoner()
+    fn = EDARewardFunction()
+    assert _warnings(lambda: fn.set_pool("bundled", toy_tokenizer, toy)) == []  # the pool's own model: silent

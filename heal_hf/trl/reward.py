@@ -28,6 +28,7 @@ from ..core.eda import (
 )
 from ..core.profiles import DEFAULT_BINS, EntropyProfile
 from ..core.verifiers import get_verifier
+from ..data.model_identity import model_identity
 from ..data.pool import (
     DOMAIN_GENERAL,
     DOMAIN_TARGET,
@@ -45,11 +46,12 @@ ENTROPIES_KWARG = "completion_entropies"
 
 
 def as_pool_reference(
-    pool: Any, bins: int = DEFAULT_BINS, tokenizer: PreTrainedTokenizerBase | None = None
+    pool: Any, bins: int = DEFAULT_BINS, tokenizer: PreTrainedTokenizerBase | None = None, model: Any = None
 ) -> EDAReference | None:
     """The EDA reference of a pool: None, an `EDAReference`, a pool `Dataset`, or a folder / Hub id / "bundled".
 
-    A Hub id names one model's config as "REPO:CONFIG" (see `heal_hf.data.pool.load_pool`). Pools are validated against `bins` and, when given, the tokenizer's fingerprint.
+    A Hub id names one model's config as "REPO:CONFIG" (see `heal_hf.data.pool.load_pool`). Pools are validated against `bins` and, when given, the tokenizer's fingerprint; a pool sampled by another model
+    than `model` (when given) is said once, naming both (`heal_hf.data.pool.load_pool`).
     """
     if pool is None or isinstance(pool, EDAReference):
         if pool is not None and pool.bins != bins:
@@ -62,6 +64,8 @@ def as_pool_reference(
     check = {"bins": bins}
     if tokenizer is not None:
         check["tokenizer_hash"] = tokenizer_fingerprint(tokenizer)
+    if model is not None:
+        check["model"] = model_identity(model)
     return pool_reference(load_pool(pool, **check))
 
 
@@ -137,7 +141,7 @@ class EDARewardFunction(TrainerCallback):
         self.verifier = get_verifier(verifier) if only_correct else None
         self.answer_column, self.domain_column = answer_column, domain_column
         self.forward_batch_size = forward_batch_size
-        self.pool_reference = as_pool_reference(pool, bins, tokenizer)
+        self.pool_reference = as_pool_reference(pool, bins, tokenizer, model)
         self.ema_reference: EDAReference | None = None
         self.last_batch_reference: EDAReference | None = None
         self.initial: dict[str, dict[str, Any]] = {}  # domain -> entropy and mean curve of the first batch
@@ -159,9 +163,9 @@ class EDARewardFunction(TrainerCallback):
             self.model = model  # GRPOTrainer loaded it from an id (and added any adapter in place)
             self.tokenizer = processing_class
 
-    def set_pool(self, pool: Any, tokenizer: PreTrainedTokenizerBase | None = None) -> None:
+    def set_pool(self, pool: Any, tokenizer: PreTrainedTokenizerBase | None = None, model: Any = None) -> None:
         """Attach the pool reference after construction (validated like the constructor's)."""
-        self.pool_reference = as_pool_reference(pool, self.bins, tokenizer)
+        self.pool_reference = as_pool_reference(pool, self.bins, tokenizer, model)
 
     def __call__(
         self, prompts: list, completions: list, completion_ids: list | None = None, **kwargs: Any

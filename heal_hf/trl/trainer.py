@@ -146,7 +146,7 @@ class HEALGRPOTrainer(GRPOTrainer):
             eval_dataset=eval_dataset, processing_class=processing_class, **kwargs,
         )
         if pool is not None:
-            self.eda.set_pool(pool, self.policy_tokenizer)
+            self.eda.set_pool(pool, self.policy_tokenizer, model)
         self._train_sampler()  # raises now, not at the first step, when batches cannot be mixed
         self.entropies = TrainerEntropies(entropy_source(self), self.temperature)
         self.eda_state = EDAStateCallback(self.eda)
