@@ -10,12 +10,16 @@ import logging
 import datasets
 import pytest
 import torch
+import trl
 from conftest import peaked_tiny_lm
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 from trl import GRPOConfig, GRPOTrainer
 
 from heal_hf.core.verifiers import verifier_reward
 from heal_hf.trl import (
     ENTROPIES_KWARG,
+    FAST_PATH_TRL,
     GenerationEntropyRecorder,
     HEALConfig,
     HEALGRPOTrainer,
@@ -23,6 +27,14 @@ from heal_hf.trl import (
 )
 
 TOKENS = 12
+
+FAST_PATH_TESTED = Version(trl.__version__) in SpecifierSet(FAST_PATH_TRL)
+fast_path = pytest.mark.skipif(
+    not FAST_PATH_TESTED,
+    reason=f"the fast entropy path is claimed on TRL {FAST_PATH_TRL} only; on TRL {trl.__version__} the trainer takes "
+    "the one-forward fallback, which test_trl.py::test_an_untested_trl_falls_back_to_one_forward_and_says_so_once tests",
+)
+
 
 
 def mixed() -> datasets.Dataset:
@@ -57,6 +69,7 @@ class RecordingTrainer(HEALGRPOTrainer):
         return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
 
 
+@fast_path
 def test_scoring_forward_entropies_equal_generation_time_ones(tmp_path):
     model, tok = peaked_tiny_lm()
     received = []
@@ -80,6 +93,7 @@ def test_scoring_forward_entropies_equal_generation_time_ones(tmp_path):
     assert max(max(r) for r in given if r) > 0.5  # real entropies, not zeros
 
 
+@fast_path
 @pytest.mark.parametrize("num_iterations, source", [(1, "generation"), (2, "scoring")])
 def test_trainer_entropies_are_of_the_raw_logits_under_a_repetition_penalty(tmp_path, num_iterations, source):
     """The pool's definition (tests/test_trl.py checks sample_with_entropies): the penalty shapes sampling only."""
@@ -99,6 +113,7 @@ def test_trainer_entropies_are_of_the_raw_logits_under_a_repetition_penalty(tmp_
     assert len(checked) == 2 // num_iterations and max(checked) < 1e-5
 
 
+@fast_path
 def test_scoring_capture_under_lora_and_a_kl_term_reads_the_policy_not_the_reference_pass(tmp_path):
     from peft import LoraConfig
 
@@ -131,6 +146,7 @@ class ForwardCounter:
         self.calls += 1
 
 
+@fast_path
 @pytest.mark.parametrize("num_iterations, source", [(1, "generation"), (2, "scoring")])
 def test_heal_runs_exactly_as_many_model_forwards_as_plain_grpo(tmp_path, num_iterations, source):
     # min_new_tokens pins every completion's length, so both trainers do the same work per batch.
@@ -154,6 +170,7 @@ def test_heal_runs_exactly_as_many_model_forwards_as_plain_grpo(tmp_path, num_it
     assert counts["heal"] == counts["grpo"] > 0, counts
 
 
+@fast_path
 @pytest.mark.slow
 def test_paged_continuous_batching_on_cpu(tmp_path, caplog):
     """transformers' paged continuous batching: scoring-forward entropies at num_iterations=2, one extra forward at 1."""
