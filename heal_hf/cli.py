@@ -28,6 +28,7 @@ def _add_option(
 
     A bool is --NAME / --no-NAME; a tuple or list takes one or more values; X | None takes an X.
     """
+    help_text = help_text.replace("%", "%%")  # argparse formats help with %: a literal one must be doubled
     if default is dataclasses.MISSING:
         help_text += " (required)"
     elif "(default" not in help_text:

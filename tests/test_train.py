@@ -315,6 +315,13 @@ def test_every_option_has_a_default_and_help_and_heal_defaults_match_heal_config
         assert defaults[name] == fields[name].default, name
 
 
+def test_every_command_help_renders():
+    # argparse formats help texts with %: one stray "10%" in a field's help broke `replicate --help`.
+    subparsers = cli.build_parser()._subparsers._group_actions[0].choices
+    for name, sub in subparsers.items():
+        assert "usage:" in sub.format_help(), name
+
+
 def test_settings_flags_parse_to_their_fields_and_leave_the_rest_unset():
     from heal_hf.data.pool_shards import PoolBuildConfig
     from heal_hf.experiments.replicate import ReplicateSettings
