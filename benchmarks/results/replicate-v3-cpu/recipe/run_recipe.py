@@ -13,10 +13,12 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[2]))  # benchmarks/, for the shared job queue
+from jobs import run_jobs  # noqa: E402
+
 FAMILIES = ("sort_digits", "digit_sum", "countdown")
 CANDIDATES = {  # name: (learning rate, warmup steps, schedule)
     "R1": (2e-4, 40, "linear"),
@@ -45,20 +47,7 @@ def command(candidate: str, family: str, arm: str, report: bool = False) -> list
 
 
 def run_all(workers: int) -> None:
-    pending, running = jobs(), []
-    (HERE / "logs").mkdir(exist_ok=True)
-    while pending or running:
-        while pending and len(running) < workers:
-            job = pending.pop(0)
-            log = open(HERE / "logs" / f"{'-'.join(job)}.log", "w")
-            running.append((job, subprocess.Popen(command(*job), stdout=log, stderr=subprocess.STDOUT), log))
-        time.sleep(2)
-        for item in list(running):
-            job, proc, log = item
-            if proc.poll() is not None:
-                running.remove(item)
-                log.close()
-                print(f"{time.strftime('%H:%M:%S')} {'-'.join(job)} exit {proc.returncode}", flush=True)
+    run_jobs([("-".join(job), command(*job)) for job in jobs()], workers, HERE / "logs")
     for c in CANDIDATES:
         subprocess.run(command(c, "", "", report=True), stdout=subprocess.DEVNULL, check=False)
 
