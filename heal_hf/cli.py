@@ -92,9 +92,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _replicate_args(p: argparse.ArgumentParser) -> None:
     from .experiments.replicate import ARMS, QUICK, ReplicateSettings
-    from .toy.tasks import TARGET_FAMILIES
+    from .toy.tasks import ALL_TARGET_FAMILIES
 
-    _add_fields(p, ReplicateSettings, choices={"families": TARGET_FAMILIES, "arms": tuple(ARMS)})
+    _add_fields(p, ReplicateSettings, choices={"families": ALL_TARGET_FAMILIES, "arms": tuple(ARMS)})
     p.add_argument("--quick", action="store_true",
                    help="smoke test: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + " (explicit options win)")
 

@@ -11,14 +11,19 @@ from conftest import greedy_accuracy
 from huggingface_hub import ModelCard
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from heal_hf.app.evaluation import greedy_completions
 from heal_hf.cli import main
 from heal_hf.experiments.replicate import (
+    ARMS,
     DEFAULT_ARMS,
     TOY_GRPO,
     ReplicateSettings,
     check_replicate_settings,
 )
 from heal_hf.experiments.report import paired_interval
+from heal_hf.toy import explore
+
+MIXED = {name for name, arm in ARMS.items() if arm.mix_general}
 
 
 def test_bad_replication_options_are_clear_errors(capsys):
@@ -28,6 +33,12 @@ def test_bad_replication_options_are_clear_errors(capsys):
         check_replicate_settings(ReplicateSettings(families=("addition",)))
     with pytest.raises(ValueError, match="unknown toy task family"):
         check_replicate_settings(ReplicateSettings(families=("chess",)))
+    with pytest.raises(ValueError, match="general-domain family"):
+        check_replicate_settings(ReplicateSettings(families=("missing_addend",)))  # the explore world's general
+    check_replicate_settings(ReplicateSettings(families=("gym_equation", "pair_sum")))  # its targets are accepted
+    from heal_hf.cli import build_parser
+
+    assert build_parser().parse_args(["replicate", "--families", "gym_countdown"]).families == ["gym_countdown"]
     with pytest.raises(ValueError, match="arms: unknown arms \\['ppo'\\]"):
         check_replicate_settings(ReplicateSettings(arms=("ppo",)))
     with pytest.raises(ValueError, match="steps"):
@@ -102,7 +113,16 @@ def test_quick_replication_runs_every_arm_and_resumes(tmp_path, capsys):
                                    [(p["prompt"], p["answer"]) for p in problems], run["settings"]["verifier"],
                                    TOY_GRPO["max_completion_length"])
         assert row["greedy_accuracy"] == accuracy, row["arm"]
+        # The behaviour (try/check share) of the curve's greedy completions, measured again on the saved model.
+        assert [s for s, _ in row["behaviour_curve"]] == [0, 1, 2]
+        curve_prompts = [p["prompt"] for p in problems[: results["settings"]["curve_problems"]]]
+        greedy = greedy_completions(model, AutoTokenizer.from_pretrained(runs / row["arm"]), curve_prompts,
+                                    TOY_GRPO["max_completion_length"], chat_template=False, batch_size=64)
+        assert row["behaviour_curve"][-1][1] == pytest.approx(explore.try_check_share(greedy))
+        assert {d: len(c) for d, c in row["train_behaviour_curve"].items()} == {
+            "target": len(row["entropy_curve"]), "general": len(row["entropy_curve"]) if row["arm"] in MIXED else 0}
         trained = json.loads((runs / row["arm"] / "metrics.json").read_text())["eval"]["trained"]
+        assert row["try_check_share"] == trained["rollout_metrics"]["sampled"]["try_check"]
         assert row["entropy_retention"] == pytest.approx(trained["mean_token_entropy"] / base["mean_token_entropy"])
         assert 0 < row["entropy_retention"] < 2
     by_arm = {r["arm"]: r for r in results["runs"]}

@@ -272,8 +272,9 @@ def test_trainer_and_drop_in_give_the_same_rewards_on_the_same_batch(tmp_path, e
 
         peft_config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     trainer = HEALGRPOTrainer(
-        model=model, reward_funcs=[verifier_reward("numeric"), eda_drop_in], args=heal_config(tmp_path),
-        train_dataset=mixed_set(), processing_class=tok, peft_config=peft_config,
+        model=model, reward_funcs=[verifier_reward("numeric"), eda_drop_in],
+        args=heal_config(tmp_path, rollout_metrics=["length"]), train_dataset=mixed_set(), processing_class=tok,
+        peft_config=peft_config,
     )
     trainer.train()
 
@@ -304,6 +305,9 @@ def test_trainer_and_drop_in_give_the_same_rewards_on_the_same_batch(tmp_path, e
     for domain in ("target", "general"):
         rows = [i for i, d in enumerate(domains) if d == domain]
         assert last[f"heal/reward/{domain}"] == pytest.approx(float(total[rows].mean()), rel=1e-5), domain
+        # A rollout metric (HEALConfig.rollout_metrics): the mean over that domain's completions of the batch.
+        texts = [list(trainer._logs["completion"])[-len(domains):][i] for i in rows]
+        assert last[f"heal/length/{domain}"] == pytest.approx(sum(map(len, texts)) / len(texts)), domain
     assert last["heal/entropy/target"] == pytest.approx(trainer.eda.latest["target"]["entropy"], rel=1e-6)
     trained = dict(trainer.model.named_parameters())
     changed = [n for n, p in trained.items() if p.requires_grad]

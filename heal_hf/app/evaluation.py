@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ..core.rollout_metrics import rollout_metric_means
 from ..core.verifiers import get_verifier
 from ..data.rollout import completion_lengths, sample_with_entropies
 
@@ -59,11 +60,14 @@ def evaluate_target(
     temperature: float,
     chat_template: bool = False,
     seed: int = 0,
-) -> dict[str, float]:
+    rollout_metrics: Sequence[str] = (),
+) -> dict[str, Any]:
     """Greedy accuracy, pass@k (k = `samples` sampled answers) and mean token entropy (nats) of the samples.
 
     `per_problem` holds each problem's greedy score and its share of correct samples (in
-    prompt order), what paired comparisons between models resample.
+    prompt order), what paired comparisons between models resample. With `rollout_metrics`
+    (names in `heal_hf.core.rollout_metrics`), `rollout_metrics` holds each one's mean over the
+    sampled completions (`sampled`) and the greedy ones (`greedy`).
     """
     check = get_verifier(verifier)
     was_training = model.training
@@ -80,6 +84,9 @@ def evaluate_target(
     correct = [[check(t, a) for t in texts] for texts, a in zip(rollouts.texts, answers)]
     greedy_correct = [check(c, a) for c, a in zip(greedy, answers)]
     tokens = [h for e in rollouts.flat_entropies() for h in e]
+    behaviour = {} if not rollout_metrics else {"rollout_metrics": {
+        "sampled": rollout_metric_means(rollout_metrics, [t for texts in rollouts.texts for t in texts]),
+        "greedy": rollout_metric_means(rollout_metrics, greedy)}}
     return {
         "greedy_accuracy": sum(greedy_correct) / len(prompts),
         f"pass@{samples}": sum(max(c) for c in correct) / len(prompts),
@@ -87,4 +94,5 @@ def evaluate_target(
         "mean_token_entropy": sum(tokens) / len(tokens) if tokens else 0.0,
         "problems": len(prompts),
         "per_problem": {"greedy": greedy_correct, "sampled": [sum(c) / samples for c in correct]},
+        **behaviour,
     }

@@ -437,6 +437,7 @@ def _evaluate(model: Any, data: _RunData, settings: TrainSettings, config: Any) 
         model, data.tokenizer, data.eval_set[settings.prompt_column],
         [str(a) for a in data.eval_set[settings.answer_column]], settings.verifier, settings.eval_samples,
         config.max_completion_length, config.temperature, chat_template=settings.chat_template, seed=config.seed,
+        rollout_metrics=config.rollout_metrics,
     )
 
 

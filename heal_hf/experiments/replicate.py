@@ -47,13 +47,17 @@ from typing import Any, Sequence
 
 from ..app.console import output_to
 from ..core.eda import DEFAULT_ESTIMATOR, ESTIMATORS
+from ..core.rollout_metrics import rollout_metric_means
 from ..core.verifiers import get_verifier
 from ..data.files import claim_folder, write_json_atomic, write_text_atomic
 from ..data.run_folder import RUN_FILE
-from ..toy import tasks
+from ..toy import explore, tasks
 from .report import intervals, intervals_table, plot_replication, results_table
 
 EDA_WEIGHT = 0.1
+BEHAVIOUR = (explore.TRY_CHECK,)
+"""The rollout metric every run logs (`heal_hf.toy.explore`): try/check steps over all steps, per domain, over
+training, on the curve's greedy completions and on the held-out samples (0 where a world never tries)."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ class ReplicateSettings:
     """What `heal-hf replicate` runs; every field is a command-line option."""
 
     output_dir: str = field(default="runs/replicate", metadata={"help": "folder for the runs, results.json, results.md and curves.png"})
-    families: tuple[str, ...] = field(default=tasks.TARGET_FAMILIES, metadata={"help": "target families"})
+    families: tuple[str, ...] = field(default=tasks.TARGET_FAMILIES, metadata={"help": "target families (another world's, e.g. explore's gym_countdown, with that world's --model and --pool)"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seeds: target draws, selection, sampling, training"})
     arms: tuple[str, ...] = field(default=DEFAULT_ARMS, metadata={"help": "arms to run (heal-32-pool: HEAL with the pool as EDA reference)"})
     steps: int = field(default=400, metadata={"help": "RL steps of every arm (equal steps; 400 was chosen on the validation split for the bundled toy world)"})
@@ -149,7 +153,7 @@ def check_replicate_settings(s: ReplicateSettings) -> None:
     """Clear errors for bad options, before anything runs."""
     for family in s.families:
         if tasks.get_family(family).domain != tasks.TARGET:
-            raise ValueError(f"families: {family!r} is a general-domain family; choose from {list(tasks.TARGET_FAMILIES)}")
+            raise ValueError(f"families: {family!r} is a general-domain family; choose from {list(tasks.ALL_TARGET_FAMILIES)}")
     if s.eda_direction not in ("both", "below"):
         raise ValueError(f"eda_direction: {s.eda_direction!r}; choose both or below")
     if not 0.0 < s.mask_quantile <= 1.0:
@@ -206,7 +210,8 @@ def test_set(family: str, problems: int, data_dir: Path, split: str = "test") ->
 
 def accuracy_curve_callback(prompts: Sequence[str], answers: Sequence[str], verifier: str, every: int,
                             max_new_tokens: int) -> Any:
-    """A TrainerCallback that records (step, greedy accuracy on `prompts`) at step 0 and every `every` steps."""
+    """A TrainerCallback that records (step, greedy accuracy on `prompts`) at step 0 and every `every` steps,
+    and (step, try/check share of those greedy completions) in `behaviour`."""
     from transformers import TrainerCallback
 
     from ..app.evaluation import greedy_completions
@@ -216,6 +221,7 @@ def accuracy_curve_callback(prompts: Sequence[str], answers: Sequence[str], veri
     class AccuracyCurve(TrainerCallback):
         def __init__(self) -> None:
             self.points: list[tuple[int, float]] = []
+            self.behaviour: list[tuple[int, float]] = []  # (step, the greedy completions' try/check share)
 
         def measure(self, step: int, model: Any, tokenizer: Any) -> None:
             was_training = model.training
@@ -225,6 +231,7 @@ def accuracy_curve_callback(prompts: Sequence[str], answers: Sequence[str], veri
             finally:
                 model.train(was_training)
             self.points.append((step, sum(check(t, a) for t, a in zip(texts, answers)) / len(prompts)))
+            self.behaviour.append((step, rollout_metric_means(BEHAVIOUR, texts)[BEHAVIOUR[0]]))
 
         def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
             if state.global_step == 0:
@@ -286,7 +293,7 @@ def run_arm(
     overrides = {
         **TOY_GRPO, **recipe(settings), "max_steps": settings.steps, "seed": seed,
         "eda_weight": settings.eda_weight if arm.eda else 0.0, "eda_reference": arm.eda_reference,
-        "disable_tqdm": True, "save_steps": settings.steps,
+        "disable_tqdm": True, "save_steps": settings.steps, "rollout_metrics": list(BEHAVIOUR),
     }
     overrides.update({"eda_estimator": settings.eda_estimator, "eda_direction": settings.eda_direction, **dict(arm.grpo)})
     if arm.mask:
@@ -314,6 +321,10 @@ def run_arm(
         "accuracy_curve": curve.points,
         "entropy_curve": [(h["step"], h["heal/entropy/target"]) for h in history if "heal/entropy/target" in h],
         "runtime_s": result.metrics["train"]["runtime_s"],
+        "try_check_share": trained["rollout_metrics"]["sampled"][BEHAVIOUR[0]],
+        "behaviour_curve": curve.behaviour,
+        "train_behaviour_curve": {d: [(h["step"], h[f"heal/{BEHAVIOUR[0]}/{d}"]) for h in history
+                                      if f"heal/{BEHAVIOUR[0]}/{d}" in h] for d in (tasks.TARGET, tasks.GENERAL)},
         "per_problem": trained.get("per_problem"),
         "arm_settings": arm_identity(arm, settings),
     }
@@ -341,6 +352,7 @@ def base_evaluation(
         model, tokenizer, [r["prompt"] for r in test_rows], [r["answer"] for r in test_rows],
         tasks.get_family(family).verifier,
         settings.eval_samples, TOY_GRPO["max_completion_length"], TOY_GRPO["temperature"], seed=0,
+        rollout_metrics=BEHAVIOUR,
     )
     write_json_atomic(path, base)
     return base

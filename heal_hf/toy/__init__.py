@@ -60,3 +60,8 @@ def load_toy_reasoner(folder: str | Path = TOY_REASONER_PATH, device: str | None
     if device is not None:
         model.to(device)
     return model.eval(), tokenizer
+
+
+# The explore world's verifier ("reasoning_gym") and rollout metric ("try_check") are registered on import,
+# so that `heal-hf train --verifier reasoning_gym` and HEALConfig(rollout_metrics=["try_check"]) find them.
+from . import gym as _gym  # noqa: E402,F401  (reasoning-gym itself loads on first use)

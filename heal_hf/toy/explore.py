@@ -12,7 +12,8 @@ family, and a response ends in `Answer: ...`:
 is the try/check steps over all steps, the final answer counting as one (a commit), so a
 direct guess scores 0, one checked try 1/2 and three tries 3/4. The share works on any
 toy family's text (plain working steps such as `5+7=12` are steps, not tries), so the same
-number can be logged on target and general rollouts, per arm, over training.
+number can be logged on target and general rollouts, per arm, over training: importing this
+module registers it as the rollout metric "try_check" (`HEALConfig(rollout_metrics=["try_check"])`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import re
 import statistics
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence, TypeVar
+
+from ..core.rollout_metrics import register_rollout_metric
 
 YES, NO = "yes", "no"
 COMPLETION_BUDGET = 48
@@ -134,3 +137,13 @@ def searched(rng: random.Random, answer: str, candidates: Callable[[int], list[t
         if k == 1 or fits(f" {steps}. Answer: {answer}"):
             return steps
         k -= 1
+
+
+def try_check_metric(text: str) -> float:
+    """One rollout's try/check share: the rollout metric "try_check" (`heal_hf.core.rollout_metrics`)."""
+    return try_check(text).share
+
+
+TRY_CHECK = "try_check"
+"""The rollout metric's name (`heal_hf.core.rollout_metrics`), registered when this module is imported."""
+register_rollout_metric(TRY_CHECK, try_check_metric)

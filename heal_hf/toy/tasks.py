@@ -310,6 +310,8 @@ FAMILIES: dict[str, TaskFamily] = {name: ALL_FAMILIES[name] for name in WORLDS[B
 name is in ALL_FAMILIES and get_family."""
 GENERAL_FAMILIES = world_families(BUNDLED_WORLD, GENERAL)
 TARGET_FAMILIES = world_families(BUNDLED_WORLD, TARGET)
+ALL_TARGET_FAMILIES = tuple(name for name, f in ALL_FAMILIES.items() if f.domain == TARGET)
+"""The target families of every world (train another world's on its own reasoner: --model, --pool)."""
 
 
 def get_family(name: str) -> TaskFamily:

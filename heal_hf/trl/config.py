@@ -9,6 +9,7 @@ from trl import GRPOConfig
 
 from ..core.eda import DEFAULT_EDA_WEIGHT, REFERENCE_MODES, EDASettings, SettingError
 from ..core.profiles import DEFAULT_BINS
+from ..core.rollout_metrics import check_rollout_metrics
 from .reward import EDARewardFunction
 
 
@@ -43,6 +44,9 @@ class HEALConfig(GRPOConfig):
         eda_only_correct (`bool`, defaults to `False`): EDA only for rollouts the verifier accepts.
         verifier (`str`, defaults to `"numeric"`): the verifier `eda_only_correct` uses.
         answer_column, domain_column (`str`): dataset columns of answers and domains.
+        rollout_metrics (`list[str]`, defaults to `[]`): registered rollout metrics
+            (`heal_hf.core.rollout_metrics`: a number per completion text, e.g. "length", or the toy's
+            "try_check") whose means per domain are logged as `heal/<name>/<domain>` every batch.
         target_fraction (`float`, *optional*): share of target prompts in every generation
             batch; None keeps the dataset's share.
         scale_rewards (`str`, *optional*): TRL's advantage scaling. None (default) resolves to "batch"
@@ -82,6 +86,11 @@ class HEALConfig(GRPOConfig):
         default=None,
         metadata={"help": "Share of target prompts in every generation batch; None keeps the dataset's share."},
     )
+    rollout_metrics: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Registered rollout metrics (heal_hf.core.rollout_metrics) logged per domain as "
+                          "heal/<name>/<domain>, e.g. length, or try_check after `import heal_hf.toy`."},
+    )
     scale_rewards: str | None = field(
         default=None,
         metadata={"help": "Advantage scaling: group, batch or none. Default: batch with EDA on (group-std scaling "
@@ -89,6 +98,7 @@ class HEALConfig(GRPOConfig):
     )
 
     def __post_init__(self) -> None:
+        check_rollout_metrics(self.rollout_metrics)
         if self.scale_rewards is None:
             self.scale_rewards = "batch" if self.eda_weight > 0 else "group"
         super().__post_init__()

@@ -21,7 +21,8 @@ general-entropy pool, or an EMA blend of both. Logged through TRL's `log_metric`
 `heal/eda_reward` (mean r_EDA of target rows, before lambda), `heal/eda_distance` and its
 parts `heal/eda_magnitude|variation|dynamics` (means over target rows), `heal/eda_d0` (the
 calibrated kernel's D0 for this batch's reference) and `heal/reference_count`
-(trajectories behind R). The EDA state (step-0 entropies, running references) is saved
+(trajectories behind R), and `heal/<name>/<domain>` for every name in HEALConfig's `rollout_metrics`
+(`heal_hf.core.rollout_metrics`: a behaviour's mean over the domain's completions). The EDA state (step-0 entropies, running references) is saved
 in every checkpoint and restored on resume by `EDAStateCallback`.
 
 Several processes (tested with `heal-hf train` on 2 CPU processes): accelerate 1.15
@@ -47,6 +48,8 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoin
 from trl import GRPOTrainer
 
 from .. import HEAL_BIBTEX
+from ..core.rollout_metrics import rollout_metric_means
+from ..core.verifiers import completion_text
 from ..data.files import write_json_atomic
 from ..data.run_folder import STATE_FILE
 from .config import HEALConfig
@@ -197,8 +200,11 @@ class HEALGRPOTrainer(GRPOTrainer):
         # Per-domain total reward over the whole (gathered) batch: the same value on every process.
         domains = gather_object([x[self.args.domain_column] for x in inputs])
         total = (rewards_per_func * self.reward_weights.to(rewards_per_func.device)).nansum(1)
+        texts = gather_object([completion_text(c) for c in completions]) if self.args.rollout_metrics else []
         for domain in DOMAINS:
             rows = [i for i, d in enumerate(domains) if d == domain]
             if rows:
                 self._log_metric(f"heal/reward/{domain}", total[rows].mean().item())
+                for name, value in rollout_metric_means(self.args.rollout_metrics, [texts[i] for i in rows]).items():
+                    self._log_metric(f"heal/{name}/{domain}", value)
         return rewards_per_func
