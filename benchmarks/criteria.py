@@ -16,6 +16,19 @@ A family meets the criteria when:
 4. few-shot collapse: GRPO-32's train-time target entropy retention (last 10% of
    steps vs step 0) is <= 0.6, and GRPO-1K beats GRPO-32 by >= 0.05.
 
+With `--explore BASE.json` (what `benchmarks/results/world-explore/measure_base.py` writes for the
+explore world's reasoner), the explore world's criteria 5-7 too
+(`benchmarks/results/world-explore/criteria-preregistration.md`):
+
+5. exploration headroom: the base's pass@8 - pass@1 on the test split (200 x 8) >= 0.20;
+6. the behaviour matters: (a) GRPO-1K's held-out samples' try/check share over the base's on
+   the same problems and sample count, minus 1, >= 0.50; (b) GRPO-32's < 0.50; (c) Pearson r
+   >= 0.5 between GRPO-1K's accuracy gain and try/check share rise over its curve checkpoints
+   (greedy, seed means; Spearman's too), or, where the greedy share is constant, the training
+   rollouts' target share at the logged step nearest each checkpoint (said in the table);
+7. the base tries in general more than in the target: the share of the pool's samples of the
+   general problems the hybrid selection picks (seed 0) >= 2 x the target's (criterion 5's samples).
+
 Accuracies are sampled accuracies at the training temperature (T = 1) over
 `eval_samples` samples per problem, seed means. Prints a markdown table and, with
 `--write`, writes it to OUT/criteria.md and the numbers to OUT/criteria.json.
@@ -35,6 +48,10 @@ RL_GAIN = 0.10
 COLLAPSE_RETENTION = 0.6
 FEW_SHOT_GAP = 0.05
 TARGET_ROWS = 32
+HEADROOM = 0.20
+BEHAVIOUR_RISE = 0.50
+BEHAVIOUR_R = 0.5
+GENERAL_TRIES = 2.0
 
 
 def selected_general(pool_source: str, seeds: list[int], tokenizer_dir: str | None) -> dict[int, dict[str, float]]:
@@ -97,6 +114,92 @@ def criteria(results: dict, general: dict) -> list[dict]:
     return rows
 
 
+def _pearson(x: list[float], y: list[float]) -> float:
+    if len(x) < 3 or statistics.pstdev(x) == 0 or statistics.pstdev(y) == 0:
+        return float("nan")
+    return statistics.correlation(x, y)
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2
+        i = j + 1
+    return ranks
+
+
+def _seed_mean_curve(curves: list[list[list[float]]]) -> dict[int, float]:
+    steps = sorted({int(s) for c in curves for s, _ in c})
+    return {s: _mean([v for c in curves for t, v in c if int(t) == s]) for s in steps}
+
+
+def behaviour_link(runs_1k: list[dict]) -> dict:
+    """6c: the correlation over GRPO-1K's checkpoints between accuracy gain and try/check share rise."""
+    accuracy = _seed_mean_curve([r["accuracy_curve"] for r in runs_1k])
+    share = _seed_mean_curve([r["behaviour_curve"] for r in runs_1k])
+    source = "greedy completions of the curve problems"
+    steps = [s for s in accuracy if s in share]
+    if steps and len({share[s] for s in steps}) == 1:  # constant greedy share: the training rollouts' instead
+        train = _seed_mean_curve([r["train_behaviour_curve"]["target"] for r in runs_1k])
+        if train:
+            share = {s: train[min(train, key=lambda t: abs(t - s))] for s in steps}
+            source = "training rollouts' target share (greedy share constant)"
+    gain = [accuracy[s] - accuracy[steps[0]] for s in steps]
+    rise = [share[s] - share[steps[0]] for s in steps]
+    pearson = _pearson(gain, rise)
+    spearman = _pearson(_ranks(gain), _ranks(rise))
+    return {"pearson": pearson, "spearman": spearman, "checkpoints": len(steps), "source": source}
+
+
+def explore_criteria(rows: list[dict], results: dict, base_explore: dict) -> None:
+    """Add criteria 5-7 to each family's row (in place)."""
+    general_share = base_explore["general_selected"]["selected_try_check_share"]
+    for row in rows:
+        family = row["family"]
+        measured = base_explore["families"][family]
+        base_share = results["base"][family]["rollout_metrics"]["sampled"]["try_check"]
+        runs = {arm: [r for r in results["runs"] if r["family"] == family and r["arm"] == arm]
+                for arm in ("grpo-32", "grpo-1k")}
+        rise = {arm: (_mean([r["try_check_share"] for r in rs]) / base_share - 1) if base_share > 0 else float("nan")
+                for arm, rs in runs.items()}
+        link = behaviour_link(runs["grpo-1k"])
+        row.update({
+            "pass_at_1_x8": measured["pass_at_1"], "pass_at_8": measured["pass_at_k"], "headroom": measured["headroom"],
+            "base_share": base_share, "share_rise_1k": rise["grpo-1k"], "share_rise_32": rise["grpo-32"],
+            "behaviour_link": link, "general_share": general_share, "target_share_x8": measured["try_check_share"],
+        })
+        row["headroom_ok"] = measured["headroom"] >= HEADROOM
+        row["behaviour_1k"] = rise["grpo-1k"] >= BEHAVIOUR_RISE  # nan (base share 0) fails
+        row["behaviour_32"] = not rise["grpo-32"] >= BEHAVIOUR_RISE
+        row["behaviour_link_ok"] = link["pearson"] >= BEHAVIOUR_R
+        row["premise"] = general_share >= GENERAL_TRIES * measured["try_check_share"]
+        row["meets_all"] = row["meets_all"] and all(
+            row[k] for k in ("headroom_ok", "behaviour_1k", "behaviour_32", "behaviour_link_ok", "premise"))
+
+
+def explore_table(rows: list[dict]) -> str:
+    yes = {True: "yes", False: "**no**"}
+    lines = ["| family | 5. headroom: pass@8 - pass@1 >= 0.20 | 6a. GRPO-1K share rise >= 50% | 6b. GRPO-32 rise < 50% "
+             "| 6c. gain ~ share rise, Pearson r >= 0.5 | 7. general share >= 2 x target's | all (1-7) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        link = r["behaviour_link"]
+        lines.append(
+            f"| {r['family']} | {yes[r['headroom_ok']]}: {r['pass_at_8']:.3f} - {r['pass_at_1_x8']:.3f} = {r['headroom']:+.3f} "
+            f"| {yes[r['behaviour_1k']]}: {r['share_rise_1k']:+.0%} (base share {r['base_share']:.3f}) "
+            f"| {yes[r['behaviour_32']]}: {r['share_rise_32']:+.0%} "
+            f"| {yes[r['behaviour_link_ok']]}: r = {link['pearson']:.2f} (Spearman {link['spearman']:.2f}; "
+            f"{link['checkpoints']} checkpoints, {link['source']}) "
+            f"| {yes[r['premise']]}: {r['general_share']:.3f} vs {r['target_share_x8']:.3f} | {yes[r['meets_all']]} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict], general: dict, results: dict) -> str:
     yes = {True: "yes", False: "**no**"}
     seeds = results["settings"]["seeds"]
@@ -137,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="a heal-hf replicate output folder (with results.json)")
     parser.add_argument("--pool", default=None, help="general-entropy pool (default: the replication's, i.e. bundled)")
+    parser.add_argument("--explore", default=None, metavar="BASE_JSON",
+                        help="measure_base.py's numbers for the explore world's reasoner: add criteria 5-7")
     parser.add_argument("--write", action="store_true", help="write criteria.md and criteria.json into OUT")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -144,7 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = results["settings"]
     general = selected_general(args.pool or settings["pool"], settings["seeds"], settings.get("model"))
     rows = criteria(results, general)
+    if args.explore:
+        explore_criteria(rows, results, json.loads(Path(args.explore).read_text()))
     text = table(rows, general, results)
+    if args.explore:
+        text += "\n\nThe explore world's criteria (5-7):\n\n" + explore_table(rows)
     print(text)
     if args.write:
         (out / "criteria.md").write_text(text + "\n")

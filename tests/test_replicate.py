@@ -153,6 +153,15 @@ def test_quick_replication_runs_every_arm_and_resumes(tmp_path, capsys):
     table = (out / "results.md").read_text()
     assert all(f"| sort_digits | {a} |" in table for a in DEFAULT_ARMS) and (out / "curves.png").stat().st_size > 10_000
     assert f"{by_arm['heal-32']['greedy_accuracy']:.3f}" in table
+    # The v6 world never tries and checks: two panels a family. Rollouts that do get a third, the share's curve.
+    from PIL import Image
+
+    from heal_hf.experiments.report import plot_replication
+
+    tried = json.loads(json.dumps(results))
+    tried["runs"][0]["train_behaviour_curve"]["target"] = [[1, 0.25], [2, 0.5]]
+    widths = [Image.open(plot_replication(r, tmp_path / f"{n}.png")).size[0] for n, r in (("a", results), ("b", tried))]
+    assert widths[1] == widths[0] * 3 // 2
     # Re-running finds every run finished and trains nothing.
     stamp = (runs / "heal-32" / "model.safetensors").stat().st_mtime_ns
     assert main(["replicate", "--quick", "--output-dir", str(out), "--steps", "2", "--curve-every", "1"]) == 0

@@ -17,7 +17,7 @@ GYM = ("gym_countdown", "gym_equation")
 def test_the_explore_world_and_v6_unchanged():
     assert tasks.world_families("explore", tasks.TARGET) == ("gym_countdown", "gym_equation", "pair_sum")
     assert tasks.world_families("explore", tasks.GENERAL) == ("addition", "multiplication", "missing_addend",
-                                                              "missing_subtrahend")
+                                                              "missing_subtrahend", "missing_operator")
     # v6 (the bundled reasoner's world) keeps its families, in its order.
     assert tasks.GENERAL_FAMILIES == ("addition", "multiplication", "word_problem", "sequence")
     assert tasks.TARGET_FAMILIES == ("sort_digits", "reverse_word", "letter_shift", "digit_sum", "countdown", "weekday")
@@ -40,7 +40,8 @@ def test_worked_solutions_are_right_by_their_own_verifier_and_fit_the_budget(nam
         assert family.verify("no answer at all", row["answer"]) == 0.0
 
 
-@pytest.mark.parametrize("name", ("missing_addend", "missing_subtrahend", "gym_equation", "pair_sum", "gym_countdown"))
+@pytest.mark.parametrize("name", ("missing_addend", "missing_subtrahend", "missing_operator", "gym_equation", "pair_sum",
+                                  "gym_countdown"))
 def test_search_families_are_worked_by_try_check_revise(name):
     rows = tasks.generate(name, 200, seed=2)
     counts = [explore.try_check(r["response"]) for r in rows]
@@ -61,6 +62,14 @@ def test_explore_generators_are_seeded_and_split_disjoint(name):
         assert {tasks.problem_split(p) for p in prompts} == {split}
     assert tasks.generate(name, 5, seed=7) == tasks.generate(name, 5, seed=7)
     assert tasks.generate(name, 5, seed=7) != tasks.generate(name, 5, seed=8)
+
+
+def test_a_missing_operator_is_the_only_one_that_makes_the_value():
+    for row in tasks.generate("missing_operator", 300, seed=3):
+        question = row["prompt"].removeprefix("Q: ").removesuffix("\nA:")
+        expression, value = question.rsplit("=", 1)
+        makes = [op for op in "+-*" if gym.value(expression.replace("?", op)) == int(value)]
+        assert makes == [row["answer"]], row
 
 
 def test_enough_distinct_problems_for_the_1k_arm():

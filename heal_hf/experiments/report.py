@@ -167,11 +167,13 @@ def _moving_average(values: Sequence[float], window: int) -> list[float]:
 
 
 def _curve_band(runs: Sequence[dict[str, Any]], key: str, smooth: bool) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Steps, seed mean and seed std of one curve (each seed smoothed first when `smooth`)."""
+    """Steps, seed mean and seed std of one curve (each seed smoothed first when `smooth`); `key` may be
+    `outer/inner` for a curve nested one level down (train_behaviour_curve/target)."""
     per_seed = []
+    outer, _, inner = key.partition("/")
     for r in runs:
-        points = dict((int(s), v) for s, v in r[key])
-        per_seed.append(points)
+        curve = r.get(outer, []) if not inner else r.get(outer, {}).get(inner, [])
+        per_seed.append(dict((int(s), v) for s, v in curve))
     steps = sorted(set.intersection(*(set(p) for p in per_seed))) if per_seed else []
     if not steps:
         return [], np.array([]), np.array([])
@@ -181,18 +183,37 @@ def _curve_band(runs: Sequence[dict[str, Any]], key: str, smooth: bool) -> tuple
     return steps, values.mean(0), values.std(0)
 
 
+def _plot_behaviour(ax: Any, runs: Sequence[dict[str, Any]], arm: str) -> None:
+    """One arm's training rollouts' try/check share over steps: target (solid, seed band), general (thin)."""
+    steps, mean, std = _curve_band(runs, "train_behaviour_curve/target", smooth=True)
+    if not steps:
+        return
+    line, = ax.plot(steps, mean, label=arm, linewidth=2.2 if arm == "heal-32" else 1.2, linestyle=_STYLES.get(arm, "-"))
+    if len(runs) > 1:
+        ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.12, linewidth=0)
+    steps, mean, _ = _curve_band(runs, "train_behaviour_curve/general", smooth=True)
+    if steps:
+        ax.plot(steps, mean, color=line.get_color(), linewidth=0.7, alpha=0.7)
+
+
 def plot_replication(results: dict[str, Any], path: Path) -> Path:
-    """Per family: target-domain entropy and held-out greedy accuracy over steps, one line per arm (seed mean ± std band)."""
+    """Per family: target-domain entropy and held-out greedy accuracy over steps, one line per arm (seed mean ± std
+    band), and, where any rollout tried and checked (the explore world), the training rollouts' try/check share
+    (target solid, general thin)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     families = results["settings"]["families"]
-    fig, axes = plt.subplots(len(families), 2, figsize=(12, 3.6 * len(families)), squeeze=False)
+    behaviour = any(v for r in results["runs"] for c in r.get("train_behaviour_curve", {}).values() for _, v in c)
+    panels = 3 if behaviour else 2
+    fig, axes = plt.subplots(len(families), panels, figsize=(6 * panels, 3.6 * len(families)), squeeze=False)
     for row, family in zip(axes, families):
         for arm in results["settings"]["arms"]:
             runs = [r for r in results["runs"] if r["family"] == family and r["arm"] == arm]
+            if behaviour:
+                _plot_behaviour(row[2], runs, arm)
             for ax, key in ((row[0], "entropy_curve"), (row[1], "accuracy_curve")):
                 steps, mean, std = _curve_band(runs, key, smooth=key == "entropy_curve")
                 if not steps:
@@ -207,6 +228,8 @@ def plot_replication(results: dict[str, Any], path: Path) -> Path:
         row[1].set(title=f"{family}: held-out greedy accuracy (mean ± std over seeds)", xlabel="RL step",
                    ylabel="accuracy")
         row[1].legend(fontsize=7)
+        if behaviour:
+            row[2].set(title=f"{family}: try/check share of training rollouts (thin: general)", xlabel="RL step", ylabel="share")
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, dpi=90, format=path.suffix.lstrip(".") or "png")

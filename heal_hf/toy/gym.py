@@ -85,7 +85,8 @@ def _draw(rng: random.Random, name: str, config: dict[str, Any], accept) -> dict
             return entry
 
 
-def _value(expression: str) -> int:
+def value(expression: str) -> int:
+    """The value of an expression of digits and + - * (and brackets), with precedence."""
     return eval(expression, {"__builtins__": {}})  # noqa: S307 - our own digits and + - * only
 
 
@@ -97,11 +98,11 @@ def countdown(rng: random.Random) -> tuple[str, str, str, str]:
     candidates = sorted({f"{a}{p}{b}{q}{c}" for a, b, c in itertools.permutations(numbers)
                          for p, q in itertools.product("+-*", repeat=2)}
                         | {f"({a}{p}{b})*{c}" for a, b, c in itertools.permutations(numbers) for p in "+-"})
-    right = [e for e in candidates if _value(e) == target]
-    wrong = [e for e in candidates if _value(e) != target]
+    right = [e for e in candidates if value(e) == target]
+    wrong = [e for e in candidates if value(e) != target]
     answer = rng.choice(right)
     steps = explore.searched(rng, answer, lambda k: [
-        (f"{e}={_value(e)}", e == answer) for e in explore.closing_in(rng, wrong, answer, k, lambda e: abs(_value(e) - target))])
+        (f"{e}={value(e)}", e == answer) for e in explore.closing_in(rng, wrong, answer, k, lambda e: abs(value(e) - target))])
     question = f"make {target} from {' '.join(map(str, numbers))}"
     return question, steps, answer, reference("countdown", COUNTDOWN_CONFIG, entry)
 

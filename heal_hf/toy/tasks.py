@@ -182,6 +182,25 @@ def _missing_subtrahend(rng: random.Random) -> Problem:
     return f"{a}-?={a - d}", _searched(rng, d, 1, 9, lambda t: f"{a}-{t}={a - t}"), str(d)
 
 
+def _missing_operator(rng: random.Random) -> Problem:
+    # `a?b*c=v`: the operator that makes v (with precedence), unique; the checks are countdown's and
+    # gym_equation's arithmetic (a op b op c, a*t+b), practised in the general domain.
+    while True:
+        a, b, c = (rng.randint(1, 9) for _ in range(3))
+        given, slot = rng.choice("+-*"), rng.randrange(2)
+        expression = lambda op: f"{a}{op}{b}{given}{c}" if slot == 0 else f"{a}{given}{b}{op}{c}"  # noqa: E731
+        values = {op: gym.value(expression(op)) for op in "+-*"}
+        answer = rng.choice("+-*")
+        if sum(v == values[answer] for v in values.values()) == 1:
+            break
+    question = expression("?") + f"={values[answer]}"
+    wrong = [op for op in "+-*" if op != answer]
+    steps = explore.searched(rng, answer, lambda k: [
+        (f"{expression(op)}={values[op]}", op == answer)
+        for op in explore.closing_in(rng, wrong, answer, k, lambda op: abs(values[op] - values[answer]))])
+    return question, steps, answer
+
+
 def _pair_sum(rng: random.Random) -> Problem:
     # Four distinct digits of which exactly one pair makes the sum asked for.
     while True:
@@ -280,6 +299,8 @@ ALL_FAMILIES: dict[str, TaskFamily] = {
                    "the digit that added to a two-digit number makes another, found by trying digits"),
         TaskFamily("missing_subtrahend", GENERAL, _missing_subtrahend, "numeric",
                    "the digit that taken from a two-digit number leaves another, found by trying digits"),
+        TaskFamily("missing_operator", GENERAL, _missing_operator, "exact",
+                   "the operator (+ - *) missing from a?b*c=v, evaluated with precedence, found by trying operators"),
         TaskFamily("gym_countdown", TARGET, gym.countdown, gym.VERIFIER,
                    "reasoning-gym countdown: an expression of three given digits with + - * that makes a target "
                    "of at most 60 (judged by reasoning-gym)"),
@@ -291,7 +312,7 @@ ALL_FAMILIES: dict[str, TaskFamily] = {
 WORLDS: dict[str, tuple[str, ...]] = {
     "v6": ("addition", "multiplication", "word_problem", "sequence",
            "sort_digits", "reverse_word", "letter_shift", "digit_sum", "countdown", "weekday"),
-    "explore": ("addition", "multiplication", "missing_addend", "missing_subtrahend",
+    "explore": ("addition", "multiplication", "missing_addend", "missing_subtrahend", "missing_operator",
                 "gym_countdown", "gym_equation", "pair_sum"),
 }
 """Each toy world's families (see the module doc); BUNDLED_WORLD is the bundled reasoner's."""
