@@ -459,31 +459,49 @@ def command_line(settings: ReplicateSettings) -> list[str]:
     return argv
 
 
-def run_workers(settings: ReplicateSettings) -> None:
-    """Train the (family, seed) groups in `settings.workers` parallel `heal-hf replicate` processes."""
+def run_commands(jobs: Sequence[tuple[str, list[str]]], workers: int, log_dir: Path,
+                 env: dict[str, str] | None = None, finished: Any = None) -> dict[str, int]:
+    """Run the (name, command line) `jobs`, at most `workers` at once, each logging to `log_dir/<name>.log`;
+    return each name's exit code, calling `finished(name, code, done, total)` as each one ends. Commands that
+    resume (replicate's) make the whole queue resumable."""
     import subprocess
-    import sys
 
-    groups = [(f, s) for f in settings.families for s in settings.seeds]
-    pending, running, failed = list(groups), [], []
-    logs = Path(settings.output_dir) / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pending, running, codes = list(jobs), [], {}
     while pending or running:
-        while pending and len(running) < settings.workers:
-            family, seed = pending.pop(0)
-            child = dataclasses.replace(settings, families=(family,), seeds=(seed,), workers=1, report=False)
-            log = open(logs / f"{family}-seed{seed}.log", "w")
-            env = dict(os.environ, OMP_NUM_THREADS=str(settings.threads))
-            cmd = [sys.executable, "-m", "heal_hf.cli", "replicate", *command_line(child)]
-            running.append(((family, seed), subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+        while pending and len(running) < workers:
+            name, cmd = pending.pop(0)
+            log = open(log_dir / f"{name}.log", "w")
+            running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
         time.sleep(0.5)
         for item in list(running):
-            group, proc, log = item
+            name, proc, log = item
             if proc.poll() is not None:
                 running.remove(item)
                 log.close()
-                if proc.returncode != 0:
-                    failed.append(group)
+                codes[name] = proc.returncode
+                if finished is not None:
+                    finished(name, proc.returncode, len(codes), len(jobs))
+    return codes
+
+
+def print_finished(name: str, code: int, done: int, total: int) -> None:
+    """`run_commands`' `finished` for a script's log: one line per finished job, timed."""
+    print(f"{time.strftime('%H:%M:%S')} {name} exit {code} ({done}/{total})", flush=True)
+
+
+def run_workers(settings: ReplicateSettings) -> None:
+    """Train the (family, seed) groups in `settings.workers` parallel `heal-hf replicate` processes."""
+    import sys
+
+    jobs = []
+    for family in settings.families:
+        for seed in settings.seeds:
+            child = dataclasses.replace(settings, families=(family,), seeds=(seed,), workers=1, report=False)
+            jobs.append((f"{family}-seed{seed}", [sys.executable, "-m", "heal_hf.cli", "replicate", *command_line(child)]))
+    logs = Path(settings.output_dir) / "logs"
+    codes = run_commands(jobs, settings.workers, logs, env=dict(os.environ, OMP_NUM_THREADS=str(settings.threads)))
+    failed = [name for name, code in codes.items() if code != 0]
     if failed:
         raise RuntimeError(f"replicate: the workers of {failed} failed; see {logs}/<family>-seed<seed>.log, "
                            "then re-run the same command (finished runs are kept)")

@@ -15,9 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from heal_hf.experiments.replicate import print_finished, run_commands
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[2]))  # benchmarks/, for the shared job queue
-from jobs import run_jobs  # noqa: E402
 
 FAMILIES = ("sort_digits", "digit_sum", "countdown")
 CANDIDATES = {  # name: (learning rate, warmup steps, schedule)
@@ -47,7 +47,7 @@ def command(candidate: str, family: str, arm: str, report: bool = False) -> list
 
 
 def run_all(workers: int) -> None:
-    run_jobs([("-".join(job), command(*job)) for job in jobs()], workers, HERE / "logs")
+    run_commands([("-".join(job), command(*job)) for job in jobs()], workers, HERE / "logs", finished=print_finished)
     for c in CANDIDATES:
         subprocess.run(command(c, "", "", report=True), stdout=subprocess.DEVNULL, check=False)
 

@@ -15,9 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from heal_hf.experiments.replicate import print_finished, run_commands
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[2]))  # benchmarks/, for the shared job queue
-from jobs import run_jobs  # noqa: E402
 
 FAMILIES = ("sort_digits", "digit_sum", "countdown")
 TIE = 0.01
@@ -45,7 +45,7 @@ def command(config: str, arm: str, options: dict[str, str], families: tuple[str,
 
 def run(configs: dict[str, tuple[str, dict[str, str]]], workers: int) -> None:
     jobs = [(f"{c}-{f}", command(c, arm, opts, (f,), False)) for c, (arm, opts) in configs.items() for f in FAMILIES]
-    run_jobs(jobs, workers, HERE / "logs")
+    run_commands(jobs, workers, HERE / "logs", finished=print_finished)
     for c, (arm, opts) in configs.items():
         subprocess.run(command(c, arm, opts, FAMILIES, True), stdout=subprocess.DEVNULL, check=False)
 
