@@ -197,3 +197,14 @@ def test_paired_bootstrap_interval_centres_on_the_difference_and_pairs_by_seed_a
     assert null["low"] < 0 < null["high"]  # two draws of the same arm: the interval spans zero
     assert paired_interval(a, {7: a[0]}) is None  # no shared seed, nothing to pair
     assert paired_interval(better, {0: a[0], 1: a[1]})["seeds"] == [0, 1]
+
+
+def test_workers_train_the_seed_groups_in_parallel_processes(tmp_path):
+    out = tmp_path / "w"
+    argv = ["replicate", "--quick", "--arms", "grpo-32", "--seeds", "0", "1", "--workers", "2", "--steps", "2",
+            "--curve-every", "1", "--output-dir", str(out)]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert sorted(r["seed"] for r in results["runs"]) == [0, 1] and not results["missing"]
+    for seed in (0, 1):  # each group ran in its own process, which wrote its log
+        assert "replicate" in (out / "logs" / f"sort_digits-seed{seed}.log").read_text()
