@@ -34,11 +34,15 @@ TOY_REASONER_ID = "heal/toy-reasoner"
 
 
 def general_problems(per_family: int, split: str, seed: int, world: str = "v6") -> datasets.Dataset:
-    """`per_family` problems of each general-domain family of a toy world: prompt, answer, family."""
-    from heal_hf.toy.tasks import GENERAL, generate, world_families
+    """`per_family` problems of each general-domain family of a toy world: prompt, answer, family; outside v6
+    (whose families are all numeric) also each row's verifier, its family's (explore's missing_operator: exact)."""
+    from heal_hf.toy.tasks import GENERAL, generate, get_family, world_families
 
     rows = [row for family in world_families(world, GENERAL) for row in generate(family, per_family, split=split, seed=seed)]
-    return datasets.Dataset.from_dict({key: [row[key] for row in rows] for key in ("prompt", "answer", "family")})
+    columns = {key: [row[key] for row in rows] for key in ("prompt", "answer", "family")}
+    if world != "v6":
+        columns["verifier"] = [get_family(row["family"]).verifier for row in rows]
+    return datasets.Dataset.from_dict(columns)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     config = PoolBuildConfig(
         samples_per_prompt=args.samples_per_prompt, bins=args.bins, max_new_tokens=args.max_new_tokens,
         temperature=args.temperature, seed=args.seed, verifier="numeric", source_column="family",
+        verifier_column=None if args.world == "v6" else "verifier",
         shard_size=args.shard_size, batch_size=args.batch_size,
     )
     world = "" if args.world == "v6" else f"--world {args.world} --model {args.model} "

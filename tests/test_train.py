@@ -315,6 +315,24 @@ def test_every_option_has_a_default_and_help_and_heal_defaults_match_heal_config
         assert defaults[name] == fields[name].default, name
 
 
+def test_general_rows_are_checked_by_the_general_verifier(assets, tmp_path):
+    # A target whose checker cannot read the general answers (reasoning-gym's) names another for the general rows.
+    from heal_hf.core.verifiers import VERIFIERS
+
+    VERIFIERS["always_right"] = lambda completion, answer: 1.0
+    try:
+        code, _, err = run_cli(cli_args(assets, tmp_path / "gv", "--general-verifier", "always_right", "--max-steps", "2"))
+    finally:
+        VERIFIERS.pop("always_right")
+    assert code == 0, err
+    mixed = datasets.Dataset.from_parquet(str(tmp_path / "gv" / "heal_train_set.parquet"))
+    assert {(d, v) for d, v in zip(mixed["domain"], mixed["verifier"])} == {("target", "numeric"), ("general", "always_right")}
+    history = json.loads((tmp_path / "gv" / "metrics.json").read_text())["history"]
+    assert [h["heal/reward/general"] for h in history] == [1.0, 1.0]  # EDA is None on general rows: the verifier's
+    assert run_cli(cli_args(assets, tmp_path / "bad", "--general-verifier", "fuzzy"))[0] != 0
+    assert not (tmp_path / "bad").exists()
+
+
 def test_every_command_help_renders():
     # argparse formats help texts with %: one stray "10%" in a field's help broke `replicate --help`.
     subparsers = cli.build_parser()._subparsers._group_actions[0].choices

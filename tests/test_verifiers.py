@@ -103,3 +103,8 @@ def test_helpers_and_registry():
     assert reward(["p", "p"], ["Answer: 4", "Answer: 5"], answer=["4", "4"]) == [1.0, 0.0]
     with pytest.raises(ValueError, match="answer_column|column"):
         reward(["p"], ["Answer: 4"], solution=["4"])
+    # A mixed set's per-row checker: a row naming one is checked by it, the others (or no column) by the default.
+    per_row = verifier_reward("numeric", verifier_column="verifier")
+    completions, answers = ["Answer: 4.0", "Answer: 4.0", "Answer: 4.0"], ["4", "4", "4"]
+    assert per_row(["p"] * 3, completions, answer=answers, verifier=["exact", "numeric", None]) == [0.0, 1.0, 1.0]
+    assert per_row(["p"] * 3, completions, answer=answers) == [1.0, 1.0, 1.0]

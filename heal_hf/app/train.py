@@ -87,6 +87,8 @@ class _RunData:
     train_set: Any  # `mixed`, its prompts in chat form with --chat-template
 
 
+VERIFIER_COLUMN = "verifier"
+"""The mixed set's column naming each row's verifier, present when --general-verifier is given."""
 WRITE_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError)
 """What a failed write raises: OSError, torch.save's RuntimeError; safetensors' SafetensorError is added on use."""
 
@@ -245,6 +247,8 @@ def _checked_start(settings: TrainSettings, overrides: dict[str, Any]) -> tuple[
     push_token = take_secrets(dataclasses.asdict(settings), overrides)  # never stored, logged or pushed
     check_train_settings(settings)
     get_verifier(settings.verifier)
+    if settings.general_verifier is not None:
+        get_verifier(settings.general_verifier)
     # Training arguments before the folder is claimed: a refused setting leaves it as it was.
     # The mixed set names its columns prompt / answer / domain whatever the target's were.
     config = training_config(settings, overrides)
@@ -296,7 +300,7 @@ def _load_data(settings: TrainSettings, config: Any) -> _RunData:
 
     from ..data.model_identity import model_identity
     from ..data.models import check_model_files
-    from ..data.pool import load_pool, tokenizer_fingerprint
+    from ..data.pool import DOMAIN_GENERAL, load_pool, tokenizer_fingerprint
     from ..data.processors import HybridSelection
     from ..trl import DomainMixSampler, batch_target_count
     from .evaluation import conversational
@@ -328,6 +332,9 @@ def _load_data(settings: TrainSettings, config: Any) -> _RunData:
             pool, n_general=settings.n_general, prompt_column=settings.prompt_column,
             answer_column=settings.answer_column, redundancy=settings.selection_redundancy, seed=config.seed,
         )(target)
+        if settings.general_verifier is not None:  # each row names its checker (the reward reads VERIFIER_COLUMN)
+            mixed = mixed.add_column(VERIFIER_COLUMN, [settings.general_verifier if d == DOMAIN_GENERAL else settings.verifier
+                                                       for d in mixed["domain"]])
     per_batch = config.generation_batch_size // config.num_generations
     n_target, n_general = mixed["domain"].count("target"), mixed["domain"].count("general")
     check_batch_mix(per_batch, batch_target_count(per_batch, n_target, n_general, config.target_fraction), n_general,
@@ -425,7 +432,8 @@ def _trainer(model: Any, settings: TrainSettings, config: Any, data: _RunData, c
             task_type="CAUSAL_LM",
         )
     return HEALGRPOTrainer(
-        model=model, reward_funcs=[verifier_reward(settings.verifier)], args=config, train_dataset=data.train_set,
+        model=model, reward_funcs=[verifier_reward(settings.verifier, verifier_column=VERIFIER_COLUMN)], args=config,
+        train_dataset=data.train_set,
         processing_class=data.tokenizer, pool=data.pool, peft_config=peft_config, callbacks=callbacks,
     )
 

@@ -51,6 +51,7 @@ class TrainSettings:
     prompt_column: str = field(default="prompt", metadata={"help": "column holding the problems"})
     answer_column: str = field(default="answer", metadata={"help": "column holding the reference answers"})
     verifier: str = field(default="numeric", metadata={"help": "answer checker: exact, numeric or math"})
+    general_verifier: str | None = field(default=None, metadata={"help": "answer checker of the general-domain rows when the target's cannot read their answers (e.g. --verifier reasoning_gym --general-verifier exact; default: --verifier for every row)"})
     n_general: int | None = field(default=None, metadata={"help": "general problems to select from the pool (default: 3 x the target rows, capped at the pool's size)"})
     selection_redundancy: float = field(default=0.5, metadata={"help": "MMR redundancy penalty of the selection, in [0, 1)"})
     chat_template: bool = field(default=False, metadata={"help": "wrap prompts in the tokenizer's chat template"})

@@ -169,11 +169,14 @@ def check_reference_answers(verifier: str | Callable[..., float], answers: Seque
                          f"{name} verifier: {rows}; {fix}")
 
 
-def verifier_reward(verifier: str | Callable[..., float] = "numeric", answer_column: str = "answer"):
+def verifier_reward(verifier: str | Callable[..., float] = "numeric", answer_column: str = "answer",
+                    verifier_column: str | None = None):
     """A TRL-style reward function `f(prompts, completions, **columns) -> list[float]`.
 
     The dataset's `answer_column` reaches it as a keyword argument, as TRL passes
-    extra dataset columns to reward functions.
+    extra dataset columns to reward functions. With `verifier_column`, a row whose column
+    names a verifier is checked by that one (a mixed set whose general rows need another
+    checker than the target's); rows without it, or a dataset without the column, use `verifier`.
     """
     check = get_verifier(verifier)
 
@@ -183,7 +186,9 @@ def verifier_reward(verifier: str | Callable[..., float] = "numeric", answer_col
                 f"{answer_column!r}: the dataset has no such column (got {sorted(columns)}); "
                 "set answer_column to the column that holds the reference answers"
             )
-        return [check(c, a) for c, a in zip(completions, columns[answer_column])]
+        names = columns.get(verifier_column) if verifier_column else None
+        checks = [get_verifier(n) if n else check for n in names] if names is not None else [check] * len(completions)
+        return [f(c, a) for f, c, a in zip(checks, completions, columns[answer_column])]
 
     reward.__name__ = f"{getattr(check, '__name__', 'verifier')}_reward"
     return reward

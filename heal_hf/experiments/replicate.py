@@ -287,6 +287,7 @@ def run_arm(
     run_settings = TrainSettings(
         target=str(data[f"train-{arm.target_size}"]), output_dir=str(folder), eval=str(data["test"]),
         pool=settings.pool, verifier=fam.verifier, n_general=None if arm.mix_general else 0,
+        general_verifier=None if fam.verifier == tasks.GENERAL_VERIFIER or not arm.mix_general else tasks.GENERAL_VERIFIER,
         eval_samples=settings.eval_samples, eval_baseline=False, license="apache-2.0",
         **({"model": settings.model} if settings.model else {"base_model_id": "heal/toy-reasoner"}),
     )

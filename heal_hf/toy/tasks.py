@@ -331,6 +331,9 @@ FAMILIES: dict[str, TaskFamily] = {name: ALL_FAMILIES[name] for name in WORLDS[B
 name is in ALL_FAMILIES and get_family."""
 GENERAL_FAMILIES = world_families(BUNDLED_WORLD, GENERAL)
 TARGET_FAMILIES = world_families(BUNDLED_WORLD, TARGET)
+GENERAL_VERIFIER = "exact"
+"""A checker every toy general family's answers pass (numbers and explore's operators alike): what training
+judges general rows by when the target's verifier cannot read them (reasoning-gym's targets)."""
 ALL_TARGET_FAMILIES = tuple(name for name, f in ALL_FAMILIES.items() if f.domain == TARGET)
 """The target families of every world (train another world's on its own reasoner: --model, --pool)."""
 

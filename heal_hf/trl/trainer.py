@@ -205,6 +205,7 @@ class HEALGRPOTrainer(GRPOTrainer):
             rows = [i for i, d in enumerate(domains) if d == domain]
             if rows:
                 self._log_metric(f"heal/reward/{domain}", total[rows].mean().item())
-                for name, value in rollout_metric_means(self.args.rollout_metrics, [texts[i] for i in rows]).items():
-                    self._log_metric(f"heal/{name}/{domain}", value)
+                if texts:
+                    for name, value in rollout_metric_means(self.args.rollout_metrics, [texts[i] for i in rows]).items():
+                        self._log_metric(f"heal/{name}/{domain}", value)
         return rewards_per_func
