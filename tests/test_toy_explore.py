@@ -48,7 +48,9 @@ def test_search_families_are_worked_by_try_check_revise(name):
     assert all(c.tries >= 1 and c.tries == c.rejected + 1 for c in counts)  # wrong tries, then the right one
     assert all(c.miscomputed == 0 for c in counts)  # every check in a worked solution is true
     assert all(r["response"].split(". Answer:")[0].endswith(" yes") for r in rows)
-    assert sum(c.revisions > 0 for c in counts) > 100  # most revise at least once
+    # Most revise at least once; countdown's chained checks and expression answer leave room for one try
+    # in 48 tokens, so only a few of its worked solutions revise.
+    assert sum(c.revisions > 0 for c in counts) > {"gym_countdown": 5}.get(name, 100)
     assert all(explore.try_check(r["response"]).tries == 0 for r in tasks.generate("addition", 50, seed=2))
 
 
@@ -142,13 +144,27 @@ def test_approach_closes_in_from_one_side():
         assert len({p > answer for p in picks[:-1]}) <= 1
 
 
+def test_checks_are_chains_of_single_operations_and_a_false_link_is_a_faked_check():
+    assert explore.reduced("2*8+9") == "2*8+9=16+9=25" and explore.reduced("38+5") == "38+5=43"
+    assert explore.reduced("(2+3)*2") == "(2+3)*2=5*2=10" and explore.reduced("8-6*5") == "8-6*5=8-30=-22"
+    assert explore.reduced("1-7-2") == "1-7-2=-6-2=-8"  # left to right without products
+    for expression in ("2-3*2", "(4-6)*3", "9*6-9", "7+2*8", "3*4*5"):
+        chain = explore.reduced(expression)
+        assert all(eval(link) == eval(expression) for link in chain.split("="))  # every link holds the value
+        assert explore.try_check(f" {chain} yes. Answer: 1").miscomputed == 0
+    assert explore.try_check(" 2*8+9=17+9=26 no. Answer: 7").miscomputed == 1  # 2*8 is not 17
+    assert explore.try_check(" 2*8+9=16+9=26 no. Answer: 7").miscomputed == 1  # 16+9 is not 26
+    assert explore.try_check(" 2*8+9=16+9=25 no. Answer: 7").miscomputed == 0
+
+
 def test_golden_problems_catch_a_generator_that_changed():
     # A reasoning-gym (or toy) release that changes these makes a different world: pin it again knowingly.
     golden = {
-        "gym_countdown": ("Q: make 1 from 2 2 3\nA:", " 2-3*2=-4 no, 2-3+2=1 yes. Answer: 2-3+2"),
-        "gym_equation": ("Q: solve 2*f + 9 = 23\nA:", " 2*8+9=25 no, 2*7+9=23 yes. Answer: 7"),
+        "gym_countdown": ("Q: make 1 from 2 2 3\nA:", " 2-3+2=-1+2=1 yes. Answer: 2-3+2"),
+        "gym_equation": ("Q: solve 2*f + 9 = 23\nA:", " 2*8+9=16+9=25 no, 2*7+9=14+9=23 yes. Answer: 7"),
         "pair_sum": ("Q: two of 9 5 2 8 make 14\nA:", " 9+8=17 no, 9+5=14 yes. Answer: 9 5"),
         "missing_addend": ("Q: 21+?=26\nA:", " 21+2=23 no, 21+3=24 no, 21+5=26 yes. Answer: 5"),
+        "missing_operator": ("Q: 4*9?9=324\nA:", " 4*9*9=36*9=324 yes. Answer: *"),
     }
     for name, (prompt, response) in golden.items():
         row = tasks.generate(name, 1, split="test", seed=0)[0]

@@ -82,15 +82,36 @@ def try_check(text: str) -> TryCheckCount:
 
 
 def _false_working(working: str) -> bool:
-    """Whether a try's working `expression=value` (digits, + - * and brackets) is false arithmetic."""
-    expression, equals, value = working.strip().rpartition("=")
-    if (not equals or "**" in expression  # no powers: a model's 9**9**9 must not hang the count
-            or not _ARITHMETIC.fullmatch(expression) or not _INTEGER.fullmatch(value.strip())):
+    """Whether a try's working is false arithmetic: `expression=value`, or a chain of reductions
+    `2*8+9=16+9=25` in which any link differs from the final value (digits, + - * and brackets)."""
+    *chain, value = working.strip().split("=")
+    if (not chain or not _INTEGER.fullmatch(value.strip())
+            or any("**" in link or not _ARITHMETIC.fullmatch(link) for link in chain)):  # no powers: 9**9**9
         return False  # not arithmetic we can check: not counted as faked
     try:
-        return eval(expression, {"__builtins__": {}}) != int(value)  # noqa: S307 - digits and + - * ( ) only
+        return any(eval(link, {"__builtins__": {}}) != int(value) for link in chain)  # noqa: S307 - digits, + - * ( )
     except (SyntaxError, TypeError, ValueError):
         return False
+
+
+def reduced(expression: str) -> str:
+    """`expression` worked one operation at a time, by precedence, as a chain ending in its value:
+    `2*8+9` -> `2*8+9=16+9=25`, `(2+3)*2` -> `(2+3)*2=5*2=10`, `38+5` -> `38+5=43` (digits, + - *, one
+    level of brackets)."""
+    links = [expression]
+    while True:
+        current = links[-1]
+        inner = re.search(r"\(([^()]*)\)", current)
+        if inner:  # the bracket first, as one operation
+            links.append(current[: inner.start()] + str(eval(inner.group(1), {"__builtins__": {}})) + current[inner.end():])  # noqa: S307
+            continue
+        terms = re.findall(r"(?<![\d)])-?\d+|[+\-*]", current)
+        if len(terms) <= 1:
+            return "=".join(links)
+        ops = [i for i in range(1, len(terms), 2)]
+        i = next((i for i in ops if terms[i] == "*"), ops[0])  # products first, then left to right
+        value = eval("".join(terms[i - 1: i + 2]), {"__builtins__": {}})  # noqa: S307 - two numbers, one operator
+        links.append("".join(terms[: i - 1] + [str(value)] + terms[i + 2:]))
 
 
 def try_check_share(texts: Iterable[str]) -> float:

@@ -102,7 +102,7 @@ def countdown(rng: random.Random) -> tuple[str, str, str, str]:
     wrong = [e for e in candidates if value(e) != target]
     answer = rng.choice(right)
     steps = explore.searched(rng, answer, lambda k: [
-        (f"{e}={value(e)}", e == answer) for e in explore.closing_in(rng, wrong, answer, k, lambda e: abs(value(e) - target))])
+        (explore.reduced(e), e == answer) for e in explore.closing_in(rng, wrong, answer, k, lambda e: abs(value(e) - target))])
     question = f"make {target} from {' '.join(map(str, numbers))}"
     return question, steps, answer, reference("countdown", COUNTDOWN_CONFIG, entry)
 
@@ -125,6 +125,6 @@ def equation(rng: random.Random) -> tuple[str, str, str, str]:
                   lambda e: (p := _equation_parts(e["metadata"]["equation"])) is not None and p[3] > 0)
     a, sign, b, c = _equation_parts(entry["metadata"]["equation"])
     x = int(entry["answer"])
-    steps = explore.searched(rng, str(x), lambda k: [(f"{a}*{t}{sign}{b}={a * t + (b if sign == '+' else -b)}", t == x)
+    steps = explore.searched(rng, str(x), lambda k: [(explore.reduced(f"{a}*{t}{sign}{b}"), t == x)
                                                      for t in explore.approach(rng, x, 1, 9, k)])
     return f"solve {entry['metadata']['equation']}", steps, str(x), reference("simple_equations", EQUATION_CONFIG, entry)

@@ -196,7 +196,7 @@ def _missing_operator(rng: random.Random) -> Problem:
     question = expression("?") + f"={values[answer]}"
     wrong = [op for op in "+-*" if op != answer]
     steps = explore.searched(rng, answer, lambda k: [
-        (f"{expression(op)}={values[op]}", op == answer)
+        (explore.reduced(expression(op)), op == answer)
         for op in explore.closing_in(rng, wrong, answer, k, lambda op: abs(values[op] - values[answer]))])
     return question, steps, answer
 
