@@ -6,7 +6,8 @@ On each explore family's test split (200 problems x 8 samples at T = 1, seed 0, 
 new tokens, as criterion 5 of criteria-preregistration.md says): pass@1 (the samples' mean
 pass rate), pass@8 (problems with a passing sample), the headroom pass@8 - pass@1, the
 samples' mean try/check share (`heal_hf.toy.explore`), the pass rates of the samples that try
-and of those that answer directly, the share of tries whose working is false arithmetic
+and of those that answer directly (pooled, and within problem: over the problems with samples of
+both kinds, the mean difference, free of which problems the model chooses to try on), the share of tries whose working is false arithmetic
 (faked checks), and mean token entropy (general families: at most 150 problems, what the
 two-digit searches' test splits hold); greedy
 accuracy and greedy share too. With `--pool`, the try/check share and pass rate of the pool's
@@ -54,6 +55,7 @@ def family_numbers(model, tokenizer, name: str, problems: int, samples: int, see
                                       if explore.try_check(t).tries > 0]),
         "direct_pass_rate": _rate([s for row, ts in zip(scores, sampled.texts) for s, t in zip(row, ts)
                                    if explore.try_check(t).tries == 0]),
+        "within_problem": _within_problem(scores, sampled.texts),
         "faked_checks": _rate([c.miscomputed / c.tries for c in map(explore.try_check, texts) if c.tries]),
         "greedy_accuracy": statistics.mean(family.verify(g, a) for g, a in zip(greedy, answers)),
         "greedy_try_check_share": explore.try_check_share(greedy),
@@ -62,6 +64,18 @@ def family_numbers(model, tokenizer, name: str, problems: int, samples: int, see
     }
     out["headroom"] = out["pass_at_k"] - out["pass_at_1"]
     return out
+
+
+def _within_problem(scores: list[list[float]], texts: list[list[str]]) -> dict:
+    """Trying vs answering directly on the same problems: over the problems with samples of both kinds,
+    the mean of (pass rate of the trying samples - pass rate of the direct ones), and how many such problems."""
+    gaps = []
+    for row, ts in zip(scores, texts):
+        tried = [s for s, t in zip(row, ts) if explore.try_check(t).tries > 0]
+        direct = [s for s, t in zip(row, ts) if explore.try_check(t).tries == 0]
+        if tried and direct:
+            gaps.append(statistics.mean(tried) - statistics.mean(direct))
+    return {"gain": _rate(gaps), "problems": len(gaps)}
 
 
 def _rate(scores: list[float]) -> float | None:
@@ -86,16 +100,20 @@ def selected_general(pool_dir: str, tokenizer, seed: int = 0, target_rows: int =
             "pool_pass_rate": statistics.mean(pool["pass_rate"])}
 
 
+def _signed(within: dict | None) -> str:
+    return "-" if not within or within["gain"] is None else f"{within['gain']:+.3f} ({within['problems']})"
+
+
 def markdown(model_dir: str, numbers: dict, general: dict | None, problems: int, samples: int) -> str:
     lines = [f"# Base numbers of `{model_dir}`", "",
              f"Test split, {problems} problems x {samples} samples at T = 1 (seed 0, <= {explore.COMPLETION_BUDGET} tokens).", "",
-             "| family | domain | pass@1 | pass@8 | headroom | try/check share | uses try/check | pass when trying | pass when direct | faked checks | greedy | greedy share | entropy (nats) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| family | domain | pass@1 | pass@8 | headroom | try/check share | uses try/check | pass when trying | pass when direct | trying - direct, same problems (n) | faked checks | greedy | greedy share | entropy (nats) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     for name, r in numbers.items():
         lines.append(f"| {name} | {r['domain']} | {r['pass_at_1']:.3f} | {r['pass_at_k']:.3f} | {r['headroom']:+.3f} | "
                      f"{r['try_check_share']:.3f} | {r['uses_try_check']:.3f} | {fmt(r['try_check_pass_rate'])} | "
-                     f"{fmt(r['direct_pass_rate'])} | {fmt(r['faked_checks'])} | {r['greedy_accuracy']:.3f} | {r['greedy_try_check_share']:.3f} | "
+                     f"{fmt(r['direct_pass_rate'])} | {_signed(r.get('within_problem'))} | {fmt(r['faked_checks'])} | {r['greedy_accuracy']:.3f} | {r['greedy_try_check_share']:.3f} | "
                      f"{r['mean_token_entropy']:.3f} |")
     if general:
         lines += ["", f"General problems the hybrid selection picks (pool samples, seed 0): try/check share "
