@@ -11,7 +11,7 @@ steps from the same bundled toy reasoner:
     hybrid-32   the same mixed data, no EDA              (ablation)
     eda-32      EDA with the pool as reference, no mixing (ablation)
     clip-higher-32      GRPO-32 with DAPO's Clip-Higher (TRL: epsilon_high = 0.28)
-    entropy-mask-32     GRPO-32 training only the top 20% highest-entropy tokens (TRL: top_entropy_quantile = 0.2)
+    entropy-mask-32     GRPO-32 training only the top 30% highest-entropy tokens (TRL's top_entropy_quantile, tuned to 0.3)
     entropy-bonus-32    GRPO-32 with TRL's adaptive entropy bonus (use_adaptive_entropy, aimed at the base entropy)
     heal-mask-32        HEAL-32 with the high-entropy token mask (do HEAL and the mask add up?)
     heal-32-pool  HEAL with the pool as EDA reference (a variant, only when asked for)
@@ -87,7 +87,7 @@ ARMS: dict[str, Arm] = {
         Arm("clip-higher-32", 32, False, False, "batch", "baseline: GRPO-32 with Clip-Higher (epsilon_high 0.28)",
             (("epsilon_high", 0.28),)),
         Arm("entropy-mask-32", 32, False, False, "batch",
-            "baseline: GRPO-32 on the highest-entropy tokens only (TRL's top_entropy_quantile, 0.2 by default)",
+            "baseline: GRPO-32 on the highest-entropy tokens only (TRL's top_entropy_quantile, 0.3 as tuned on validation)",
             mask=True),
         Arm("entropy-bonus-32", 32, False, False, "batch",
             "baseline: GRPO-32 with TRL's adaptive entropy bonus (use_adaptive_entropy, target = the base model's "
@@ -127,7 +127,7 @@ class ReplicateSettings:
     eda_weight: float = field(default=EDA_WEIGHT, metadata={"help": "lambda of the EDA arms"})
     eda_estimator: str = field(default=DEFAULT_ESTIMATOR, metadata={"help": "EDA estimator of the EDA arms: calibrated or gaussian"})
     eda_direction: str = field(default="both", metadata={"help": "EDA direction of the EDA arms: both (align) or below (penalize only less entropy or variation than the reference)"})
-    mask_quantile: float = field(default=0.2, metadata={"help": "TRL's top_entropy_quantile of the mask arms (entropy-mask-32, heal-mask-32)"})
+    mask_quantile: float = field(default=0.3, metadata={"help": "TRL's top_entropy_quantile of the mask arms (entropy-mask-32, heal-mask-32); 0.3 was tuned on validation (TRL recommends 0.2), benchmarks/results/replicate-v3-cpu/tuning"})
     entropy_bonus_delta: float = field(default=0.005, metadata={"help": "TRL's entropy_coef_delta of entropy-bonus-32 (adaptive entropy control)"})
     target_fraction: float | None = field(default=None, metadata={"help": "share of target prompts per batch in the hybrid arms (default: the data's share, 1/4)"})
     eval_split: str = field(default="test", metadata={"help": "held-out split evaluated: test (to report) or validation (to tune on)"})
