@@ -56,6 +56,9 @@ def family_numbers(model, tokenizer, name: str, problems: int, samples: int, see
         "direct_pass_rate": _rate([s for row, ts in zip(scores, sampled.texts) for s, t in zip(row, ts)
                                    if explore.try_check(t).tries == 0]),
         "within_problem": _within_problem(scores, sampled.texts),
+        # Out of room: samples that never reach `Answer:` within the budget, among those that try and the rest.
+        "unanswered_when_trying": _rate([float("answer:" not in t.lower()) for t in texts if explore.try_check(t).tries > 0]),
+        "unanswered_when_direct": _rate([float("answer:" not in t.lower()) for t in texts if explore.try_check(t).tries == 0]),
         "faked_checks": _rate([c.miscomputed / c.tries for c in map(explore.try_check, texts) if c.tries]),
         "greedy_accuracy": statistics.mean(family.verify(g, a) for g, a in zip(greedy, answers)),
         "greedy_try_check_share": explore.try_check_share(greedy),
@@ -107,13 +110,13 @@ def _signed(within: dict | None) -> str:
 def markdown(model_dir: str, numbers: dict, general: dict | None, problems: int, samples: int) -> str:
     lines = [f"# Base numbers of `{model_dir}`", "",
              f"Test split, {problems} problems x {samples} samples at T = 1 (seed 0, <= {explore.COMPLETION_BUDGET} tokens).", "",
-             "| family | domain | pass@1 | pass@8 | headroom | try/check share | uses try/check | pass when trying | pass when direct | trying - direct, same problems (n) | faked checks | greedy | greedy share | entropy (nats) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| family | domain | pass@1 | pass@8 | headroom | try/check share | uses try/check | pass when trying | pass when direct | trying - direct, same problems (n) | unanswered: trying / direct | faked checks | greedy | greedy share | entropy (nats) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     for name, r in numbers.items():
         lines.append(f"| {name} | {r['domain']} | {r['pass_at_1']:.3f} | {r['pass_at_k']:.3f} | {r['headroom']:+.3f} | "
                      f"{r['try_check_share']:.3f} | {r['uses_try_check']:.3f} | {fmt(r['try_check_pass_rate'])} | "
-                     f"{fmt(r['direct_pass_rate'])} | {_signed(r.get('within_problem'))} | {fmt(r['faked_checks'])} | {r['greedy_accuracy']:.3f} | {r['greedy_try_check_share']:.3f} | "
+                     f"{fmt(r['direct_pass_rate'])} | {_signed(r.get('within_problem'))} | {fmt(r.get('unanswered_when_trying'))} / {fmt(r.get('unanswered_when_direct'))} | {fmt(r['faked_checks'])} | {r['greedy_accuracy']:.3f} | {r['greedy_try_check_share']:.3f} | "
                      f"{r['mean_token_entropy']:.3f} |")
     if general:
         lines += ["", f"General problems the hybrid selection picks (pool samples, seed 0): try/check share "
