@@ -134,10 +134,10 @@ def test_quick_replication_runs_every_arm_and_resumes(tmp_path, capsys):
     assert training["heal-32"]["eda_weight"] == 0.1 and training["hybrid-32"]["eda_weight"] == 0.0
     assert training["eda-32"]["eda_reference"] == "pool"
     assert training["clip-higher-32"]["epsilon_high"] == 0.28 and training["grpo-32"]["epsilon_high"] is None
-    assert training["entropy-mask-32"]["top_entropy_quantile"] == 0.2 and training["grpo-32"]["top_entropy_quantile"] == 1.0
+    assert training["entropy-mask-32"]["top_entropy_quantile"] == ReplicateSettings().mask_quantile == 0.3 and training["grpo-32"]["top_entropy_quantile"] == 1.0
     assert training["entropy-bonus-32"]["use_adaptive_entropy"] and not training["grpo-32"]["use_adaptive_entropy"]
     assert training["entropy-bonus-32"]["entropy_target"] == pytest.approx(base["mean_token_entropy"])
-    assert training["heal-mask-32"]["top_entropy_quantile"] == 0.2 and training["heal-mask-32"]["eda_weight"] == 0.1
+    assert training["heal-mask-32"]["top_entropy_quantile"] == 0.3 and training["heal-mask-32"]["eda_weight"] == 0.1
     assert {t["eda_estimator"] for t in training.values()} == {"calibrated"}
     # HEAL's arms scale advantages by the batch's std (HEALConfig's default with EDA on), the GRPO ones by TRL's group.
     scaling = {a: t["scale_rewards"] for a, t in training.items()}
