@@ -17,7 +17,7 @@ GYM = ("gym_countdown", "gym_equation")
 def test_the_explore_world_and_v6_unchanged():
     assert tasks.world_families("explore", tasks.TARGET) == ("gym_countdown", "gym_equation", "pair_sum")
     assert tasks.world_families("explore", tasks.GENERAL) == ("addition", "multiplication", "missing_addend",
-                                                              "missing_subtrahend", "missing_operator")
+                                                              "missing_subtrahend", "missing_operator", "check")
     # v6 (the bundled reasoner's world) keeps its families, in its order.
     assert tasks.GENERAL_FAMILIES == ("addition", "multiplication", "word_problem", "sequence")
     assert tasks.TARGET_FAMILIES == ("sort_digits", "reverse_word", "letter_shift", "digit_sum", "countdown", "weekday")
@@ -157,6 +157,25 @@ def test_checks_are_chains_of_single_operations_and_a_false_link_is_a_faked_chec
     assert explore.try_check(" 2*8+9=16+9=25 no. Answer: 7").miscomputed == 0
 
 
+def test_check_problems_are_balanced_near_misses_judged_by_the_working():
+    rows = tasks.generate("check", 400, seed=4)
+    verdicts = [r["answer"] for r in rows]
+    assert set(verdicts) == {"yes", "no"} and 160 <= verdicts.count("yes") <= 240  # half of each
+    three_operands = 0
+    for row in rows:
+        question = row["prompt"].removeprefix("Q: ").split("?")[0]
+        expression, claimed = question.rsplit("=", 1)
+        value = gym.value(expression)
+        assert (row["answer"] == "yes") == (value == int(claimed))
+        assert int(claimed) != value or row["answer"] == "yes"
+        assert abs(int(claimed) - value) <= 9  # a wrong claim is a near miss
+        assert row["response"] == f" {explore.reduced(expression)} {row['answer']}. Answer: {row['answer']}"
+        count = explore.try_check(row["response"])
+        assert (count.tries, count.miscomputed) == (1, 0)
+        three_operands += len([c for c in expression if c in "+-*"]) == 2
+    assert 160 <= three_operands <= 240
+
+
 def test_golden_problems_catch_a_generator_that_changed():
     # A reasoning-gym (or toy) release that changes these makes a different world: pin it again knowingly.
     golden = {
@@ -165,6 +184,7 @@ def test_golden_problems_catch_a_generator_that_changed():
         "pair_sum": ("Q: two of 9 5 2 8 make 14\nA:", " 9+8=17 no, 9+5=14 yes. Answer: 9 5"),
         "missing_addend": ("Q: 21+?=26\nA:", " 21+2=23 no, 21+3=24 no, 21+5=26 yes. Answer: 5"),
         "missing_operator": ("Q: 4*9?9=324\nA:", " 4*9*9=36*9=324 yes. Answer: *"),
+        "check": ("Q: 61+1=65?\nA:", " 61+1=62 no. Answer: no"),
     }
     for name, (prompt, response) in golden.items():
         row = tasks.generate(name, 1, split="test", seed=0)[0]

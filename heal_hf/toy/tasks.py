@@ -30,8 +30,9 @@ and judged by its own `score_answer` (`heal_hf.toy.gym`):
 `gym_countdown` (reach a target with three digits and + - *), `gym_equation` (solve
 `a*x + b = c` for a digit x) and `pair_sum` (which two of four digits make a sum); its
 general domain keeps `addition` and `multiplication` (the digit facts every check uses)
-and adds `missing_addend` and `missing_subtrahend`, worked by trying a digit, checking it
-and revising (` 38+5=43 no, 38+6=44 no, 38+7=45 yes. Answer: 7`). Every explore problem has such a
+and adds `missing_addend`, `missing_subtrahend` and `missing_operator`, worked by trying a
+candidate, checking it and revising (` 38+5=43 no, 38+6=44 no, 38+7=45 yes. Answer: 7`), and
+`check`, the verdict alone (` 56+7=63 no. Answer: no`, yes and no equally often). Every explore problem has such a
 worked solution; the toy reasoner's training mix keeps it for every general problem and
 for a few target ones only (the rest answer directly), so the base model has the behaviour
 but uses it less in the target.
@@ -201,6 +202,22 @@ def _missing_operator(rng: random.Random) -> Problem:
     return question, steps, answer
 
 
+def _check(rng: random.Random) -> Problem:
+    # The verdict alone, balanced: is a claimed value the working's? Half one-operation checks (the searches'
+    # and pair_sum's), half three one-digit operands (missing_operator's, gym_countdown's, gym_equation's),
+    # reduced by precedence; a wrong claim is a near miss (1-9 off), so that its digits must be read.
+    if rng.random() < 0.5:
+        expression = f"{rng.randint(10, 99)}{rng.choice('+-')}{rng.randint(1, 9)}"
+    else:
+        a, b, c = (rng.randint(1, 9) for _ in range(3))
+        expression = f"{a}{rng.choice('+-*')}{b}{rng.choice('+-*')}{c}"
+    value = gym.value(expression)
+    right = rng.random() < 0.5
+    claimed = value if right else value + rng.choice((-1, 1)) * rng.randint(1, 9)
+    verdict = explore.YES if right else explore.NO
+    return f"{expression}={claimed}?", f"{explore.reduced(expression)} {verdict}", verdict
+
+
 def _pair_sum(rng: random.Random) -> Problem:
     # Four distinct digits of which exactly one pair makes the sum asked for.
     while True:
@@ -301,6 +318,9 @@ ALL_FAMILIES: dict[str, TaskFamily] = {
                    "the digit that taken from a two-digit number leaves another, found by trying digits"),
         TaskFamily("missing_operator", GENERAL, _missing_operator, "exact",
                    "the operator (+ - *) missing from a?b*c=v, evaluated with precedence, found by trying operators"),
+        TaskFamily("check", GENERAL, _check, "exact",
+                   "whether an expression (a two-digit number +- a digit, or three digits with + - *) makes a claimed "
+                   "value: worked, then yes or no, half of each"),
         TaskFamily("gym_countdown", TARGET, gym.countdown, gym.VERIFIER,
                    "reasoning-gym countdown: an expression of three given digits with + - * that makes a target "
                    "of at most 60 (judged by reasoning-gym)"),
@@ -312,7 +332,7 @@ ALL_FAMILIES: dict[str, TaskFamily] = {
 WORLDS: dict[str, tuple[str, ...]] = {
     "v6": ("addition", "multiplication", "word_problem", "sequence",
            "sort_digits", "reverse_word", "letter_shift", "digit_sum", "countdown", "weekday"),
-    "explore": ("addition", "multiplication", "missing_addend", "missing_subtrahend", "missing_operator",
+    "explore": ("addition", "multiplication", "missing_addend", "missing_subtrahend", "missing_operator", "check",
                 "gym_countdown", "gym_equation", "pair_sum"),
 }
 """Each toy world's families (see the module doc); BUNDLED_WORLD is the bundled reasoner's."""
