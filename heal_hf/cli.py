@@ -100,18 +100,16 @@ def _replicate_args(p: argparse.ArgumentParser) -> None:
 
 
 def _replicate(args: argparse.Namespace) -> int:
-    from .experiments.replicate import (
-        QUICK,
-        ReplicateSettings,
-        replicate,
-        results_table,
-    )
+    from .experiments.replicate import QUICK, ReplicateSettings, replicate
+    from .experiments.report import intervals_table, results_table
 
     settings = ReplicateSettings(**{**(QUICK if args.quick else {}), **_given(args, ReplicateSettings)})
     results = replicate(settings)
     if not settings.report:
         return 0
     print(results_table(results))
+    if any(results.get("intervals", {}).values()):
+        print("\n95% paired bootstrap intervals (results.md):\n" + intervals_table(results))
     out = Path(settings.output_dir)
     print(f"\nwrote {out / 'results.md'}, {out / 'results.json'}, {out / 'curves.png'} ({results['wall_s']:.0f} s)")
     return 0

@@ -153,6 +153,8 @@ def test_quick_replication_runs_every_arm_and_resumes(tmp_path, capsys):
     table = (out / "results.md").read_text()
     assert all(f"| sort_digits | {a} |" in table for a in DEFAULT_ARMS) and (out / "curves.png").stat().st_size > 10_000
     assert f"{by_arm['heal-32']['greedy_accuracy']:.3f}" in table
+    # results.md leads with the intervals, HEAL-32 against GRPO-1K first, then every arm's table.
+    assert table.index("| heal-32 - grpo-1k | heal-32 - grpo-32 |") < table.index("| sort_digits | base model |")
     # The v6 world never tries and checks: two panels a family. Rollouts that do get a third, the share's curve.
     from PIL import Image
 

@@ -52,7 +52,7 @@ from ..core.verifiers import get_verifier
 from ..data.files import claim_folder, write_json_atomic, write_text_atomic
 from ..data.run_folder import RUN_FILE
 from ..toy import explore, tasks
-from .report import intervals, intervals_table, plot_replication, results_table
+from .report import intervals, plot_replication, results_markdown
 
 EDA_WEIGHT = 0.1
 BEHAVIOUR = (explore.TRY_CHECK,)
@@ -440,7 +440,7 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
     if not settings.report:
         return results
     write_json_atomic(out / "results.json", results)
-    write_text_atomic(out / "results.md", results_table(results) + "\n\n" + intervals_table(results) + "\n")
+    write_text_atomic(out / "results.md", results_markdown(results))
     plot_replication(results, out / "curves.png")
     return results
 

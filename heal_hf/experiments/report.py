@@ -98,15 +98,22 @@ def intervals(results: dict[str, Any], arm: str = "heal-32") -> dict[str, Any]:
     return out
 
 
+INTERVAL_ORDER = ("grpo-1k", "grpo-32", "best-baseline")
+"""The order the intervals are reported in: against GRPO-1K (the paper's claim) first."""
+
+
 def intervals_table(results: dict[str, Any], arm: str = "heal-32") -> str:
-    """Markdown: each interval as mean [low, high]; a bold cell is one whose interval excludes zero."""
+    """Markdown: each interval as mean [low, high], against GRPO-1K first; a bold cell is one whose interval
+    excludes zero."""
     found = results.get("intervals") or {}
-    lines = [f"| family | metric | {arm} - grpo-32 | {arm} - best other few-shot arm | {arm} - grpo-1k |",
+    k = results["settings"]["eval_samples"]
+    labels = {"sample_accuracy": "sampled accuracy (T = 1)", "greedy_accuracy": "greedy accuracy", "pass_at_k": f"pass@{k}"}
+    lines = [f"| family | metric | {arm} - grpo-1k | {arm} - grpo-32 | {arm} - best other few-shot arm |",
              "|---|---|---|---|---|"]
     for family, per_metric in found.items():
         for metric, comparisons in per_metric.items():
             cells = []
-            for name in ("grpo-32", "best-baseline", "grpo-1k"):
+            for name in INTERVAL_ORDER:
                 c = comparisons.get(name)
                 if c is None:
                     cells.append("n/a")
@@ -114,8 +121,25 @@ def intervals_table(results: dict[str, Any], arm: str = "heal-32") -> str:
                 text = f"{c['mean']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
                 text = f"**{text}**" if c["low"] > 0 or c["high"] < 0 else text
                 cells.append(text + (f" ({c['against']})" if name == "best-baseline" else ""))
-            lines.append(f"| {family} | {metric.replace('_', ' ')} | " + " | ".join(cells) + " |")
+            lines.append(f"| {family} | {labels.get(metric, metric)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def results_markdown(results: dict[str, Any], arm: str = "heal-32") -> str:
+    """results.md: the intervals first (what the replication concludes), then the per-arm table."""
+    seeds = sorted({s for per_metric in (results.get("intervals") or {}).values() for c in per_metric.values()
+                    for i in c.values() for s in i["seeds"]})
+    k = results["settings"]["eval_samples"]
+    head = [f"# {arm} against the arms a user would run instead", "",
+            f"Differences in accuracy on the {results['settings']['eval_problems']} held-out "
+            f"{results['settings'].get('eval_split', 'test')} problems of each family, {arm} minus the other arm, "
+            f"with 95% paired bootstrap intervals over seeds and problems ({BOOTSTRAP_SAMPLES:,} resamples; "
+            f"seeds {', '.join(map(str, seeds)) or 'none'}, each interval over the seeds both arms ran). Sampled "
+            f"accuracy at T = 1 is the headline; greedy accuracy and pass@{k} beside it. A bold interval excludes "
+            "zero; any other is no result. The best other few-shot arm is the baseline (Clip-Higher, the entropy "
+            "mask, the entropy bonus) with the highest mean on that metric.", "",
+            intervals_table(results, arm), "", "## Every arm", ""]
+    return "\n".join(head) + "\n" + results_table(results) + "\n"
 
 
 def _mean_std(values: Sequence[float]) -> str:
