@@ -26,21 +26,33 @@ from pathlib import Path
 import torch
 
 from heal_hf.app.evaluation import greedy_completions
-from heal_hf.data.rollout import sample_with_entropies
 from heal_hf.data.models import load_causal_lm
+from heal_hf.data.rollout import sample_with_entropies
 from heal_hf.toy import explore, tasks
 
 HERE = Path(__file__).parent
 GENERAL_PROBLEMS = 150
 
 
-def family_numbers(model, tokenizer, name: str, problems: int, samples: int, seed: int) -> dict:
+def test_samples(model, tokenizer, name: str, problems: int, samples: int, seed: int):
+    """A family, its test prompts and answers, and `samples` samples of each at T = 1 (what every number here reads)."""
     family = tasks.get_family(name)
     # The two-digit general searches have about 160 test problems: they give 150.
     rows = family.generate(problems if family.domain == tasks.TARGET else min(problems, GENERAL_PROBLEMS), split="test", seed=seed)
     prompts, answers = [r["prompt"] for r in rows], [r["answer"] for r in rows]
     sampled = sample_with_entropies(model, tokenizer, prompts, num_samples=samples, max_new_tokens=explore.COMPLETION_BUDGET,
                                     temperature=1.0, seed=seed)
+    return family, prompts, answers, sampled
+
+
+def load(model_dir: str):
+    """The reasoner on the CPU, one torch thread (these scripts share cores with training runs)."""
+    torch.set_num_threads(1)
+    return load_causal_lm(model_dir, device="cpu", dtype="float32")
+
+
+def family_numbers(model, tokenizer, name: str, problems: int, samples: int, seed: int) -> dict:
+    family, prompts, answers, sampled = test_samples(model, tokenizer, name, problems, samples, seed)
     scores = [[family.verify(t, a) for t in texts] for texts, a in zip(sampled.texts, answers)]
     greedy = greedy_completions(model, tokenizer, prompts, explore.COMPLETION_BUDGET, chat_template=False, batch_size=64)
     entropies = sampled.flat_entropies()
@@ -134,8 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--out", default="base", help="file stem written beside this script (default base)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    model, tokenizer = load_causal_lm(args.model, device="cpu", dtype="float32")
+    model, tokenizer = load(args.model)
     numbers = {name: family_numbers(model, tokenizer, name, args.problems, args.samples, 0)
                for name in tasks.world_families("explore")}
     general = selected_general(args.pool, tokenizer) if args.pool else None

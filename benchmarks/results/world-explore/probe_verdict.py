@@ -9,7 +9,9 @@ scratch on `check` problems only, in two formats, the same steps, data and seed 
 
 - `as-is`:    ` 61+1=62 no. Answer: no` (the goal is only in the question, `Q: 61+1=65?`);
 - `restated`: ` 61+1=62 vs 65 no. Answer: no` (the goal copied beside the value, so that the
-  verdict compares two neighbouring numbers).
+  verdict compares two neighbouring numbers);
+- `difference`: ` 61+1=62, 65-62=3 no. Answer: no` (the goal minus the value worked out, so that the
+  verdict reads one number: yes exactly when it is 0).
 
 and reports each one's greedy verdict accuracy on 200 test problems (chance: 0.5), split by
 one-operation and three-operand checks. Writes NAME.json beside this script.
@@ -51,9 +53,20 @@ def restated(row: dict) -> dict:
     return {**row, "response": f"{working} vs {claimed} {verdict}. Answer: {row['answer']}"}
 
 
+def difference(row: dict) -> dict:
+    """The row with the goal minus the value worked: ` 61+1=62, 65-62=3 no. Answer: no`."""
+    claimed = int(row["prompt"].removeprefix("Q: ").split("?")[0].rsplit("=", 1)[1])
+    working, verdict = row["response"].split(". Answer:")[0].rsplit(" ", 1)
+    value = int(working.rsplit("=", 1)[1])
+    return {**row, "response": f"{working}, {claimed}-{value}={claimed - value} {verdict}. Answer: {row['answer']}"}
+
+
+FORMATS = {"as-is": lambda r: r, "restated": restated, "difference": difference}
+
+
 def train_and_score(fmt: str, steps: int, seed: int, train_rows: list[dict], test_rows: list[dict]) -> dict:
     script = _trainer()
-    rows = [restated(r) for r in train_rows] if fmt == "restated" else train_rows
+    rows = [FORMATS[fmt](r) for r in train_rows]
     torch.manual_seed(seed)
     model, tokenizer = tiny_causal_lm(seed=seed, hidden_size=128, num_layers=4, num_heads=4, max_positions=256)
     ids, starts = script.encode(rows, tokenizer)
@@ -92,12 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS))
     parser.add_argument("--out", default="probe-verdict")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     train_rows = tasks.generate("check", 2500, split="train", seed=args.seed)
     test_rows = tasks.generate("check", 200, split="test", seed=args.seed)
-    results = [train_and_score(fmt, args.steps, args.seed, train_rows, test_rows) for fmt in ("as-is", "restated")]
+    results = [train_and_score(fmt, args.steps, args.seed, train_rows, test_rows) for fmt in args.formats]
     (HERE / f"{args.out}.json").write_text(json.dumps(results, indent=2) + "\n")
     for r in results:
         print(f"{r['format']:<10} verdict accuracy {r['verdict_accuracy']:.3f} (one operation {r['one_operation']:.3f}, "

@@ -2,8 +2,8 @@
 
     nice -n 15 python benchmarks/results/world-explore/verdicts.py MODEL_DIR [--out NAME]
 
-On the same samples as `measure_base.py` (each family's test split, 200 problems x 8 at T = 1,
-seed 0, <= 48 tokens; general families 150), every try/check step (`working yes|no`) is read
+On the same samples as `measure_base.py` (its `test_samples`: each family's test split, 200
+problems x 8 at T = 1, seed 0, <= 48 tokens; general families 150), every try/check step (`working yes|no`) is read
 against the problem's goal (the number the candidate must make: the value after `=` in the
 question, or the target of `make T from ...`):
 - arithmetic right: the working's written value is the true value of its expression;
@@ -25,14 +25,11 @@ import statistics
 import sys
 from pathlib import Path
 
-import torch
+from measure_base import load, test_samples  # this folder's: the same test samples, drawn the same way
 
-from heal_hf.data.models import load_causal_lm
-from heal_hf.data.rollout import sample_with_entropies
-from heal_hf.toy import explore, tasks
+from heal_hf.toy import tasks
 
 HERE = Path(__file__).parent
-GENERAL_PROBLEMS = 150
 _STEP = re.compile(r"^(?P<working>.*=\s*(?P<value>-?\d+))\s+(?P<verdict>yes|no)$", re.IGNORECASE)
 _INTEGERS = re.compile(r"-?\d+")
 
@@ -87,11 +84,7 @@ def follows(answer: str, working: str) -> bool:
 
 
 def family_verdicts(model, tokenizer, name: str, problems: int, samples: int, seed: int) -> dict:
-    family = tasks.get_family(name)
-    rows = family.generate(problems if family.domain == tasks.TARGET else min(problems, GENERAL_PROBLEMS), split="test", seed=seed)
-    prompts, answers = [r["prompt"] for r in rows], [r["answer"] for r in rows]
-    sampled = sample_with_entropies(model, tokenizer, prompts, num_samples=samples, max_new_tokens=explore.COMPLETION_BUDGET,
-                                    temperature=1.0, seed=seed)
+    family, prompts, answers, sampled = test_samples(model, tokenizer, name, problems, samples, seed)
     steps, samples_out = [], []
     for prompt, texts, ref in zip(prompts, sampled.texts, answers):
         g = goal(prompt)
@@ -152,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--out", default="verdicts", help="file stem written beside this script (default verdicts)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    model, tokenizer = load_causal_lm(args.model, device="cpu", dtype="float32")
+    model, tokenizer = load(args.model)
     numbers = {name: family_verdicts(model, tokenizer, name, args.problems, args.samples, 0)
                for name in tasks.world_families("explore") if name not in ("addition", "multiplication")}
     (HERE / f"{args.out}.json").write_text(json.dumps({"model": args.model, "problems": args.problems, "samples": args.samples,
