@@ -20,7 +20,7 @@ from heal_hf.experiments.replicate import (
     ReplicateSettings,
     check_replicate_settings,
 )
-from heal_hf.experiments.report import paired_interval
+from heal_hf.experiments.report import missing_summary, paired_interval
 from heal_hf.toy import explore
 
 MIXED = {name for name, arm in ARMS.items() if arm.mix_general}
@@ -199,6 +199,13 @@ def test_paired_bootstrap_interval_centres_on_the_difference_and_pairs_by_seed_a
     assert null["low"] < 0 < null["high"]  # two draws of the same arm: the interval spans zero
     assert paired_interval(a, {7: a[0]}) is None  # no shared seed, nothing to pair
     assert paired_interval(better, {0: a[0], 1: a[1]})["seeds"] == [0, 1]
+
+
+def test_runs_left_out_are_named_by_arm_and_seed_not_one_by_one():
+    # An arm the protocol gives 3 of 5 seeds is one group, not a line per family.
+    missing = [f"{f}/seed{s}/{a}" for a in ("hybrid-32", "eda-32") for f in ("sort_digits", "countdown") for s in (3, 4)]
+    assert missing_summary(missing + ["countdown/seed1/heal-32"], ["sort_digits", "countdown"]) == (
+        "hybrid-32, eda-32 at seeds 3, 4 (every family); heal-32 at seed 1 (countdown)")
 
 
 def test_workers_train_the_seed_groups_in_parallel_processes(tmp_path):

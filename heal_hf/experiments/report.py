@@ -142,6 +142,25 @@ def results_markdown(results: dict[str, Any], arm: str = "heal-32") -> str:
     return "\n".join(head) + "\n" + results_table(results) + "\n"
 
 
+def missing_summary(missing: Sequence[str], families: Sequence[str]) -> str:
+    """`family/seedN/arm` entries, grouped: `hybrid-32, eda-32 at seeds 3, 4 (every family)`, one group per arm set."""
+    by_arm: dict[str, dict[int, set[str]]] = {}
+    for entry in missing:
+        family, seed, arm = entry.split("/")
+        by_arm.setdefault(arm, {}).setdefault(int(seed.removeprefix("seed")), set()).add(family)
+    groups: dict[tuple, list[str]] = {}
+    for arm, seeds in by_arm.items():
+        key = tuple(sorted((s, tuple(sorted(f))) for s, f in seeds.items()))
+        groups.setdefault(key, []).append(arm)
+    parts = []
+    for key, arms in groups.items():
+        seeds = ", ".join(str(s) for s, _ in key)
+        where = {f for _, fs in key for f in fs}
+        scope = "every family" if where == set(families) else ", ".join(sorted(where))
+        parts.append(f"{', '.join(arms)} at seed{'s' if len(key) > 1 else ''} {seeds} ({scope})")
+    return "; ".join(parts)
+
+
 def _mean_std(values: Sequence[float]) -> str:
     values = [v for v in values if not math.isnan(v)]
     if not values:
@@ -177,7 +196,7 @@ def results_table(results: dict[str, Any]) -> str:
                  f"{results['settings']['eval_problems']} held-out problems per family, curves on "
                  f"{results['settings']['curve_problems']}.")
     if results.get("missing"):
-        lines.append(f"Not finished, left out: {', '.join(results['missing'])}.")
+        lines.append(f"Not in this folder, left out: {missing_summary(results['missing'], results['settings']['families'])}.")
     return "\n".join(lines)
 
 
