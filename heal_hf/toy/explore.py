@@ -56,15 +56,31 @@ class TryCheckCount:
         return self.tries / self.steps if self.steps else 0.0
 
 
-def try_check(text: str) -> TryCheckCount:
-    """Count the try/check/revise steps of one completion (free text; never raises)."""
+def _steps(text: str) -> tuple[list[str], int]:
+    """A completion's working steps (split at `,`/`;`, before its last `Answer:`) and 1 if it commits to an answer."""
     text = text if isinstance(text, str) else ""
     match = None
     for match in _ANSWER.finditer(text):
         pass
     working, committed = (text[: match.start()], 1) if match else (text, 0)
     steps = [s.strip().rstrip(".").strip() for s in _STEP_SPLIT.split(working)]
-    steps = [s for s in steps if s]
+    return [s for s in steps if s], committed
+
+
+def checked_steps(text: str) -> list[tuple[str, bool]]:
+    """A completion's try/check steps in order: each (working, accepted), the working without its verdict
+    (`21+6=27 no` -> ("21+6=27", False)); free text, never raises."""
+    out = []
+    for step in _steps(text)[0]:
+        verdict = _VERDICT.search(step)
+        if verdict is not None:
+            out.append((step[: verdict.start()].strip(), verdict.group(1).lower() == YES))
+    return out
+
+
+def try_check(text: str) -> TryCheckCount:
+    """Count the try/check/revise steps of one completion (free text; never raises)."""
+    steps, committed = _steps(text)
     tries = rejected = revisions = miscomputed = 0
     last_rejected = False
     for step in steps:
@@ -81,17 +97,24 @@ def try_check(text: str) -> TryCheckCount:
                          miscomputed=miscomputed)
 
 
+def arithmetic_value(expression: str) -> int | None:
+    """The value of an expression of digits, + - * and brackets; None for anything else (no powers: 9**9**9)."""
+    if "**" in expression or not _ARITHMETIC.fullmatch(expression):
+        return None
+    try:
+        return eval(expression, {"__builtins__": {}})  # noqa: S307 - digits, + - * ( ) only
+    except (SyntaxError, TypeError, ValueError):
+        return None
+
+
 def _false_working(working: str) -> bool:
     """Whether a try's working is false arithmetic: `expression=value`, or a chain of reductions
     `2*8+9=16+9=25` in which any link differs from the final value (digits, + - * and brackets)."""
     *chain, value = working.strip().split("=")
-    if (not chain or not _INTEGER.fullmatch(value.strip())
-            or any("**" in link or not _ARITHMETIC.fullmatch(link) for link in chain)):  # no powers: 9**9**9
+    values = [arithmetic_value(link) for link in chain]
+    if not chain or not _INTEGER.fullmatch(value.strip()) or None in values:
         return False  # not arithmetic we can check: not counted as faked
-    try:
-        return any(eval(link, {"__builtins__": {}}) != int(value) for link in chain)  # noqa: S307 - digits, + - * ( )
-    except (SyntaxError, TypeError, ValueError):
-        return False
+    return any(v != int(value) for v in values)
 
 
 def reduced(expression: str) -> str:

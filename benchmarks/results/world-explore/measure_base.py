@@ -57,21 +57,22 @@ def family_numbers(model, tokenizer, name: str, problems: int, samples: int, see
     greedy = greedy_completions(model, tokenizer, prompts, explore.COMPLETION_BUDGET, chat_template=False, batch_size=64)
     entropies = sampled.flat_entropies()
     texts = [t for ts in sampled.texts for t in ts]
+    counts = [explore.try_check(t) for t in texts]  # once per sample, read by every number below
+    tried = [c.tries > 0 for c in counts]
+    flat_scores = [s for row in scores for s in row]
     out = {
         "domain": family.domain,
         "pass_at_1": statistics.mean(s for row in scores for s in row),
         "pass_at_k": statistics.mean(float(any(row)) for row in scores),
         "try_check_share": explore.try_check_share(texts),
-        "uses_try_check": statistics.mean(float(explore.try_check(t).tries > 0) for t in texts),
-        "try_check_pass_rate": _rate([s for row, ts in zip(scores, sampled.texts) for s, t in zip(row, ts)
-                                      if explore.try_check(t).tries > 0]),
-        "direct_pass_rate": _rate([s for row, ts in zip(scores, sampled.texts) for s, t in zip(row, ts)
-                                   if explore.try_check(t).tries == 0]),
-        "within_problem": _within_problem(scores, sampled.texts),
+        "uses_try_check": statistics.mean(map(float, tried)),
+        "try_check_pass_rate": _rate([s for s, t in zip(flat_scores, tried) if t]),
+        "direct_pass_rate": _rate([s for s, t in zip(flat_scores, tried) if not t]),
+        "within_problem": _within_problem(scores, [[next(kinds) for _ in ts] for kinds in [iter(tried)] for ts in sampled.texts]),
         # Out of room: samples that never reach `Answer:` within the budget, among those that try and the rest.
-        "unanswered_when_trying": _rate([float("answer:" not in t.lower()) for t in texts if explore.try_check(t).tries > 0]),
-        "unanswered_when_direct": _rate([float("answer:" not in t.lower()) for t in texts if explore.try_check(t).tries == 0]),
-        "faked_checks": _rate([c.miscomputed / c.tries for c in map(explore.try_check, texts) if c.tries]),
+        "unanswered_when_trying": _rate([float("answer:" not in t.lower()) for t, k in zip(texts, tried) if k]),
+        "unanswered_when_direct": _rate([float("answer:" not in t.lower()) for t, k in zip(texts, tried) if not k]),
+        "faked_checks": _rate([c.miscomputed / c.tries for c in counts if c.tries]),
         "greedy_accuracy": statistics.mean(family.verify(g, a) for g, a in zip(greedy, answers)),
         "greedy_try_check_share": explore.try_check_share(greedy),
         "mean_token_entropy": sum(map(sum, entropies)) / max(1, sum(map(len, entropies))),
@@ -81,15 +82,15 @@ def family_numbers(model, tokenizer, name: str, problems: int, samples: int, see
     return out
 
 
-def _within_problem(scores: list[list[float]], texts: list[list[str]]) -> dict:
+def _within_problem(scores: list[list[float]], tried: list[list[bool]]) -> dict:
     """Trying vs answering directly on the same problems: over the problems with samples of both kinds,
     the mean of (pass rate of the trying samples - pass rate of the direct ones), and how many such problems."""
     gaps = []
-    for row, ts in zip(scores, texts):
-        tried = [s for s, t in zip(row, ts) if explore.try_check(t).tries > 0]
-        direct = [s for s, t in zip(row, ts) if explore.try_check(t).tries == 0]
-        if tried and direct:
-            gaps.append(statistics.mean(tried) - statistics.mean(direct))
+    for row, kinds in zip(scores, tried):
+        tried_scores = [s for s, k in zip(row, kinds) if k]
+        direct = [s for s, k in zip(row, kinds) if not k]
+        if tried_scores and direct:
+            gaps.append(statistics.mean(tried_scores) - statistics.mean(direct))
     return {"gain": _rate(gaps), "problems": len(gaps)}
 
 

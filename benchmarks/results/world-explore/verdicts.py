@@ -27,10 +27,10 @@ from pathlib import Path
 
 from measure_base import load, test_samples  # this folder's: the same test samples, drawn the same way
 
-from heal_hf.toy import tasks
+from heal_hf.toy import explore, tasks
 
 HERE = Path(__file__).parent
-_STEP = re.compile(r"^(?P<working>.*=\s*(?P<value>-?\d+))\s+(?P<verdict>yes|no)$", re.IGNORECASE)
+_WRITTEN = re.compile(r"=\s*(-?\d+)$")
 _INTEGERS = re.compile(r"-?\d+")
 
 
@@ -44,25 +44,14 @@ def goal(prompt: str) -> int | None:
     return int(numbers[-1]) if numbers else None
 
 
-def true_value(working: str) -> int | None:
-    first = working.split("=")[0]
-    if not re.fullmatch(r"[\d+\-*() ]{1,40}", first) or "**" in first:
-        return None
-    try:
-        return int(eval(first, {"__builtins__": {}}))  # noqa: S307 - digits, + - * ( ) only
-    except (SyntaxError, TypeError, ValueError, ZeroDivisionError):
-        return None
-
-
 def tries(text: str) -> list[dict]:
-    """Each try/check step of a completion: written value, true value, verdict."""
-    working = re.split(r"answer\s*:", text, flags=re.IGNORECASE)[0]
+    """Each try/check step of a completion whose working ends in a value: written value, true value, verdict."""
     out = []
-    for step in re.split(r"[,;]\s*", working):
-        m = _STEP.match(step.strip().rstrip(".").strip())
-        if m:
-            out.append({"working": m["working"].strip(), "written": int(m["value"]),
-                        "true": true_value(m["working"]), "yes": m["verdict"].lower() == "yes"})
+    for working, accepted in explore.checked_steps(text):
+        written = _WRITTEN.search(working)
+        if written:
+            out.append({"working": working, "written": int(written.group(1)),
+                        "true": explore.arithmetic_value(working.split("=")[0]), "yes": accepted})
     return out
 
 
