@@ -68,14 +68,28 @@ def parse_target_examples(items: list[str], world: str = "v6") -> dict[str, int]
     return counts
 
 
+def parse_general_examples(items: list[str], world: str = "v6") -> dict[str, int]:
+    """`NAME=COUNT` train problems of general families that differ from --general-per-family."""
+    counts, generals = {}, tasks.world_families(world, tasks.GENERAL)
+    for item in items:
+        name, _, count = item.partition("=")
+        if name not in generals or not count.isdigit():
+            raise SystemExit(f"--general-examples: expected NAME=COUNT with NAME in {list(generals)}, got {item!r}")
+        counts[name] = int(count)
+    return counts
+
+
 def training_rows(general_per_family: int, target_examples: dict[str, int], seed: int, world: str = "v6",
-                  target_try_share: float = TARGET_TRY_SHARE) -> list[dict[str, str]]:
-    """The supervised mix: train-split problems only (validation and test problems are never seen)."""
-    rows = []
+                  target_try_share: float = TARGET_TRY_SHARE,
+                  general_examples: dict[str, int] | None = None) -> list[dict[str, str]]:
+    """The supervised mix: train-split problems only (validation and test problems are never seen);
+    `general_examples` overrides `general_per_family` for the families it names."""
+    rows, general_examples = [], general_examples or {}
     for name in tasks.world_families(world, tasks.GENERAL):
         seeds = GENERAL_SEEDS.get(name, 1) if world != "v6" else 1
+        count = general_examples.get(name, general_per_family)
         for extra in range(seeds):
-            rows += tasks.generate(name, -(-general_per_family // seeds), split="train", seed=seed + 100_000 * extra)
+            rows += tasks.generate(name, -(-count // seeds), split="train", seed=seed + 100_000 * extra)
     for name in tasks.world_families(world, tasks.TARGET):
         # A seed no RL run draws from (they use small seeds), so the few-shot sets are new problems too.
         drawn = tasks.generate(name, target_examples.get(name, 0), split="train", seed=10_000 + seed)
@@ -186,7 +200,12 @@ rest answer directly, so the model has the behaviour but uses it less in the tar
 {"".join(r['prompt'] + r['response'] + chr(10) for r in (tasks.generate("missing_addend", 1, split="test")[0],
                                                        tasks.generate(tasks.world_families(world, tasks.TARGET)[0], 1, split="test")[0]))}```
 """
+    general_examples = getattr(args, "general_examples", None) or {}  # absent from older summaries
     world_flags = f" --world {world} --target-try-share {args.target_try_share}" if explored else ""
+    if general_examples:
+        world_flags += " --general-examples " + " ".join(f"{k}={v}" for k, v in general_examples.items())
+    general_counts = f"{args.general_per_family} problems each" + (
+        "".join(f", {name} {count}" for name, count in general_examples.items()))
     measured = (f", pass@{args.eval_samples} (one of the samples passes) and the samples' try/check share "
                 "(try/check steps over all steps, the answer counting as one)" if explored else "")
     text = f"""---
@@ -205,8 +224,8 @@ general-entropy pool and the Entropy Explorer Space all use it, offline.
 Prompts read `Q: <question>\\nA:`; responses work step by step and end in `Answer: <answer>`.
 {families}
 
-General-domain families make up most of the training mix ({args.general_per_family}
-problems each, each worked in one of several valid ways drawn at random); each target
+General-domain families make up most of the training mix ({general_counts},
+each worked in one of several valid ways drawn at random); each target
 family contributes only a few hundred examples ({counts}), so the model knows those
 formats only partly and RL has room to help.
 {world_text}
@@ -276,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=4, help="transformer layers (default 4)")
     parser.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
     parser.add_argument("--general-per-family", type=int, default=2500, help="train problems per general family (default 2500)")
+    parser.add_argument("--general-examples", nargs="*", default=[], metavar="NAME=COUNT",
+                        help="train problems of a general family, where it differs from --general-per-family")
     parser.add_argument("--target-examples", nargs="*", default=[], metavar="NAME=COUNT",
                         help=f"train problems of a target family (default {TARGET_EXAMPLES})")
     parser.add_argument("--eval-problems", type=int, default=100, help="test problems per family for the pass rates (default 100)")
@@ -298,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     model.to(args.device)
     params = sum(p.numel() for p in model.parameters())
     args.target_examples = parse_target_examples(args.target_examples, args.world)
-    rows = training_rows(args.general_per_family, args.target_examples, args.seed, args.world, args.target_try_share)
+    args.general_examples = parse_general_examples(args.general_examples, args.world)
+    rows = training_rows(args.general_per_family, args.target_examples, args.seed, args.world, args.target_try_share,
+                         args.general_examples)
     if args.world != "v6" and not all(explore.fits(r["response"]) for r in rows):
         raise SystemExit(f"a worked solution does not fit the {explore.COMPLETION_BUDGET}-token completion budget")
     ids, starts = encode(rows, tokenizer)

@@ -220,3 +220,14 @@ def test_the_reasoners_mix_has_the_behaviour_in_general_and_less_in_the_target()
 
     v6 = script.training_rows(30, {k: 10 for k in script.TARGET_EXAMPLES}, 3)
     assert hashlib.sha256(json.dumps(v6).encode()).hexdigest() == "c9aea709ffda6447f40008518e95b1afe614e765ff93d08f37e0d2e1cab9e07f"
+
+
+def test_general_examples_set_one_familys_count_and_bad_names_are_refused():
+    script = _training_script()
+    targets = {"gym_countdown": 0, "gym_equation": 0, "pair_sum": 0}
+    rows = script.training_rows(12, targets, 0, "explore", 0.2, {"addition": 3, "check": 30})
+    counts = {name: sum(r["family"] == name for r in rows) for name in {r["family"] for r in rows}}
+    assert counts["addition"] == 3 and counts["check"] == 30 and counts["multiplication"] == 12
+    assert script.parse_general_examples(["check=7500"], "explore") == {"check": 7500}
+    with pytest.raises(SystemExit, match="--general-examples: expected NAME=COUNT"):
+        script.parse_general_examples(["gym_countdown=5"], "explore")
