@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import collections
 import json
-import re
 
 import pytest
 
@@ -159,21 +157,14 @@ def test_checks_are_chains_of_single_operations_and_a_false_link_is_a_faked_chec
     assert explore.try_check(" 2*8+9=16+9=25 no. Answer: 7").miscomputed == 0
 
 
-CHECK_QUESTIONS = (r"(?P<e>[\d+\-*]+)=(?P<c>-?\d+)", r"does (?P<e>[\d+\-*]+) make (?P<c>-?\d+)",
-                   r"make (?P<c>-?\d+) with (?P<e>[\d+\-*]+)")
-
-
 def test_check_problems_are_balanced_near_misses_judged_by_the_working():
     rows = tasks.generate("check", 400, seed=4)
     verdicts = [r["answer"] for r in rows]
     assert set(verdicts) == {"yes", "no"} and 160 <= verdicts.count("yes") <= 240  # half of each
-    three_operands, wordings = 0, collections.Counter()
+    three_operands = 0
     for row in rows:
         question = row["prompt"].removeprefix("Q: ").split("?")[0]
-        forms = [(i, re.fullmatch(pattern, question)) for i, pattern in enumerate(CHECK_QUESTIONS)]
-        (form, match), = [(i, m) for i, m in forms if m]
-        expression, claimed = match["e"], match["c"]
-        wordings[form] += 1
+        expression, claimed = question.rsplit("=", 1)
         value = gym.value(expression)
         assert (row["answer"] == "yes") == (value == int(claimed))
         assert int(claimed) != value or row["answer"] == "yes"
@@ -183,7 +174,6 @@ def test_check_problems_are_balanced_near_misses_judged_by_the_working():
         assert (count.tries, count.miscomputed) == (1, 0)
         three_operands += len([c for c in expression if c in "+-*"]) == 2
     assert 160 <= three_operands <= 240
-    assert len(wordings) == 3 and min(wordings.values()) >= 100  # each of the three wordings, about a third
 
 
 def test_golden_problems_catch_a_generator_that_changed():
@@ -194,7 +184,7 @@ def test_golden_problems_catch_a_generator_that_changed():
         "pair_sum": ("Q: two of 9 5 2 8 make 14\nA:", " 9+8=17 no, 9+5=14 yes. Answer: 9 5"),
         "missing_addend": ("Q: 21+?=26\nA:", " 21+2=23 no, 21+3=24 no, 21+5=26 yes. Answer: 5"),
         "missing_operator": ("Q: 4*9?9=324\nA:", " 4*9*9=36*9=324 yes. Answer: *"),
-        "check": ("Q: make 94 with 93+1?\nA:", " 93+1=94 yes. Answer: yes"),
+        "check": ("Q: 61+1=65?\nA:", " 61+1=62 no. Answer: no"),
     }
     for name, (prompt, response) in golden.items():
         row = tasks.generate(name, 1, split="test", seed=0)[0]

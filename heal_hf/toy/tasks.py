@@ -32,8 +32,7 @@ and judged by its own `score_answer` (`heal_hf.toy.gym`):
 general domain keeps `addition` and `multiplication` (the digit facts every check uses)
 and adds `missing_addend`, `missing_subtrahend` and `missing_operator`, worked by trying a
 candidate, checking it and revising (` 38+5=43 no, 38+6=44 no, 38+7=45 yes. Answer: 7`), and
-`check`, the verdict alone (` 56+7=63 no. Answer: no`, yes and no equally often; the goal
-stated as `56+7=64?`, `does 56+7 make 64?` or `make 64 with 56+7?`). Every explore problem has such a
+`check`, the verdict alone (` 56+7=63 no. Answer: no`, yes and no equally often). Every explore problem has such a
 worked solution; the toy reasoner's training mix keeps it for every general problem and
 for a few target ones only (the rest answer directly), so the base model has the behaviour
 but uses it less in the target.
@@ -203,10 +202,6 @@ def _missing_operator(rng: random.Random) -> Problem:
     return question, steps, answer
 
 
-CHECK_WORDINGS = ("{expression}={claimed}?", "does {expression} make {claimed}?", "make {claimed} with {expression}?")
-"""How a `check` question states its goal (drawn equally often, after the problem)."""
-
-
 def _check(rng: random.Random) -> Problem:
     # The verdict alone, balanced: is a claimed value the working's? Half one-operation checks (the searches'
     # and pair_sum's), half three one-digit operands (missing_operator's, gym_countdown's, gym_equation's),
@@ -220,9 +215,7 @@ def _check(rng: random.Random) -> Problem:
     right = rng.random() < 0.5
     claimed = value if right else value + rng.choice((-1, 1)) * rng.randint(1, 9)
     verdict = explore.YES if right else explore.NO
-    # The goal stated where the searches and targets state theirs: last after `=`, last after `make`, or first.
-    question = rng.choice(CHECK_WORDINGS).format(expression=expression, claimed=claimed)
-    return question, f"{explore.reduced(expression)} {verdict}", verdict
+    return f"{expression}={claimed}?", f"{explore.reduced(expression)} {verdict}", verdict
 
 
 def _pair_sum(rng: random.Random) -> Problem:
