@@ -103,7 +103,7 @@ def countdown(rng: random.Random) -> tuple[str, str, str, str]:
     answer = rng.choice(right)
     steps = explore.searched(rng, answer, lambda k: [
         (explore.reduced(e), e == answer) for e in explore.closing_in(rng, wrong, answer, k, lambda e: abs(value(e) - target))])
-    question = f"make {target} from {' '.join(map(str, numbers))}"
+    question = f"from {' '.join(map(str, numbers))} make {target}"  # the goal last, as every explore search states it
     return question, steps, answer, reference("countdown", COUNTDOWN_CONFIG, entry)
 
 

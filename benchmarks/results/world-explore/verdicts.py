@@ -35,9 +35,10 @@ _INTEGERS = re.compile(r"-?\d+")
 
 
 def goal(prompt: str) -> int | None:
-    """The number a candidate must make: countdown's target, else the question's last number."""
+    """The number a candidate must make: a goal stated before its numbers (`make 1 from 2 2 3`, G1-G5's countdown;
+    `make 94 with 93+1?`, G5's check), else the question's last number."""
     question = prompt.removeprefix("Q:").split("\n")[0]
-    made = re.search(r"make (\d+) from", question)
+    made = re.search(r"make (-?\d+) (?:from|with) ", question)
     if made:
         return int(made.group(1))
     numbers = _INTEGERS.findall(question.split("=")[-1]) if "=" in question else _INTEGERS.findall(question)
