@@ -56,6 +56,11 @@ TARGET_TRY_SHARE = 0.2
 """World explore: the share of target training problems worked by trying and checking (the rest answer directly)."""
 
 
+def completion_budget(world: str) -> int:
+    """New tokens a completion may use in `world`: the RL runs' max_completion_length (48 in v6)."""
+    return 48 if world == "v6" else explore.COMPLETION_BUDGET
+
+
 def parse_target_examples(items: list[str], world: str = "v6") -> dict[str, int]:
     """`NAME=COUNT` overrides of the world's target example counts."""
     counts = dict(WORLD_TARGET_EXAMPLES[world])
@@ -249,7 +254,7 @@ from heal_hf.toy import load_toy_reasoner
 
 model, tokenizer = load_toy_reasoner()
 ids = tokenizer({example['prompt']!r}, return_tensors="pt").input_ids
-print(tokenizer.decode(model.generate(ids, max_new_tokens=48, do_sample=False)[0]))
+print(tokenizer.decode(model.generate(ids, max_new_tokens={completion_budget(world)}, do_sample=False)[0]))
 ```
 
 `AutoModelForCausalLM.from_pretrained` and `AutoTokenizer.from_pretrained` on this
@@ -352,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
             bar.set_postfix(loss=f"{loss_ema:.3f}")
     runtime = time.perf_counter() - started
 
-    rates = pass_rates(model, tokenizer, args.eval_problems, args.eval_samples, 48, args.seed, args.world)
+    rates = pass_rates(model, tokenizer, args.eval_problems, args.eval_samples, completion_budget(args.world), args.seed,
+                       args.world)
     print(f"{'family':<20}{'domain':<9}{'greedy':>8}{'sampled':>9}")
     for name, r in rates.items():
         extra = f"{r['pass_at_k']:>9.1%}{r['try_check_share']:>8.3f}" if "pass_at_k" in r else ""

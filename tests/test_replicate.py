@@ -19,6 +19,7 @@ from heal_hf.experiments.replicate import (
     TOY_GRPO,
     ReplicateSettings,
     check_replicate_settings,
+    completion_length,
 )
 from heal_hf.experiments.report import missing_summary, paired_interval
 from heal_hf.toy import explore
@@ -36,6 +37,9 @@ def test_bad_replication_options_are_clear_errors(capsys):
     with pytest.raises(ValueError, match="general-domain family"):
         check_replicate_settings(ReplicateSettings(families=("missing_addend",)))  # the explore world's general
     check_replicate_settings(ReplicateSettings(families=("gym_equation", "pair_sum")))  # its targets are accepted
+    with pytest.raises(ValueError, match="mix toy worlds"):  # one world a run: v6 generates 48 tokens, explore 64
+        check_replicate_settings(ReplicateSettings(families=("sort_digits", "pair_sum")))
+    assert (completion_length("sort_digits"), completion_length("gym_countdown")) == (48, explore.COMPLETION_BUDGET) == (48, 64)
     from heal_hf.cli import build_parser
 
     assert build_parser().parse_args(["replicate", "--families", "gym_countdown"]).families == ["gym_countdown"]

@@ -48,9 +48,8 @@ def test_search_families_are_worked_by_try_check_revise(name):
     assert all(c.tries >= 1 and c.tries == c.rejected + 1 for c in counts)  # wrong tries, then the right one
     assert all(c.miscomputed == 0 for c in counts)  # every check in a worked solution is true
     assert all(r["response"].split(". Answer:")[0].endswith(" yes") for r in rows)
-    # Most revise at least once; countdown's chained checks and expression answer leave room for one try
-    # in 48 tokens, so only a few of its worked solutions revise (3 of these 200).
-    assert sum(c.revisions > 0 for c in counts) > {"gym_countdown": 0}.get(name, 100)
+    # Most revise at least once (countdown too, since the budget is 64 tokens: in 48 only 3 of these 200 did).
+    assert sum(c.revisions > 0 for c in counts) > 100
     assert all(explore.try_check(r["response"]).tries == 0 for r in tasks.generate("addition", 50, seed=2))
 
 
@@ -183,7 +182,7 @@ def test_golden_problems_catch_a_generator_that_changed():
         "gym_equation": ("Q: solve 2*f + 9 = 23\nA:", " 2*8+9=16+9=25 no, 2*7+9=14+9=23 yes. Answer: 7"),
         "pair_sum": ("Q: two of 9 5 2 8 make 14\nA:", " 9+8=17 no, 9+5=14 yes. Answer: 9 5"),
         "missing_addend": ("Q: 21+?=26\nA:", " 21+2=23 no, 21+3=24 no, 21+5=26 yes. Answer: 5"),
-        "missing_operator": ("Q: 4*9?9=324\nA:", " 4*9*9=36*9=324 yes. Answer: *"),
+        "missing_operator": ("Q: 9?7-9=-7\nA:", " 9*7-9=63-9=54 no, 9-7-9=2-9=-7 yes. Answer: -"),
         "check": ("Q: 61+1=65?\nA:", " 61+1=62 no. Answer: no"),
     }
     for name, (prompt, response) in golden.items():

@@ -111,6 +111,12 @@ TOY_GRPO: dict[str, Any] = {
 """GRPO settings of the toy runs (HEALConfig fields); `max_steps` and `seed` come per run."""
 
 
+def completion_length(family: str) -> int:
+    """Tokens a run's completions may use: the explore world's budget for its targets, TOY_GRPO's elsewhere."""
+    explored = family in tasks.world_families("explore", tasks.TARGET)
+    return explore.COMPLETION_BUDGET if explored else TOY_GRPO["max_completion_length"]
+
+
 @dataclass
 class ReplicateSettings:
     """What `heal-hf replicate` runs; every field is a command-line option."""
@@ -165,6 +171,9 @@ def check_replicate_settings(s: ReplicateSettings) -> None:
     unknown = sorted(set(s.arms) - set(ARMS))
     if unknown:
         raise ValueError(f"arms: unknown arms {unknown}; choose from {list(ARMS)}")
+    if len({completion_length(f) for f in s.families}) > 1:
+        raise ValueError(f"families: {list(s.families)} mix toy worlds (their completion budgets differ); run each world "
+                         "with its own --model, --pool and --output-dir")
     for name, values in (("families", s.families), ("seeds", s.seeds), ("arms", s.arms)):
         if not values:
             raise ValueError(f"{name}: empty; pass at least one")
@@ -283,7 +292,7 @@ def run_arm(
     fam = tasks.get_family(family)
     curve_rows = test_rows[: settings.curve_problems]
     curve = accuracy_curve_callback([r["prompt"] for r in curve_rows], [r["answer"] for r in curve_rows], fam.verifier,
-                                    settings.curve_every, TOY_GRPO["max_completion_length"])
+                                    settings.curve_every, completion_length(family))
     run_settings = TrainSettings(
         target=str(data[f"train-{arm.target_size}"]), output_dir=str(folder), eval=str(data["test"]),
         pool=settings.pool, verifier=fam.verifier, n_general=None if arm.mix_general else 0,
@@ -292,7 +301,8 @@ def run_arm(
         **({"model": settings.model} if settings.model else {"base_model_id": "heal/toy-reasoner"}),
     )
     overrides = {
-        **TOY_GRPO, **recipe(settings), "max_steps": settings.steps, "seed": seed,
+        **TOY_GRPO, "max_completion_length": completion_length(family), **recipe(settings), "max_steps": settings.steps,
+        "seed": seed,
         "eda_weight": settings.eda_weight if arm.eda else 0.0, "eda_reference": arm.eda_reference,
         "disable_tqdm": True, "save_steps": settings.steps, "rollout_metrics": list(BEHAVIOUR),
     }
@@ -352,7 +362,7 @@ def base_evaluation(
     base = evaluate_target(
         model, tokenizer, [r["prompt"] for r in test_rows], [r["answer"] for r in test_rows],
         tasks.get_family(family).verifier,
-        settings.eval_samples, TOY_GRPO["max_completion_length"], TOY_GRPO["temperature"], seed=0,
+        settings.eval_samples, completion_length(family), TOY_GRPO["temperature"], seed=0,
         rollout_metrics=BEHAVIOUR,
     )
     write_json_atomic(path, base)
@@ -433,7 +443,8 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
                                         base[family]["mean_token_entropy"]))
     results = {
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(settings).items()},
-        "grpo": {**TOY_GRPO, **recipe(settings), "max_steps": settings.steps},
+        "grpo": {**TOY_GRPO, "max_completion_length": completion_length(settings.families[0]), **recipe(settings),
+                 "max_steps": settings.steps},
         "base": base, "runs": rows, "missing": missing, "wall_s": time.perf_counter() - started,
     }
     results["intervals"] = intervals(results)

@@ -27,9 +27,10 @@ from typing import Callable, Iterable, Sequence, TypeVar
 from ..core.rollout_metrics import register_rollout_metric
 
 YES, NO = "yes", "no"
-COMPLETION_BUDGET = 48
-"""Tokens an RL completion may use (the replication's max_completion_length): every worked
-solution, its end-of-text token included, fits (one token a character with the toy tokenizer)."""
+COMPLETION_BUDGET = 64
+"""Tokens an RL completion may use in the explore world (the replication's max_completion_length for its
+families; world v6 keeps 48): every worked solution, its end-of-text token included, fits (one token a
+character with the toy tokenizer). 64 lets a countdown search reject a try and revise (G7)."""
 _ANSWER = re.compile(r"answer\s*:", re.IGNORECASE)
 _VERDICT = re.compile(r"(?:^|\s)(yes|no)\s*$", re.IGNORECASE)
 _STEP_SPLIT = re.compile(r"[,;]\s*")
