@@ -61,27 +61,25 @@ def completion_budget(world: str) -> int:
     return 48 if world == "v6" else explore.COMPLETION_BUDGET
 
 
-def parse_target_examples(items: list[str], world: str = "v6") -> dict[str, int]:
-    """`NAME=COUNT` overrides of the world's target example counts."""
-    counts = dict(WORLD_TARGET_EXAMPLES[world])
-    targets = tasks.world_families(world, tasks.TARGET)
+def parse_counts(items: list[str], names: tuple[str, ...], flag: str, defaults: dict[str, int]) -> dict[str, int]:
+    """`NAME=COUNT` items over `defaults`, NAME one of `names`; a clear error naming `flag` otherwise."""
+    counts = dict(defaults)
     for item in items:
         name, _, count = item.partition("=")
-        if name not in targets or not count.isdigit():
-            raise SystemExit(f"--target-examples: expected NAME=COUNT with NAME in {list(targets)}, got {item!r}")
+        if name not in names or not count.isdigit():
+            raise SystemExit(f"{flag}: expected NAME=COUNT with NAME in {list(names)}, got {item!r}")
         counts[name] = int(count)
     return counts
+
+
+def parse_target_examples(items: list[str], world: str = "v6") -> dict[str, int]:
+    """`NAME=COUNT` overrides of the world's target example counts."""
+    return parse_counts(items, tasks.world_families(world, tasks.TARGET), "--target-examples", WORLD_TARGET_EXAMPLES[world])
 
 
 def parse_general_examples(items: list[str], world: str = "v6") -> dict[str, int]:
     """`NAME=COUNT` train problems of general families that differ from --general-per-family."""
-    counts, generals = {}, tasks.world_families(world, tasks.GENERAL)
-    for item in items:
-        name, _, count = item.partition("=")
-        if name not in generals or not count.isdigit():
-            raise SystemExit(f"--general-examples: expected NAME=COUNT with NAME in {list(generals)}, got {item!r}")
-        counts[name] = int(count)
-    return counts
+    return parse_counts(items, tasks.world_families(world, tasks.GENERAL), "--general-examples", {})
 
 
 def training_rows(general_per_family: int, target_examples: dict[str, int], seed: int, world: str = "v6",
