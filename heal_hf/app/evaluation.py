@@ -96,3 +96,37 @@ def evaluate_target(
         "per_problem": {"greedy": greedy_correct, "sampled": [sum(c) / samples for c in correct]},
         **behaviour,
     }
+
+
+def accuracy_curve_callback(prompts: Sequence[str], answers: Sequence[str], verifier: str, every: int,
+                            max_new_tokens: int, metric: str) -> Any:
+    """A TrainerCallback that records (step, greedy accuracy on `prompts`) in `points` at step 0 and every
+    `every` steps, and (step, the rollout metric `metric` of those greedy completions) in `behaviour`."""
+    from transformers import TrainerCallback
+
+    check = get_verifier(verifier)
+
+    class AccuracyCurve(TrainerCallback):
+        def __init__(self) -> None:
+            self.points: list[tuple[int, float]] = []
+            self.behaviour: list[tuple[int, float]] = []  # (step, the greedy completions' `metric`)
+
+        def measure(self, step: int, model: Any, tokenizer: Any) -> None:
+            was_training = model.training
+            model.eval()
+            try:
+                texts = greedy_completions(model, tokenizer, prompts, max_new_tokens, chat_template=False, batch_size=64)
+            finally:
+                model.train(was_training)
+            self.points.append((step, sum(check(t, a) for t, a in zip(texts, answers)) / len(prompts)))
+            self.behaviour.append((step, rollout_metric_means((metric,), texts)[metric]))
+
+        def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+            if state.global_step == 0:
+                self.measure(0, model, processing_class)
+
+        def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+            if state.global_step % every == 0 or state.global_step == state.max_steps:
+                self.measure(state.global_step, model, processing_class)
+
+    return AccuracyCurve()

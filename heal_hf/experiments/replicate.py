@@ -46,9 +46,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..app.console import output_to
+from ..app.evaluation import accuracy_curve_callback
 from ..core.eda import DEFAULT_ESTIMATOR, ESTIMATORS
-from ..core.rollout_metrics import rollout_metric_means
-from ..core.verifiers import get_verifier
 from ..data.files import claim_folder, write_json_atomic, write_text_atomic
 from ..data.run_folder import RUN_FILE
 from ..toy import explore, tasks
@@ -214,45 +213,6 @@ def test_set(family: str, problems: int, data_dir: Path, split: str = "test") ->
     return rows, write_jsonl(rows, data_dir / f"{family}-{split}-{problems}.jsonl")
 
 
-# --- The held-out accuracy curve ----------------------------------------------------
-
-
-def accuracy_curve_callback(prompts: Sequence[str], answers: Sequence[str], verifier: str, every: int,
-                            max_new_tokens: int) -> Any:
-    """A TrainerCallback that records (step, greedy accuracy on `prompts`) at step 0 and every `every` steps,
-    and (step, try/check share of those greedy completions) in `behaviour`."""
-    from transformers import TrainerCallback
-
-    from ..app.evaluation import greedy_completions
-
-    check = get_verifier(verifier)
-
-    class AccuracyCurve(TrainerCallback):
-        def __init__(self) -> None:
-            self.points: list[tuple[int, float]] = []
-            self.behaviour: list[tuple[int, float]] = []  # (step, the greedy completions' try/check share)
-
-        def measure(self, step: int, model: Any, tokenizer: Any) -> None:
-            was_training = model.training
-            model.eval()
-            try:
-                texts = greedy_completions(model, tokenizer, prompts, max_new_tokens, chat_template=False, batch_size=64)
-            finally:
-                model.train(was_training)
-            self.points.append((step, sum(check(t, a) for t, a in zip(texts, answers)) / len(prompts)))
-            self.behaviour.append((step, rollout_metric_means(BEHAVIOUR, texts)[BEHAVIOUR[0]]))
-
-        def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
-            if state.global_step == 0:
-                self.measure(0, model, processing_class)
-
-        def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-            if state.global_step % every == 0 or state.global_step == state.max_steps:
-                self.measure(state.global_step, model, processing_class)
-
-    return AccuracyCurve()
-
-
 # --- One run ------------------------------------------------------------------------
 
 
@@ -292,7 +252,7 @@ def run_arm(
     fam = tasks.get_family(family)
     curve_rows = test_rows[: settings.curve_problems]
     curve = accuracy_curve_callback([r["prompt"] for r in curve_rows], [r["answer"] for r in curve_rows], fam.verifier,
-                                    settings.curve_every, completion_length(family))
+                                    settings.curve_every, completion_length(family), BEHAVIOUR[0])
     run_settings = TrainSettings(
         target=str(data[f"train-{arm.target_size}"]), output_dir=str(folder), eval=str(data["test"]),
         pool=settings.pool, verifier=fam.verifier, n_general=None if arm.mix_general else 0,
