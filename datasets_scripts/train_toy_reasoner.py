@@ -56,11 +56,6 @@ TARGET_TRY_SHARE = 0.2
 """World explore: the share of target training problems worked by trying and checking (the rest answer directly)."""
 
 
-def completion_budget(world: str) -> int:
-    """New tokens a completion may use in `world`: the RL runs' max_completion_length (48 in v6)."""
-    return 48 if world == "v6" else explore.COMPLETION_BUDGET
-
-
 def parse_counts(items: list[str], names: tuple[str, ...], flag: str, defaults: dict[str, int]) -> dict[str, int]:
     """`NAME=COUNT` items over `defaults`, NAME one of `names`; a clear error naming `flag` otherwise."""
     counts = dict(defaults)
@@ -252,7 +247,7 @@ from heal_hf.toy import load_toy_reasoner
 
 model, tokenizer = load_toy_reasoner()
 ids = tokenizer({example['prompt']!r}, return_tensors="pt").input_ids
-print(tokenizer.decode(model.generate(ids, max_new_tokens={completion_budget(world)}, do_sample=False)[0]))
+print(tokenizer.decode(model.generate(ids, max_new_tokens={tasks.COMPLETION_BUDGETS[world]}, do_sample=False)[0]))
 ```
 
 `AutoModelForCausalLM.from_pretrained` and `AutoTokenizer.from_pretrained` on this
@@ -355,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             bar.set_postfix(loss=f"{loss_ema:.3f}")
     runtime = time.perf_counter() - started
 
-    rates = pass_rates(model, tokenizer, args.eval_problems, args.eval_samples, completion_budget(args.world), args.seed,
+    rates = pass_rates(model, tokenizer, args.eval_problems, args.eval_samples, tasks.COMPLETION_BUDGETS[args.world], args.seed,
                        args.world)
     print(f"{'family':<20}{'domain':<9}{'greedy':>8}{'sampled':>9}")
     for name, r in rates.items():

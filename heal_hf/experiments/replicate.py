@@ -101,7 +101,7 @@ DEFAULT_ARMS = ("grpo-32", "grpo-1k", "heal-32", "hybrid-32", "eda-32", "clip-hi
 TOY_GRPO: dict[str, Any] = {
     "per_device_train_batch_size": 32,
     "num_generations": 8,
-    "max_completion_length": 48,
+    "max_completion_length": tasks.COMPLETION_BUDGETS[tasks.BUNDLED_WORLD],  # another world's families: completion_length
     "temperature": 1.0,
     "beta": 0.0,
     "logging_steps": 1,
@@ -111,9 +111,13 @@ TOY_GRPO: dict[str, Any] = {
 
 
 def completion_length(family: str) -> int:
-    """Tokens a run's completions may use: the explore world's budget for its targets, TOY_GRPO's elsewhere."""
-    explored = family in tasks.world_families("explore", tasks.TARGET)
-    return explore.COMPLETION_BUDGET if explored else TOY_GRPO["max_completion_length"]
+    """Tokens a run's completions may use: its family's world's budget (48 in v6, 64 in explore)."""
+    return tasks.completion_budget(family)
+
+
+def toy_grpo(family: str) -> dict[str, Any]:
+    """TOY_GRPO with the family's world's completion length."""
+    return {**TOY_GRPO, "max_completion_length": completion_length(family)}
 
 
 @dataclass
@@ -261,8 +265,7 @@ def run_arm(
         **({"model": settings.model} if settings.model else {"base_model_id": "heal/toy-reasoner"}),
     )
     overrides = {
-        **TOY_GRPO, "max_completion_length": completion_length(family), **recipe(settings), "max_steps": settings.steps,
-        "seed": seed,
+        **toy_grpo(family), **recipe(settings), "max_steps": settings.steps, "seed": seed,
         "eda_weight": settings.eda_weight if arm.eda else 0.0, "eda_reference": arm.eda_reference,
         "disable_tqdm": True, "save_steps": settings.steps, "rollout_metrics": list(BEHAVIOUR),
     }
@@ -403,8 +406,7 @@ def replicate(settings: ReplicateSettings) -> dict[str, Any]:
                                         base[family]["mean_token_entropy"]))
     results = {
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(settings).items()},
-        "grpo": {**TOY_GRPO, "max_completion_length": completion_length(settings.families[0]), **recipe(settings),
-                 "max_steps": settings.steps},
+        "grpo": {**toy_grpo(settings.families[0]), **recipe(settings), "max_steps": settings.steps},
         "base": base, "runs": rows, "missing": missing, "wall_s": time.perf_counter() - started,
     }
     results["intervals"] = intervals(results)

@@ -337,6 +337,13 @@ WORLDS: dict[str, tuple[str, ...]] = {
 }
 """Each toy world's families (see the module doc); BUNDLED_WORLD is the bundled reasoner's."""
 BUNDLED_WORLD = "v6"
+COMPLETION_BUDGETS: dict[str, int] = {"v6": 48, "explore": explore.COMPLETION_BUDGET}
+"""New tokens an RL completion may use in each world (the replication's max_completion_length)."""
+
+
+def completion_budget(family: str) -> int:
+    """The completion budget of the world a target family belongs to (a general one: the first world that has it)."""
+    return COMPLETION_BUDGETS[next(world for world, names in WORLDS.items() if family in names)]
 
 
 def world_families(world: str, domain: str | None = None) -> tuple[str, ...]:
