@@ -130,6 +130,22 @@ def test_try_check_counts_hand_made_rollouts():
     assert explore.try_check_share([]) != explore.try_check_share([])  # nan for no rollouts
 
 
+def test_tries_restate_their_goal_and_the_counters_read_either_form():
+    # Every worked try compares the value it wrote with its problem's goal, the question's last number.
+    for name in ("missing_addend", "missing_subtrahend", "missing_operator", "check", "gym_countdown", "gym_equation", "pair_sum"):
+        for row in tasks.generate(name, 40, seed=3):
+            goal = int(row["prompt"].split("\n")[0].rstrip("?").replace("=", " ").split()[-1])
+            steps = explore.checked_steps(row["response"])
+            assert steps and all(restated == goal for _, restated, _ in steps), row
+            assert [ok for *_, ok in steps] == [False] * (len(steps) - 1) + [name != "check" or row["answer"] == "yes"]
+    assert explore.checked_steps(" 21+6=27 vs 30 no, 21+9=30 vs 30 yes. Answer: 9") == [("21+6=27", 30, False), ("21+9=30", 30, True)]
+    assert explore.checked_steps(" 21+6=27 no. Answer: 9") == [("21+6=27", None, False)]  # a try without its goal
+    with_goal = explore.try_check(" 6*8=48 vs 56 no, 5*8=40 vs 56 no, 7*8=56 vs 56 yes. Answer: 7")
+    assert with_goal == explore.try_check(" 6*8=48 no, 5*8=40 no, 7*8=56 yes. Answer: 7")
+    assert explore.try_check(" 280+2=287 vs 287 yes. Answer: 2").miscomputed == 1  # the working is read without the goal
+    assert explore.try_check(" 280+7=287 vs 280 no. Answer: 2").miscomputed == 0  # a wrong goal copy is no faked check
+
+
 def test_approach_closes_in_from_one_side():
     import random
 
@@ -168,7 +184,7 @@ def test_check_problems_are_balanced_near_misses_judged_by_the_working():
         assert (row["answer"] == "yes") == (value == int(claimed))
         assert int(claimed) != value or row["answer"] == "yes"
         assert abs(int(claimed) - value) <= 9  # a wrong claim is a near miss
-        assert row["response"] == f" {explore.reduced(expression)} {row['answer']}. Answer: {row['answer']}"
+        assert row["response"] == f" {explore.reduced(expression)} vs {claimed} {row['answer']}. Answer: {row['answer']}"
         count = explore.try_check(row["response"])
         assert (count.tries, count.miscomputed) == (1, 0)
         three_operands += len([c for c in expression if c in "+-*"]) == 2
@@ -178,12 +194,12 @@ def test_check_problems_are_balanced_near_misses_judged_by_the_working():
 def test_golden_problems_catch_a_generator_that_changed():
     # A reasoning-gym (or toy) release that changes these makes a different world: pin it again knowingly.
     golden = {
-        "gym_countdown": ("Q: from 7 3 1 make 5\nA:", " 7-3-1=4-1=3 no, 1+7-3=8-3=5 yes. Answer: 1+7-3"),
-        "gym_equation": ("Q: solve 2*f + 9 = 23\nA:", " 2*8+9=16+9=25 no, 2*7+9=14+9=23 yes. Answer: 7"),
-        "pair_sum": ("Q: two of 9 5 2 8 make 14\nA:", " 9+8=17 no, 9+5=14 yes. Answer: 9 5"),
-        "missing_addend": ("Q: 21+?=26\nA:", " 21+2=23 no, 21+3=24 no, 21+5=26 yes. Answer: 5"),
-        "missing_operator": ("Q: 9?7-9=-7\nA:", " 9*7-9=63-9=54 no, 9-7-9=2-9=-7 yes. Answer: -"),
-        "check": ("Q: 61+1=65?\nA:", " 61+1=62 no. Answer: no"),
+        "gym_countdown": ("Q: from 7 3 1 make 5\nA:", " 7-3-1=4-1=3 vs 5 no, 1+7-3=8-3=5 vs 5 yes. Answer: 1+7-3"),
+        "gym_equation": ("Q: solve 2*f + 9 = 23\nA:", " 2*8+9=16+9=25 vs 23 no, 2*7+9=14+9=23 vs 23 yes. Answer: 7"),
+        "pair_sum": ("Q: two of 9 5 2 8 make 14\nA:", " 9+8=17 vs 14 no, 9+5=14 vs 14 yes. Answer: 9 5"),
+        "missing_addend": ("Q: 21+?=26\nA:", " 21+2=23 vs 26 no, 21+3=24 vs 26 no, 21+5=26 vs 26 yes. Answer: 5"),
+        "missing_operator": ("Q: 4*9?9=324\nA:", " 4*9-9=36-9=27 vs 324 no, 4*9*9=36*9=324 vs 324 yes. Answer: *"),
+        "check": ("Q: 61+1=65?\nA:", " 61+1=62 vs 65 no. Answer: no"),
     }
     for name, (prompt, response) in golden.items():
         row = tasks.generate(name, 1, split="test", seed=0)[0]

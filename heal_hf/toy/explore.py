@@ -1,11 +1,15 @@
 """Try, check, revise: how the explore world's worked solutions search, and how to count it in a rollout.
 
-A try/check step names a candidate's working and a verdict: `6*8=48 no` (rejected, so the
-next step revises), `7*8=56 yes` (accepted). Steps are separated by `, ` as in every toy
-family, and a response ends in `Answer: ...`:
+A try/check step names a candidate's working, restates the goal beside the value it wrote, and
+gives the verdict of that comparison: `6*8=48 vs 56 no` (rejected, so the next step revises),
+`7*8=56 vs 56 yes` (accepted). The comparison is the same text in every family; what is left to
+a family is copying its goal (its question's last number). Steps are separated by `, ` as in
+every toy family, and a response ends in `Answer: ...`:
 
-    ` 6*8=48 no, 7*8=56 yes. Answer: 7`   (two try/check steps, one revision)
-    ` Answer: 7`                          (a direct guess: no step tried or checked)
+    ` 6*8=48 vs 56 no, 7*8=56 vs 56 yes. Answer: 7`   (two try/check steps, one revision)
+    ` Answer: 7`                                      (a direct guess: no step tried or checked)
+
+The counters read a try with or without its restated goal (`6*8=48 no` is a try too).
 
 `try_check(text)` counts a rollout's steps, tries, rejections, revisions and faked checks
 (tries whose working is false arithmetic, `280+2=287 yes`); its `share`
@@ -27,12 +31,14 @@ from typing import Callable, Iterable, Sequence, TypeVar
 from ..core.rollout_metrics import register_rollout_metric
 
 YES, NO = "yes", "no"
-COMPLETION_BUDGET = 64
+COMPLETION_BUDGET = 80
 """Tokens an RL completion may use in the explore world (the replication's max_completion_length for its
 families; world v6 keeps 48): every worked solution, its end-of-text token included, fits (one token a
-character with the toy tokenizer). 64 lets a countdown search reject a try and revise (G7)."""
+character with the toy tokenizer). 80 lets a countdown search reject a try and revise with the goal
+restated in each try (H1; G7's tries without it fitted 64)."""
 _ANSWER = re.compile(r"answer\s*:", re.IGNORECASE)
 _VERDICT = re.compile(r"(?:^|\s)(yes|no)\s*$", re.IGNORECASE)
+_RESTATED = re.compile(r"\s+vs\s+(-?\d{1,6})\s*$")
 _STEP_SPLIT = re.compile(r"[,;]\s*")
 _ARITHMETIC = re.compile(r"[\d+\-*() ]{1,40}")
 _INTEGER = re.compile(r"-?\d{1,6}")
@@ -68,14 +74,21 @@ def _steps(text: str) -> tuple[list[str], int]:
     return [s for s in steps if s], committed
 
 
-def checked_steps(text: str) -> list[tuple[str, bool]]:
-    """A completion's try/check steps in order: each (working, accepted), the working without its verdict
-    (`21+6=27 no` -> ("21+6=27", False)); free text, never raises."""
+def _restated(working: str) -> tuple[str, int | None]:
+    """A try's working without its restated goal, and that goal (None when not restated):
+    `21+6=27 vs 30` -> ("21+6=27", 30)."""
+    goal = _RESTATED.search(working)
+    return (working[: goal.start()].strip(), int(goal.group(1))) if goal else (working.strip(), None)
+
+
+def checked_steps(text: str) -> list[tuple[str, int | None, bool]]:
+    """A completion's try/check steps in order: each (working, restated goal or None, accepted), the working
+    without its goal and verdict (`21+6=27 vs 30 no` -> ("21+6=27", 30, False)); free text, never raises."""
     out = []
     for step in _steps(text)[0]:
         verdict = _VERDICT.search(step)
         if verdict is not None:
-            out.append((step[: verdict.start()].strip(), verdict.group(1).lower() == YES))
+            out.append((*_restated(step[: verdict.start()]), verdict.group(1).lower() == YES))
     return out
 
 
@@ -90,7 +103,7 @@ def try_check(text: str) -> TryCheckCount:
             last_rejected = False
             continue
         tries += 1
-        miscomputed += _false_working(step[: verdict.start()])
+        miscomputed += _false_working(_restated(step[: verdict.start()])[0])
         revisions += last_rejected
         last_rejected = verdict.group(1).lower() == NO
         rejected += last_rejected
@@ -144,9 +157,14 @@ def try_check_share(texts: Iterable[str]) -> float:
     return statistics.mean(shares) if shares else float("nan")
 
 
-def tried_steps(candidates: Sequence[tuple[str, bool]]) -> str:
-    """Worked try/check steps: each (working, accepted) pair as `working yes|no`, joined by `, `."""
-    return ", ".join(f"{working} {YES if ok else NO}" for working, ok in candidates)
+def checked(working: str, goal: object, accepted: bool) -> str:
+    """One try/check step: the working, the goal restated beside its value, the verdict (`45+3=48 vs 52 no`)."""
+    return f"{working} vs {goal} {YES if accepted else NO}"
+
+
+def tried_steps(candidates: Sequence[tuple[str, bool]], goal: object) -> str:
+    """Worked try/check steps: each (working, accepted) pair as `working vs goal yes|no`, joined by `, `."""
+    return ", ".join(checked(working, goal, ok) for working, ok in candidates)
 
 
 def fits(response: str) -> bool:
@@ -173,12 +191,12 @@ def approach(rng: random.Random, answer: int, low: int, high: int, tries: int) -
     return closing_in(rng, rng.choice(sides), answer, tries, lambda c: abs(c - answer))
 
 
-def searched(rng: random.Random, answer: str, candidates: Callable[[int], list[tuple[str, bool]]]) -> str:
-    """Worked try/check steps for `answer`: `candidates(k)` gives k (working, accepted) tries, k drawn
-    from TRIES (1 to 3), one fewer while the response would not fit COMPLETION_BUDGET."""
+def searched(rng: random.Random, answer: str, goal: object, candidates: Callable[[int], list[tuple[str, bool]]]) -> str:
+    """Worked try/check steps for `answer`, each compared with `goal`: `candidates(k)` gives k (working,
+    accepted) tries, k drawn from TRIES (1 to 3), one fewer while the response would not fit COMPLETION_BUDGET."""
     k = rng.choices(TRIES, weights=TRY_WEIGHTS)[0]
     while True:
-        steps = tried_steps(candidates(k))
+        steps = tried_steps(candidates(k), goal)
         if k == 1 or fits(f" {steps}. Answer: {answer}"):
             return steps
         k -= 1

@@ -101,7 +101,7 @@ def countdown(rng: random.Random) -> tuple[str, str, str, str]:
     right = [e for e in candidates if value(e) == target]
     wrong = [e for e in candidates if value(e) != target]
     answer = rng.choice(right)
-    steps = explore.searched(rng, answer, lambda k: [
+    steps = explore.searched(rng, answer, target, lambda k: [
         (explore.reduced(e), e == answer) for e in explore.closing_in(rng, wrong, answer, k, lambda e: abs(value(e) - target))])
     question = f"from {' '.join(map(str, numbers))} make {target}"  # the goal last, as every explore search states it
     return question, steps, answer, reference("countdown", COUNTDOWN_CONFIG, entry)
@@ -125,6 +125,6 @@ def equation(rng: random.Random) -> tuple[str, str, str, str]:
                   lambda e: (p := _equation_parts(e["metadata"]["equation"])) is not None and p[3] > 0)
     a, sign, b, c = _equation_parts(entry["metadata"]["equation"])
     x = int(entry["answer"])
-    steps = explore.searched(rng, str(x), lambda k: [(explore.reduced(f"{a}*{t}{sign}{b}"), t == x)
-                                                     for t in explore.approach(rng, x, 1, 9, k)])
+    steps = explore.searched(rng, str(x), c, lambda k: [(explore.reduced(f"{a}*{t}{sign}{b}"), t == x)
+                                                        for t in explore.approach(rng, x, 1, 9, k)])
     return f"solve {entry['metadata']['equation']}", steps, str(x), reference("simple_equations", EQUATION_CONFIG, entry)

@@ -32,7 +32,7 @@ and judged by its own `score_answer` (`heal_hf.toy.gym`):
 general domain keeps `addition` and `multiplication` (the digit facts every check uses)
 and adds `missing_addend`, `missing_subtrahend` and `missing_operator`, worked by trying a
 candidate, checking it and revising (` 38+5=43 no, 38+6=44 no, 38+7=45 yes. Answer: 7`), and
-`check`, the verdict alone (` 56+7=63 no. Answer: no`, yes and no equally often). Every explore problem has such a
+`check`, the verdict alone (` 56+7=63 vs 65 no. Answer: no`, yes and no equally often). Every explore problem has such a
 worked solution; the toy reasoner's training mix keeps it for every general problem and
 for a few target ones only (the rest answer directly), so the base model has the behaviour
 but uses it less in the target.
@@ -165,22 +165,22 @@ def _weekday(rng: random.Random) -> Problem:
             f"{offset} mod 7 = {offset % 7}, {WEEKDAYS[day]}+{offset % 7} = {end}", end)
 
 
-def _searched(rng: random.Random, answer: int, low: int, high: int, working: Callable[[int], str]) -> str:
-    """Try/check steps closing in on a digit `answer` (explore.approach), as many as fit the budget."""
-    return explore.searched(rng, str(answer), lambda k: [(working(t), t == answer)
-                                                         for t in explore.approach(rng, answer, low, high, k)])
+def _searched(rng: random.Random, answer: int, goal: int, low: int, high: int, working: Callable[[int], str]) -> str:
+    """Try/check steps closing in on a digit `answer` (explore.approach), each compared with `goal`, as many as fit."""
+    return explore.searched(rng, str(answer), goal, lambda k: [(working(t), t == answer)
+                                                               for t in explore.approach(rng, answer, low, high, k)])
 
 
 def _missing_addend(rng: random.Random) -> Problem:
     # Two-digit numbers, so that three tries fit the budget and no verdict is given away by its position.
     a, d = rng.randint(10, 99), rng.randint(1, 9)
-    return f"{a}+?={a + d}", _searched(rng, d, 1, 9, lambda t: f"{a}+{t}={a + t}"), str(d)
+    return f"{a}+?={a + d}", _searched(rng, d, a + d, 1, 9, lambda t: f"{a}+{t}={a + t}"), str(d)
 
 
 def _missing_subtrahend(rng: random.Random) -> Problem:
     a = rng.randint(11, 99)
     d = rng.randint(1, min(9, a - 1))
-    return f"{a}-?={a - d}", _searched(rng, d, 1, 9, lambda t: f"{a}-{t}={a - t}"), str(d)
+    return f"{a}-?={a - d}", _searched(rng, d, a - d, 1, 9, lambda t: f"{a}-{t}={a - t}"), str(d)
 
 
 def _missing_operator(rng: random.Random) -> Problem:
@@ -196,7 +196,7 @@ def _missing_operator(rng: random.Random) -> Problem:
             break
     question = expression("?") + f"={values[answer]}"
     wrong = [op for op in "+-*" if op != answer]
-    steps = explore.searched(rng, answer, lambda k: [
+    steps = explore.searched(rng, answer, values[answer], lambda k: [
         (explore.reduced(expression(op)), op == answer)
         for op in explore.closing_in(rng, wrong, answer, k, lambda op: abs(values[op] - values[answer]))])
     return question, steps, answer
@@ -215,7 +215,7 @@ def _check(rng: random.Random) -> Problem:
     right = rng.random() < 0.5
     claimed = value if right else value + rng.choice((-1, 1)) * rng.randint(1, 9)
     verdict = explore.YES if right else explore.NO
-    return f"{expression}={claimed}?", f"{explore.reduced(expression)} {verdict}", verdict
+    return f"{expression}={claimed}?", explore.checked(explore.reduced(expression), claimed, right), verdict
 
 
 def _pair_sum(rng: random.Random) -> Problem:
@@ -229,7 +229,7 @@ def _pair_sum(rng: random.Random) -> Problem:
     right = next(p for p in pairs if sum(p) == target)
     wrong = [p for p in pairs if p != right]
     answer = f"{right[0]} {right[1]}"
-    steps = explore.searched(rng, answer, lambda k: [
+    steps = explore.searched(rng, answer, target, lambda k: [
         (f"{a}+{b}={a + b}", (a, b) == right)
         for a, b in explore.closing_in(rng, wrong, right, k, lambda p: abs(sum(p) - target))])
     return f"two of {' '.join(map(str, digits))} make {target}", steps, answer

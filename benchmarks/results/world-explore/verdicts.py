@@ -3,10 +3,12 @@
     nice -n 15 python benchmarks/results/world-explore/verdicts.py MODEL_DIR [--out NAME]
 
 On the same samples as `measure_base.py` (its `test_samples`: each family's test split, 200
-problems x 8 at T = 1, seed 0, <= 48 tokens; general families 150), every try/check step (`working yes|no`) is read
+problems x 8 at T = 1, seed 0, <= 48 tokens; general families 150), every try/check step (`working vs goal yes|no`, or `working yes|no` before H1) is read
 against the problem's goal (the number the candidate must make: the value after `=` in the
 question, or the target of `make T from ...`):
 - arithmetic right: the working's written value is the true value of its expression;
+- goal restated right (H1 on): the goal a try restates is the problem's goal; and the verdict consistent
+  with the two numbers the try compares (`yes` exactly when the written value is the restated goal);
 - verdict consistent: `yes` exactly when the *written* value is the goal (the comparison step);
 - verdict right: `yes` exactly when the *true* value is the goal (what the check is for);
   false yes (a wrong candidate accepted) and false no (the right one rejected) split it;
@@ -48,10 +50,10 @@ def goal(prompt: str) -> int | None:
 def tries(text: str) -> list[dict]:
     """Each try/check step of a completion whose working ends in a value: written value, true value, verdict."""
     out = []
-    for working, accepted in explore.checked_steps(text):
+    for working, restated, accepted in explore.checked_steps(text):
         written = _WRITTEN.search(working)
         if written:
-            out.append({"working": working, "written": int(written.group(1)),
+            out.append({"working": working, "written": int(written.group(1)), "restated": restated,
                         "true": explore.arithmetic_value(working.split("=")[0]), "yes": accepted})
     return out
 
@@ -75,7 +77,7 @@ def follows(answer: str, working: str) -> bool:
 
 def family_verdicts(model, tokenizer, name: str, problems: int, samples: int, seed: int) -> dict:
     family, prompts, answers, sampled = test_samples(model, tokenizer, name, problems, samples, seed)
-    steps, samples_out = [], []
+    steps, goals, samples_out = [], [], []
     for prompt, texts, ref in zip(prompts, sampled.texts, answers):
         g = goal(prompt)
         for text in texts:
@@ -83,6 +85,7 @@ def family_verdicts(model, tokenizer, name: str, problems: int, samples: int, se
             if not ts or g is None:
                 continue
             steps += ts
+            goals += [g] * len(ts)
             last = ts[-1]
             samples_out.append({"pass": family.verify(text, ref),
                                 "all_right": all(t["yes"] == t["right_value"] for t in ts),
@@ -94,7 +97,10 @@ def family_verdicts(model, tokenizer, name: str, problems: int, samples: int, se
     return {
         "domain": family.domain, "tries": len(steps), "trying_samples": len(samples_out),
         "arithmetic_right": rate([float(t["written"] == t["true"]) for t in steps]),
+        "goal_restated_right": rate([float(t["restated"] == g) for t, g in zip(steps, goals) if t["restated"] is not None]),
         "verdict_consistent": rate([float(t["yes"] == t["written_goal"]) for t in steps]),
+        "verdict_consistent_with_restated": rate([float(t["yes"] == (t["written"] == t["restated"]))
+                                                  for t in steps if t["restated"] is not None]),
         "verdict_right": rate([float(t["yes"] == t["right_value"]) for t in steps]),
         "false_yes": rate([float(t["yes"]) for t in wrong_candidates]),
         "false_no": rate([float(not t["yes"]) for t in right_candidates]),
@@ -108,7 +114,9 @@ def family_verdicts(model, tokenizer, name: str, problems: int, samples: int, se
     }
 
 
-COLUMNS = [("tries", "tries"), ("arithmetic_right", "arithmetic right"), ("verdict_consistent", "verdict consistent with written value"),
+COLUMNS = [("tries", "tries"), ("arithmetic_right", "arithmetic right"), ("goal_restated_right", "goal restated right"),
+           ("verdict_consistent", "verdict consistent with written value"),
+           ("verdict_consistent_with_restated", "verdict consistent with written vs restated"),
            ("verdict_right", "verdict right"), ("false_yes", "false yes (wrong candidate accepted)"),
            ("false_no", "false no (right one rejected)"), ("yes_when_written_not_goal", "yes though written value is not the goal"),
            ("written_goal_when_value_wrong", "wrong candidate written as the goal"),
