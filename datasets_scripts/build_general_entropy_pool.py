@@ -31,6 +31,8 @@ from heal_hf.data.models import load_causal_lm
 from heal_hf.data.pool import PoolBuildConfig, bundled_pool_path
 
 TOY_REASONER_ID = "heal/toy-reasoner"
+V6_POOL_TOKENS = 64
+"""Tokens per response of the bundled (world v6) pool, as it was built."""
 
 
 def general_problems(per_family: int, split: str, seed: int, world: str = "v6") -> datasets.Dataset:
@@ -55,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="train", choices=["train", "test"], help="toy task split (default train)")
     parser.add_argument("--samples-per-prompt", type=int, default=8, help="k (default 8)")
     parser.add_argument("--bins", type=int, default=32, help="K (default 32)")
-    parser.add_argument("--max-new-tokens", type=int, default=64, help="tokens per response (default 64)")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help=f"tokens per response (default: {V6_POOL_TOKENS} in world v6, the bundled pool's; elsewhere "
+                             "the world's RL completion budget, heal_hf.toy.tasks.COMPLETION_BUDGETS)")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
     parser.add_argument("--seed", type=int, default=0, help="problem draw and sampling seed (default 0)")
     parser.add_argument("--shard-size", type=int, default=64, help="prompts per shard (default 64)")
@@ -66,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out = args.out or str(bundled_pool_path())
 
     from heal_hf.toy import TOY_REASONER_PATH
+    from heal_hf.toy.tasks import COMPLETION_BUDGETS
+
+    if args.max_new_tokens is None:  # the pool holds the samples an RL run of the world would draw
+        args.max_new_tokens = V6_POOL_TOKENS if args.world == "v6" else COMPLETION_BUDGETS[args.world]
 
     process_index, num_processes, device = process_layout()
     model, tokenizer = load_causal_lm(args.model or TOY_REASONER_PATH, device=device, dtype="float32")

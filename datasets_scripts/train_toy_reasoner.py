@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = training_rows(args.general_per_family, args.target_examples, args.seed, args.world, args.target_try_share,
                          args.general_examples)
     if args.world != "v6" and not all(explore.fits(r["response"]) for r in rows):
-        raise SystemExit(f"a worked solution does not fit the {explore.COMPLETION_BUDGET}-token completion budget")
+        raise SystemExit(f"a worked solution does not fit the {explore.SOLUTION_BUDGET}-token solution budget")
     ids, starts = encode(rows, tokenizer)
     print(f"toy reasoner: {params / 1e6:.2f}M parameters, {len(rows)} training problems, {args.steps} steps")
 

@@ -33,7 +33,7 @@ def test_worked_solutions_are_right_by_their_own_verifier_and_fit_the_budget(nam
     assert len({r["prompt"] for r in rows}) == 60
     for row in rows:
         ids = tokenizer(row["response"], add_special_tokens=False)["input_ids"]
-        assert len(ids) + 1 <= explore.COMPLETION_BUDGET, row["response"]  # + end-of-text
+        assert len(ids) + 1 <= explore.SOLUTION_BUDGET < explore.COMPLETION_BUDGET, row["response"]  # + end-of-text
         assert family.verify(row["response"], row["answer"]) == 1.0, row
         assert family.verify(explore.direct_response(row["response"]), row["answer"]) == 1.0
         assert family.verify(" Answer: 0", row["answer"]) == 0.0
@@ -246,3 +246,11 @@ def test_general_examples_set_one_familys_count_and_bad_names_are_refused():
     assert script.parse_general_examples(["check=7500"], "explore") == {"check": 7500}
     with pytest.raises(SystemExit, match="--general-examples: expected NAME=COUNT"):
         script.parse_general_examples(["gym_countdown=5"], "explore")
+
+
+def test_the_completion_budget_holds_every_drawn_try(monkeypatch):
+    # H2's rule: a model may try as often as the general searches do, so samples and RL completions get the
+    # smallest multiple of 16 that holds the longest worked solution with all its drawn tries kept.
+    monkeypatch.setattr(explore, "SOLUTION_BUDGET", 10**6)
+    longest = max(len(r["response"]) + 1 for name in EXPLORE for r in tasks.generate(name, 400, seed=0))
+    assert explore.COMPLETION_BUDGET == -(-longest // 16) * 16 and longest > 80

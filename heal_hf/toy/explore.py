@@ -31,11 +31,15 @@ from typing import Callable, Iterable, Sequence, TypeVar
 from ..core.rollout_metrics import register_rollout_metric
 
 YES, NO = "yes", "no"
-COMPLETION_BUDGET = 80
-"""Tokens an RL completion may use in the explore world (the replication's max_completion_length for its
-families; world v6 keeps 48): every worked solution, its end-of-text token included, fits (one token a
-character with the toy tokenizer). 80 lets a countdown search reject a try and revise with the goal
-restated in each try (H1; G7's tries without it fitted 64)."""
+SOLUTION_BUDGET = 80
+"""Toy tokens (one a character) every worked solution fits, end-of-text included: a search keeps fewer of its
+drawn tries when they would not fit (`searched`). 80 lets a countdown search reject a try and revise with the
+goal restated in each try (H1; G7's tries without it fitted 64)."""
+COMPLETION_BUDGET = 96
+"""Tokens a sample or RL completion may use in the explore world (the replication's max_completion_length for
+its families; world v6 keeps 48): more than SOLUTION_BUDGET, since a model tries as often as its general
+searches do (three times) where its worked solutions were cut to two. 96 is the smallest multiple of 16 that
+holds the longest worked solution of any family with every drawn try kept (94 tokens, gym_countdown; H2)."""
 _ANSWER = re.compile(r"answer\s*:", re.IGNORECASE)
 _VERDICT = re.compile(r"(?:^|\s)(yes|no)\s*$", re.IGNORECASE)
 _RESTATED = re.compile(r"\s+vs\s+(-?\d{1,6})\s*$")
@@ -168,8 +172,8 @@ def tried_steps(candidates: Sequence[tuple[str, bool]], goal: object) -> str:
 
 
 def fits(response: str) -> bool:
-    """Whether a worked response and its end-of-text token fit COMPLETION_BUDGET toy tokens."""
-    return len(response) + 1 <= COMPLETION_BUDGET
+    """Whether a worked response and its end-of-text token fit SOLUTION_BUDGET toy tokens."""
+    return len(response) + 1 <= SOLUTION_BUDGET
 
 
 def direct_response(response: str) -> str:
@@ -193,7 +197,7 @@ def approach(rng: random.Random, answer: int, low: int, high: int, tries: int) -
 
 def searched(rng: random.Random, answer: str, goal: object, candidates: Callable[[int], list[tuple[str, bool]]]) -> str:
     """Worked try/check steps for `answer`, each compared with `goal`: `candidates(k)` gives k (working,
-    accepted) tries, k drawn from TRIES (1 to 3), one fewer while the response would not fit COMPLETION_BUDGET."""
+    accepted) tries, k drawn from TRIES (1 to 3), one fewer while the response would not fit SOLUTION_BUDGET."""
     k = rng.choices(TRIES, weights=TRY_WEIGHTS)[0]
     while True:
         steps = tried_steps(candidates(k), goal)
