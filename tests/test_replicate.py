@@ -39,7 +39,7 @@ def test_bad_replication_options_are_clear_errors(capsys):
     check_replicate_settings(ReplicateSettings(families=("gym_equation", "pair_sum")))  # its targets are accepted
     with pytest.raises(ValueError, match="mix toy worlds"):  # one world a run: v6 generates 48 tokens, explore 64
         check_replicate_settings(ReplicateSettings(families=("sort_digits", "pair_sum")))
-    assert (completion_length("sort_digits"), completion_length("gym_countdown")) == (48, explore.COMPLETION_BUDGET) == (48, 96)
+    assert (completion_length("sort_digits"), completion_length("gym_countdown")) == (48, explore.COMPLETION_BUDGET) == (48, 128)
     from heal_hf.cli import build_parser
 
     assert build_parser().parse_args(["replicate", "--families", "gym_countdown"]).families == ["gym_countdown"]

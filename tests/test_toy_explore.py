@@ -248,9 +248,12 @@ def test_general_examples_set_one_familys_count_and_bad_names_are_refused():
         script.parse_general_examples(["gym_countdown=5"], "explore")
 
 
-def test_the_completion_budget_holds_every_drawn_try(monkeypatch):
-    # H2's rule: a model may try as often as the general searches do, so samples and RL completions get the
-    # smallest multiple of 16 that holds the longest worked solution with all its drawn tries kept.
+def test_the_completion_budget_holds_one_more_try_than_any_worked_solution(monkeypatch):
+    # H3's rule: a model whose third try fails searches on, so samples and RL completions get the longest worked
+    # solution with all its drawn tries kept, plus the longest try once more, rounded up to a multiple of 16.
     monkeypatch.setattr(explore, "SOLUTION_BUDGET", 10**6)
-    longest = max(len(r["response"]) + 1 for name in EXPLORE for r in tasks.generate(name, 400, seed=0))
-    assert explore.COMPLETION_BUDGET == -(-longest // 16) * 16 and longest > 80
+    rows = [r for name in EXPLORE for r in tasks.generate(name, 400, seed=0)]
+    longest = max(len(r["response"]) + 1 for r in rows)
+    longest_try = max(len(explore.checked(w, g, False)) + len(", ") for r in rows for w, g, _ in explore.checked_steps(r["response"]))
+    assert (longest, longest_try) == (94, 27)
+    assert explore.COMPLETION_BUDGET == -(-(longest + longest_try) // 16) * 16 == 128

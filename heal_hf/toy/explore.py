@@ -35,11 +35,11 @@ SOLUTION_BUDGET = 80
 """Toy tokens (one a character) every worked solution fits, end-of-text included: a search keeps fewer of its
 drawn tries when they would not fit (`searched`). 80 lets a countdown search reject a try and revise with the
 goal restated in each try (H1; G7's tries without it fitted 64)."""
-COMPLETION_BUDGET = 96
+COMPLETION_BUDGET = 128
 """Tokens a sample or RL completion may use in the explore world (the replication's max_completion_length for
-its families; world v6 keeps 48): more than SOLUTION_BUDGET, since a model tries as often as its general
-searches do (three times) where its worked solutions were cut to two. 96 is the smallest multiple of 16 that
-holds the longest worked solution of any family with every drawn try kept (94 tokens, gym_countdown; H2)."""
+its families; world v6 keeps 48). It holds one more try than any worked solution draws, since a model whose
+third try fails searches on (H2's samples did): the longest worked solution with every drawn try kept (94
+tokens, gym_countdown) plus the longest try (27), rounded up to a multiple of 16 (H3)."""
 _ANSWER = re.compile(r"answer\s*:", re.IGNORECASE)
 _VERDICT = re.compile(r"(?:^|\s)(yes|no)\s*$", re.IGNORECASE)
 _RESTATED = re.compile(r"\s+vs\s+(-?\d{1,6})\s*$")
