@@ -48,8 +48,9 @@ def test_search_families_are_worked_by_try_check_revise(name):
     assert all(c.tries >= 1 and c.tries == c.rejected + 1 for c in counts)  # wrong tries, then the right one
     assert all(c.miscomputed == 0 for c in counts)  # every check in a worked solution is true
     assert all(r["response"].split(". Answer:")[0].endswith(" yes") for r in rows)
-    # Most revise at least once (countdown too, since the budget is 64 tokens: in 48 only 3 of these 200 did).
-    assert sum(c.revisions > 0 for c in counts) > 100
+    # The first try is right in about half of the searches (H4's noisy nearest-first order); countdown's and
+    # gym_equation's three-try searches rarely fit the budget, so a third of theirs revise, at least a quarter everywhere.
+    assert 50 < sum(c.revisions > 0 for c in counts) < 150
     assert all(explore.try_check(r["response"]).tries == 0 for r in tasks.generate("addition", 50, seed=2))
 
 
@@ -146,17 +147,26 @@ def test_tries_restate_their_goal_and_the_counters_read_either_form():
     assert explore.try_check(" 280+7=287 vs 280 no. Answer: 2").miscomputed == 0  # a wrong goal copy is no faked check
 
 
-def test_approach_closes_in_from_one_side():
+def test_a_worked_search_tries_near_misses_first_and_stops_at_the_first_right_candidate():
     import random
+    import statistics
 
     rng = random.Random(0)
-    for _ in range(200):
-        answer = rng.randint(1, 9)
-        picks = explore.approach(rng, answer, 1, 9, 3)
-        assert picks[-1] == answer and len(set(picks)) == len(picks) and 1 <= len(picks) <= 3
-        gaps = [abs(p - answer) for p in picks]
-        assert gaps == sorted(gaps, reverse=True)
-        assert len({p > answer for p in picks[:-1]}) <= 1
+    places, gaps, random_gaps = [], [], []
+    for _ in range(1000):
+        answer, goal = rng.randint(1, 9), rng.randint(20, 80)
+        value = lambda t, answer=answer, goal=goal: goal + t - answer  # noqa: E731 - a missing addend's values
+        tried = explore.tried_until_right(rng, range(1, 10), value, goal)
+        assert tried[-1] == answer and answer not in tried[:-1] and len(set(tried)) == len(tried) <= explore.MOST_TRIES
+        places.append(len(tried))
+        gaps += [abs(t - answer) for t in tried[:-1]]
+        random_gaps += [abs(t - answer) for t in rng.sample([t for t in range(1, 10) if t != answer], len(tried) - 1)]
+    share = [places.count(k) / len(places) for k in (1, 2, 3)]
+    assert 0.44 < share[0] < 0.58 and 0.25 < share[1] < 0.36 and 0.14 < share[2] < 0.25, share  # not always last
+    assert statistics.mean(gaps) < statistics.mean(random_gaps) - 1  # near misses the solver thought likely, not decoys
+    # Candidates of one value count once; an order that cannot reach the answer in `most` tries puts it last.
+    assert len(explore.guessed_order(rng, ["1+2", "2+1", "3*1", "5"], lambda e: eval(e), 5)) == 2
+    assert explore.tried_until_right(rng, list(range(1, 10)), lambda t: t, 9, most=1) == [9]
 
 
 def test_checks_are_chains_of_single_operations_and_a_false_link_is_a_faked_check():
@@ -194,11 +204,11 @@ def test_check_problems_are_balanced_near_misses_judged_by_the_working():
 def test_golden_problems_catch_a_generator_that_changed():
     # A reasoning-gym (or toy) release that changes these makes a different world: pin it again knowingly.
     golden = {
-        "gym_countdown": ("Q: from 7 3 1 make 5\nA:", " 7-3-1=4-1=3 vs 5 no, 1+7-3=8-3=5 vs 5 yes. Answer: 1+7-3"),
-        "gym_equation": ("Q: solve 2*f + 9 = 23\nA:", " 2*8+9=16+9=25 vs 23 no, 2*7+9=14+9=23 vs 23 yes. Answer: 7"),
-        "pair_sum": ("Q: two of 9 5 2 8 make 14\nA:", " 9+8=17 vs 14 no, 9+5=14 vs 14 yes. Answer: 9 5"),
-        "missing_addend": ("Q: 21+?=26\nA:", " 21+2=23 vs 26 no, 21+3=24 vs 26 no, 21+5=26 vs 26 yes. Answer: 5"),
-        "missing_operator": ("Q: 4*9?9=324\nA:", " 4*9-9=36-9=27 vs 324 no, 4*9*9=36*9=324 vs 324 yes. Answer: *"),
+        "gym_countdown": ("Q: from 3 5 6 make 2\nA:", " 3+5-6=8-6=2 vs 2 yes. Answer: 3+5-6"),
+        "gym_equation": ("Q: solve 7*x + 9 = 65\nA:", " 7*8+9=56+9=65 vs 65 yes. Answer: 8"),
+        "pair_sum": ("Q: two of 8 9 2 7 make 10\nA:", " 2+7=9 vs 10 no, 8+2=10 vs 10 yes. Answer: 8 2"),
+        "missing_addend": ("Q: 75+?=80\nA:", " 75+6=81 vs 80 no, 75+5=80 vs 80 yes. Answer: 5"),
+        "missing_operator": ("Q: 6-9?5=-8\nA:", " 6-9-5=-3-5=-8 vs -8 yes. Answer: -"),
         "check": ("Q: 61+1=65?\nA:", " 61+1=62 vs 65 no. Answer: no"),
     }
     for name, (prompt, response) in golden.items():
@@ -255,5 +265,5 @@ def test_the_completion_budget_holds_one_more_try_than_any_worked_solution(monke
     rows = [r for name in EXPLORE for r in tasks.generate(name, 400, seed=0)]
     longest = max(len(r["response"]) + 1 for r in rows)
     longest_try = max(len(explore.checked(w, g, False)) + len(", ") for r in rows for w, g, _ in explore.checked_steps(r["response"]))
-    assert (longest, longest_try) == (94, 27)
+    assert (longest, longest_try) == (94, 26)  # H3's worked solutions: (94, 27), the same 128
     assert explore.COMPLETION_BUDGET == -(-(longest + longest_try) // 16) * 16 == 128

@@ -39,15 +39,20 @@ COMPLETION_BUDGET = 128
 """Tokens a sample or RL completion may use in the explore world (the replication's max_completion_length for
 its families; world v6 keeps 48). It holds one more try than any worked solution draws, since a model whose
 third try fails searches on (H2's samples did): the longest worked solution with every drawn try kept (94
-tokens, gym_countdown) plus the longest try (27), rounded up to a multiple of 16 (H3)."""
+tokens, gym_countdown) plus the longest try (27; 26 in H4's searches), rounded up to a multiple of 16 (H3)."""
 _ANSWER = re.compile(r"answer\s*:", re.IGNORECASE)
 _VERDICT = re.compile(r"(?:^|\s)(yes|no)\s*$", re.IGNORECASE)
 _RESTATED = re.compile(r"\s+vs\s+(-?\d{1,6})\s*$")
 _STEP_SPLIT = re.compile(r"[,;]\s*")
 _ARITHMETIC = re.compile(r"[\d+\-*() ]{1,40}")
 _INTEGER = re.compile(r"-?\d{1,6}")
-TRIES, TRY_WEIGHTS = (1, 2, 3), (0.2, 0.4, 0.4)
-"""How many candidates a worked search tries (the last one right), and how often."""
+MOST_TRIES = 3
+"""The most candidates a worked search tries (the last one right)."""
+SEARCH_NOISE = 3.0
+"""How far, in ranks, a worked solver misjudges how near a value is to the goal (H4): its first try is right
+in about half of the searches (0.48-0.52 in every family), its second in 0.29-0.32, its third in 0.18-0.20."""
+REDRAWS = 50
+"""Draws of a search's order before the right candidate is put in its last place."""
 T = TypeVar("T")
 
 
@@ -181,29 +186,42 @@ def direct_response(response: str) -> str:
     return " Answer: " + response.rsplit("Answer: ", 1)[-1]
 
 
-def closing_in(rng: random.Random, wrong: Sequence[T], right: T, tries: int, distance: Callable[[T], float]) -> list[T]:
-    """`tries` candidates ending on `right`: wrong ones drawn from `wrong`, farther from the goal first (by
-    `distance`), as a solver that reads each check revises; fewer when `wrong` is short."""
-    return sorted(rng.sample(list(wrong), min(tries - 1, len(wrong))), key=lambda c: -distance(c)) + [right]
+def guessed_order(rng: random.Random, candidates: Sequence[T], value: Callable[[T], int], goal: int) -> list[T]:
+    """One candidate of each value `candidates` take, in the order a solver that does not know the answer tries
+    them: the values ranked by distance from `goal`, nearest first (ties in random order), each rank misjudged
+    by Gaussian noise of SEARCH_NOISE ranks."""
+    by_value: dict[int, list[T]] = {}
+    for candidate in candidates:
+        by_value.setdefault(value(candidate), []).append(candidate)
+    values = sorted(by_value, key=lambda v: (abs(v - goal), rng.random()))
+    noisy = sorted(range(len(values)), key=lambda rank: rank + rng.gauss(0.0, SEARCH_NOISE))
+    return [rng.choice(by_value[values[rank]]) for rank in noisy]
 
 
-def approach(rng: random.Random, answer: int, low: int, high: int, tries: int) -> list[int]:
-    """`tries` integer candidates in [low, high] that close in on `answer` from one side and end on it
-    (all below or all above it, as a solver reading each check's direction, too small: go up, revises)."""
-    below, above = list(range(low, answer)), list(range(answer + 1, high + 1))
-    sides = [s for s in (below, above) if len(s) >= tries - 1] or [max(below, above, key=len)]
-    return closing_in(rng, rng.choice(sides), answer, tries, lambda c: abs(c - answer))
+def tried_until_right(rng: random.Random, candidates: Sequence[T], value: Callable[[T], int], goal: int,
+                      most: int = MOST_TRIES) -> list[T]:
+    """The candidates a worked search tries: `guessed_order` up to its first right one (value == goal), at most
+    `most` of them. An order that needs more is drawn again; after REDRAWS draws the right candidate takes
+    the last place, after the first wrong ones."""
+    for _ in range(REDRAWS):
+        order = guessed_order(rng, candidates, value, goal)
+        first = next(i for i, c in enumerate(order) if value(c) == goal)
+        if first < most:
+            return order[: first + 1]
+    return [c for c in order if value(c) != goal][: most - 1] + [order[first]]
 
 
-def searched(rng: random.Random, answer: str, goal: object, candidates: Callable[[int], list[tuple[str, bool]]]) -> str:
-    """Worked try/check steps for `answer`, each compared with `goal`: `candidates(k)` gives k (working,
-    accepted) tries, k drawn from TRIES (1 to 3), one fewer while the response would not fit SOLUTION_BUDGET."""
-    k = rng.choices(TRIES, weights=TRY_WEIGHTS)[0]
-    while True:
-        steps = tried_steps(candidates(k), goal)
-        if k == 1 or fits(f" {steps}. Answer: {answer}"):
-            return steps
-        k -= 1
+def searched(rng: random.Random, candidates: Sequence[T], value: Callable[[T], int], goal: int,
+             working: Callable[[T], str], answered: Callable[[T], str] = str) -> tuple[str, T]:
+    """A worked search for the candidate whose value is `goal`: its try/check steps (each `working(candidate)`
+    compared with `goal`, `tried_until_right`) and the candidate it accepts. At most MOST_TRIES tries, one
+    fewer while the response (answer written by `answered`) would not fit SOLUTION_BUDGET."""
+    for most in range(MOST_TRIES, 0, -1):
+        tried = tried_until_right(rng, candidates, value, goal, most)
+        steps = tried_steps([(working(c), value(c) == goal) for c in tried], goal)
+        if most == 1 or fits(f" {steps}. Answer: {answered(tried[-1])}"):
+            break
+    return steps, tried[-1]
 
 
 def try_check_metric(text: str) -> float:

@@ -98,11 +98,7 @@ def countdown(rng: random.Random) -> tuple[str, str, str, str]:
     candidates = sorted({f"{a}{p}{b}{q}{c}" for a, b, c in itertools.permutations(numbers)
                          for p, q in itertools.product("+-*", repeat=2)}
                         | {f"({a}{p}{b})*{c}" for a, b, c in itertools.permutations(numbers) for p in "+-"})
-    right = [e for e in candidates if value(e) == target]
-    wrong = [e for e in candidates if value(e) != target]
-    answer = rng.choice(right)
-    steps = explore.searched(rng, answer, target, lambda k: [
-        (explore.reduced(e), e == answer) for e in explore.closing_in(rng, wrong, answer, k, lambda e: abs(value(e) - target))])
+    steps, answer = explore.searched(rng, candidates, value, target, explore.reduced)
     question = f"from {' '.join(map(str, numbers))} make {target}"  # the goal last, as every explore search states it
     return question, steps, answer, reference("countdown", COUNTDOWN_CONFIG, entry)
 
@@ -125,6 +121,6 @@ def equation(rng: random.Random) -> tuple[str, str, str, str]:
                   lambda e: (p := _equation_parts(e["metadata"]["equation"])) is not None and p[3] > 0)
     a, sign, b, c = _equation_parts(entry["metadata"]["equation"])
     x = int(entry["answer"])
-    steps = explore.searched(rng, str(x), c, lambda k: [(explore.reduced(f"{a}*{t}{sign}{b}"), t == x)
-                                                        for t in explore.approach(rng, x, 1, 9, k)])
+    steps, _ = explore.searched(rng, range(1, 10), lambda t: value(f"{a}*{t}{sign}{b}"), c,
+                                lambda t: explore.reduced(f"{a}*{t}{sign}{b}"))
     return f"solve {entry['metadata']['equation']}", steps, str(x), reference("simple_equations", EQUATION_CONFIG, entry)

@@ -165,22 +165,21 @@ def _weekday(rng: random.Random) -> Problem:
             f"{offset} mod 7 = {offset % 7}, {WEEKDAYS[day]}+{offset % 7} = {end}", end)
 
 
-def _searched(rng: random.Random, answer: int, goal: int, low: int, high: int, working: Callable[[int], str]) -> str:
-    """Try/check steps closing in on a digit `answer` (explore.approach), each compared with `goal`, as many as fit."""
-    return explore.searched(rng, str(answer), goal, lambda k: [(working(t), t == answer)
-                                                               for t in explore.approach(rng, answer, low, high, k)])
+def _searched(rng: random.Random, goal: int, value: Callable[[int], int], working: Callable[[int], str]) -> str:
+    """Try/check steps of a digit search (1 to 9, explore.searched), each compared with `goal`, as many as fit."""
+    return explore.searched(rng, range(1, 10), value, goal, working)[0]
 
 
 def _missing_addend(rng: random.Random) -> Problem:
     # Two-digit numbers, so that three tries fit the budget and no verdict is given away by its position.
     a, d = rng.randint(10, 99), rng.randint(1, 9)
-    return f"{a}+?={a + d}", _searched(rng, d, a + d, 1, 9, lambda t: f"{a}+{t}={a + t}"), str(d)
+    return f"{a}+?={a + d}", _searched(rng, a + d, lambda t: a + t, lambda t: f"{a}+{t}={a + t}"), str(d)
 
 
 def _missing_subtrahend(rng: random.Random) -> Problem:
     a = rng.randint(11, 99)
     d = rng.randint(1, min(9, a - 1))
-    return f"{a}-?={a - d}", _searched(rng, d, a - d, 1, 9, lambda t: f"{a}-{t}={a - t}"), str(d)
+    return f"{a}-?={a - d}", _searched(rng, a - d, lambda t: a - t, lambda t: f"{a}-{t}={a - t}"), str(d)
 
 
 def _missing_operator(rng: random.Random) -> Problem:
@@ -195,10 +194,7 @@ def _missing_operator(rng: random.Random) -> Problem:
         if sum(v == values[answer] for v in values.values()) == 1:
             break
     question = expression("?") + f"={values[answer]}"
-    wrong = [op for op in "+-*" if op != answer]
-    steps = explore.searched(rng, answer, values[answer], lambda k: [
-        (explore.reduced(expression(op)), op == answer)
-        for op in explore.closing_in(rng, wrong, answer, k, lambda op: abs(values[op] - values[answer]))])
+    steps, _ = explore.searched(rng, "+-*", values.__getitem__, values[answer], lambda op: explore.reduced(expression(op)))
     return question, steps, answer
 
 
@@ -226,12 +222,9 @@ def _pair_sum(rng: random.Random) -> Problem:
         target = sum(rng.choice(pairs))
         if sum(a + b == target for a, b in pairs) == 1:
             break
-    right = next(p for p in pairs if sum(p) == target)
-    wrong = [p for p in pairs if p != right]
+    steps, right = explore.searched(rng, pairs, sum, target, lambda p: f"{p[0]}+{p[1]}={p[0] + p[1]}",
+                                    lambda p: f"{p[0]} {p[1]}")
     answer = f"{right[0]} {right[1]}"
-    steps = explore.searched(rng, answer, target, lambda k: [
-        (f"{a}+{b}={a + b}", (a, b) == right)
-        for a, b in explore.closing_in(rng, wrong, right, k, lambda p: abs(sum(p) - target))])
     return f"two of {' '.join(map(str, digits))} make {target}", steps, answer
 
 
