@@ -10,9 +10,9 @@ and of those that answer directly (pooled, and within problem: over the problems
 both kinds, the mean difference, free of which problems the model chooses to try on), the share of tries whose working is false arithmetic
 (faked checks), and mean token entropy (general families: at most 150 problems, what the
 two-digit searches' test splits hold); greedy
-accuracy and greedy share too. With `--pool`, the try/check share and pass rate of the pool's
+accuracy and greedy share too. With `--pool`, the try/check share, pass rate and mean token entropy of the pool's
 stored samples of the general problems the hybrid selection picks for 32 target rows (seed
-0), the general side of criterion 7. Writes NAME.json and NAME.md beside this script.
+0): the general side of criterion 7, and of criterion 1 at step 0. Writes NAME.json and NAME.md beside this script.
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ def _rate(scores: list[float]) -> float | None:
 
 
 def selected_general(pool_dir: str, tokenizer, seed: int = 0, target_rows: int = 32) -> dict:
-    """Try/check share and pass rate of the pool's samples of the general problems the hybrid arms mix in."""
+    """Try/check share, pass rate and mean token entropy of the pool's samples of the general problems the hybrid
+    arms mix in (criterion 7's general side, and criterion 1's at step 0: its entropy must reach the target's)."""
     from heal_hf.app.train_options import TrainSettings
     from heal_hf.data.pool import load_pool, tokenizer_fingerprint
     from heal_hf.data.processors import HybridSelection
@@ -109,7 +110,10 @@ def selected_general(pool_dir: str, tokenizer, seed: int = 0, target_rows: int =
     picks = pool.select(selection.select(min(3 * target_rows, len(pool))).indices.tolist())
     texts = [t for row in picks["responses"] for t in row]
     everything = [t for row in pool["responses"] for t in row]
+    tokens = lambda rows: [h for row in rows["token_entropies"] for e in row for h in e]  # noqa: E731
     return {"selected_try_check_share": explore.try_check_share(texts),
+            "selected_mean_token_entropy": statistics.mean(tokens(picks)),
+            "pool_mean_token_entropy": statistics.mean(tokens(pool)),
             "selected_pass_rate": statistics.mean(picks["pass_rate"]),
             "selected_families": {f: list(picks["source"]).count(f) for f in sorted(set(picks["source"]))},
             "pool_try_check_share": explore.try_check_share(everything),
@@ -134,8 +138,10 @@ def markdown(model_dir: str, numbers: dict, general: dict | None, problems: int,
     if general:
         lines += ["", f"General problems the hybrid selection picks (pool samples, seed 0): try/check share "
                   f"{general['selected_try_check_share']:.3f}, pass rate {general['selected_pass_rate']:.3f}, "
+                  f"mean token entropy {general['selected_mean_token_entropy']:.3f} nats (criterion 1 asks for at least each "
+                  f"target's entropy above), "
                   f"families {general['selected_families']}; whole pool: share {general['pool_try_check_share']:.3f}, "
-                  f"pass rate {general['pool_pass_rate']:.3f}."]
+                  f"pass rate {general['pool_pass_rate']:.3f}, entropy {general['pool_mean_token_entropy']:.3f} nats."]
     return "\n".join(lines) + "\n"
 
 
