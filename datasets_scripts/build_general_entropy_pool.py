@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world", default="v6", choices=("v6", "explore"), help="toy world (default v6, the bundled pool's)")
     parser.add_argument("--out", default=None, help="pool folder (default: the bundled pool; required outside v6)")
     parser.add_argument("--model", default=None, help="model folder (default: the bundled toy reasoner)")
-    parser.add_argument("--model-id", default=TOY_REASONER_ID, help=f"model name in the rows (default {TOY_REASONER_ID})")
+    parser.add_argument("--model-id", default=None,
+                        help=f"model name in the rows (default: the model's Hub id, {TOY_REASONER_ID} for the bundled "
+                             "reasoner, else its folder's name)")
     parser.add_argument("--per-family", type=int, default=200, help="problems per general family (default 200)")
     parser.add_argument("--split", default="train", choices=["train", "test"], help="toy task split (default train)")
     parser.add_argument("--samples-per-prompt", type=int, default=8, help="k (default 8)")

@@ -60,6 +60,10 @@ def test_a_pool_used_with_another_model_warns_once_naming_both(other_toy, tmp_pa
     assert model_identity(copy).name == "toy-copy"
     assert _warnings(lambda: load_pool("bundled", model=model_identity(copy))) == []
 
+    # The loaded pool, passed on as a Dataset (as `heal-hf train` hands it to the trainer), keeps its build's
+    # fingerprint: the copy is still the same model.
+    assert _warnings(lambda: load_pool(load_pool("bundled"), model=model_identity(copy))) == []
+
     other = model_identity(other_toy)
     assert other.fingerprint and other.fingerprint != model_identity(TOY_REASONER_PATH).fingerprint
     said = _warnings(lambda: load_pool("bundled", model=other))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -252,6 +253,9 @@ def pool_model(pool: datasets.Dataset, manifest: dict[str, Any] | None = None) -
 
 
 _WARNED: set[tuple[ModelIdentity, ModelIdentity]] = set()
+_MANIFESTS: "weakref.WeakKeyDictionary[datasets.Dataset, Any]" = weakref.WeakKeyDictionary()
+"""The build manifest of each pool `load_pool` returned, so that the loaded Dataset, passed on (to a trainer, a
+reward), is checked by the fingerprint its build recorded, as its folder was."""
 
 
 def check_pool_model(pool: datasets.Dataset, model: ModelIdentity, manifest: dict[str, Any] | None = None) -> bool:
@@ -301,6 +305,8 @@ def load_pool(
         validate: `bins` / `tokenizer_hash` to check against (see `validate_pool`).
     """
     pool, manifest = _load_pool(source, config, **validate)
+    if manifest is not None:
+        _MANIFESTS[pool] = manifest
     if model is not None:
         check_pool_model(pool, model, manifest() if callable(manifest) else manifest)
     return pool
@@ -321,7 +327,7 @@ def _load_pool(
     if isinstance(source, datasets.Dataset):
         if config is not None:
             raise ValueError(f"config: a Dataset is one pool already; drop config={config!r}")
-        return validate_pool(source, **validate), None
+        return validate_pool(source, **validate), _MANIFESTS.get(source)
     if config is not None and (source is None or str(source) == "bundled" or (Path(source) / "data").is_dir()):
         raise ValueError(f"config: {source or 'bundled'} is one pool, without configs; drop the config {config!r} "
                          "or pass a Hub dataset id (or a folder staged by `heal-hf stage-hub`)")
