@@ -182,8 +182,12 @@ def fits(response: str) -> bool:
 
 
 def direct_response(response: str) -> str:
-    """The direct guess of a worked response: its final answer alone (` Answer: 7`)."""
-    return " Answer: " + response.rsplit("Answer: ", 1)[-1]
+    """The direct answer of a worked response: the working of the candidate it accepts, without the goal or a
+    verdict, then its final answer (` 7*8+9=56+9=65. Answer: 8`; H6, the answer alone before). The counters
+    see one working step and no try (share 0); every family thus shows its working. A response without a
+    try is direct already, and returned as it is."""
+    tries = checked_steps(response)
+    return f" {tries[-1][0]}. Answer: " + response.rsplit("Answer: ", 1)[-1] if tries else response
 
 
 def guessed_order(rng: random.Random, candidates: Sequence[T], value: Callable[[T], int], goal: int) -> list[T]:
