@@ -190,39 +190,56 @@ def direct_response(response: str) -> str:
     return f" {tries[-1][0]}. Answer: " + response.rsplit("Answer: ", 1)[-1] if tries else response
 
 
-def guessed_order(rng: random.Random, candidates: Sequence[T], value: Callable[[T], int], goal: int) -> list[T]:
-    """One candidate of each value `candidates` take, in the order a solver that does not know the answer tries
-    them: the values ranked by distance from `goal`, nearest first (ties in random order), each rank misjudged
-    by Gaussian noise of SEARCH_NOISE ranks."""
+def _by_value(candidates: Iterable[T], value: Callable[[T], int]) -> dict[int, list[T]]:
+    """`candidates` grouped by their value, in their order (what every draw of a search's order reads)."""
     by_value: dict[int, list[T]] = {}
     for candidate in candidates:
         by_value.setdefault(value(candidate), []).append(candidate)
+    return by_value
+
+
+def _order(rng: random.Random, by_value: dict[int, list[T]], goal: int, noise: float) -> list[tuple[int, T]]:
+    """(value, candidate) pairs of one drawn order (`guessed_order`)."""
     values = sorted(by_value, key=lambda v: (abs(v - goal), rng.random()))
-    noisy = sorted(range(len(values)), key=lambda rank: rank + rng.gauss(0.0, SEARCH_NOISE))
-    return [rng.choice(by_value[values[rank]]) for rank in noisy]
+    noisy = sorted(range(len(values)), key=lambda rank: rank + rng.gauss(0.0, noise))
+    return [(values[rank], rng.choice(by_value[values[rank]])) for rank in noisy]
+
+
+def guessed_order(rng: random.Random, candidates: Sequence[T], value: Callable[[T], int], goal: int,
+                  noise: float = SEARCH_NOISE) -> list[T]:
+    """One candidate of each value `candidates` take, in the order a solver that does not know the answer tries
+    them: the values ranked by distance from `goal`, nearest first (ties in random order), each rank misjudged
+    by Gaussian noise of `noise` ranks (the world's SEARCH_NOISE)."""
+    return [c for _, c in _order(rng, _by_value(candidates, value), goal, noise)]
+
+
+def _tried_until_right(rng: random.Random, by_value: dict[int, list[T]], goal: int, most: int, noise: float) -> list[T]:
+    for _ in range(REDRAWS):
+        order = _order(rng, by_value, goal, noise)
+        first = next(i for i, (v, _) in enumerate(order) if v == goal)
+        if first < most:
+            return [c for _, c in order[: first + 1]]
+    return [c for v, c in order if v != goal][: most - 1] + [order[first][1]]
 
 
 def tried_until_right(rng: random.Random, candidates: Sequence[T], value: Callable[[T], int], goal: int,
-                      most: int = MOST_TRIES) -> list[T]:
+                      most: int = MOST_TRIES, noise: float = SEARCH_NOISE) -> list[T]:
     """The candidates a worked search tries: `guessed_order` up to its first right one (value == goal), at most
     `most` of them. An order that needs more is drawn again; after REDRAWS draws the right candidate takes
     the last place, after the first wrong ones."""
-    for _ in range(REDRAWS):
-        order = guessed_order(rng, candidates, value, goal)
-        first = next(i for i, c in enumerate(order) if value(c) == goal)
-        if first < most:
-            return order[: first + 1]
-    return [c for c in order if value(c) != goal][: most - 1] + [order[first]]
+    return _tried_until_right(rng, _by_value(candidates, value), goal, most, noise)
 
 
 def searched(rng: random.Random, candidates: Sequence[T], value: Callable[[T], int], goal: int,
-             working: Callable[[T], str], answered: Callable[[T], str] = str) -> tuple[str, T]:
+             working: Callable[[T], str], answered: Callable[[T], str] = str,
+             noise: float = SEARCH_NOISE) -> tuple[str, T]:
     """A worked search for the candidate whose value is `goal`: its try/check steps (each `working(candidate)`
     compared with `goal`, `tried_until_right`) and the candidate it accepts. At most MOST_TRIES tries, one
     fewer while the response (answer written by `answered`) would not fit SOLUTION_BUDGET."""
+    by_value = _by_value(candidates, value)  # once: every draw and every budget reads the same values
     for most in range(MOST_TRIES, 0, -1):
-        tried = tried_until_right(rng, candidates, value, goal, most)
-        steps = tried_steps([(working(c), value(c) == goal) for c in tried], goal)
+        tried = _tried_until_right(rng, by_value, goal, most, noise)
+        steps = tried_steps([(working(c), i == len(tried) - 1) for i, c in enumerate(tried)], goal)  # the last is right
         if most == 1 or fits(f" {steps}. Answer: {answered(tried[-1])}"):
             break
     return steps, tried[-1]

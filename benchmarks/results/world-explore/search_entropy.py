@@ -34,16 +34,12 @@ PROBLEMS = {  # one problem of each general search family: its candidates, value
 def response_entropy(rng: random.Random, problem, noise: float, draws: int) -> tuple[float, float]:
     """(entropy of the worked response in nats, its mean length in tokens) over `draws` draws at `noise`."""
     candidates, value, goal, working, answered = problem
-    saved, explore.SEARCH_NOISE = explore.SEARCH_NOISE, noise
-    try:
-        counts, length = collections.Counter(), 0
-        for _ in range(draws):
-            steps, answer = explore.searched(rng, candidates, value, goal, working, answered)
-            response = f" {steps}. Answer: {answered(answer)}"
-            counts[response] += 1
-            length += len(response) + 1
-    finally:
-        explore.SEARCH_NOISE = saved
+    counts, length = collections.Counter(), 0
+    for _ in range(draws):
+        steps, answer = explore.searched(rng, candidates, value, goal, working, answered, noise=noise)
+        response = f" {steps}. Answer: {answered(answer)}"
+        counts[response] += 1
+        length += len(response) + 1
     return -sum(c / draws * math.log(c / draws) for c in counts.values()), length / draws
 
 
