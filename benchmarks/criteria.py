@@ -54,27 +54,36 @@ BEHAVIOUR_R = 0.5
 GENERAL_TRIES = 2.0
 
 
+def selected_rows(pool, seed: int):
+    """The general problems the hybrid arms mix in for a 32-row target set, as `heal_hf.app.train.train` selects
+    them (n_general None: 3 x the target rows), as pool rows."""
+    from heal_hf.app.train_options import TrainSettings
+    from heal_hf.data.processors import HybridSelection
+
+    selection = HybridSelection(pool, redundancy=TrainSettings.selection_redundancy, seed=seed)
+    return pool.select(selection.select(min(3 * TARGET_ROWS, len(pool))).indices.tolist())
+
+
+def mean_token_entropy(rows) -> float:
+    """Mean token entropy (nats) over every stored response token of some pool rows."""
+    tokens = [h for row in rows["token_entropies"] for e in row for h in e]
+    return sum(tokens) / len(tokens)
+
+
 def selected_general(pool_source: str, seeds: list[int], tokenizer_dir: str | None) -> dict[int, dict[str, float]]:
     """Per seed: mean token entropy (nats) and sampled pass rate of the general problems the hybrid arms mix in."""
     from transformers import AutoTokenizer
 
-    from heal_hf.app.train_options import TrainSettings
     from heal_hf.data.pool import load_pool, tokenizer_fingerprint
-    from heal_hf.data.processors import HybridSelection
     from heal_hf.toy import TOY_REASONER_PATH
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or TOY_REASONER_PATH)
     pool = load_pool(pool_source, tokenizer_hash=tokenizer_fingerprint(tokenizer))
     out = {}
     for seed in seeds:
-        # What heal_hf.app.train.train does for a 32-row target set (n_general None: 3 x the target rows).
-        selection = HybridSelection(pool, redundancy=TrainSettings.selection_redundancy, seed=seed)
-        picks = pool.select(selection.select(min(3 * TARGET_ROWS, len(pool))).indices.tolist())
-        tokens = [h for row in picks["token_entropies"] for e in row for h in e]
-        out[seed] = {"mean_token_entropy": sum(tokens) / len(tokens),
-                     "sampled_pass_rate": statistics.mean(picks["pass_rate"])}
-    tokens = [h for row in pool["token_entropies"] for e in row for h in e]
-    out["pool"] = {"mean_token_entropy": sum(tokens) / len(tokens), "sampled_pass_rate": statistics.mean(pool["pass_rate"])}
+        picks = selected_rows(pool, seed)
+        out[seed] = {"mean_token_entropy": mean_token_entropy(picks), "sampled_pass_rate": statistics.mean(picks["pass_rate"])}
+    out["pool"] = {"mean_token_entropy": mean_token_entropy(pool), "sampled_pass_rate": statistics.mean(pool["pass_rate"])}
     return out
 
 

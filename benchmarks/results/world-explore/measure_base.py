@@ -98,22 +98,21 @@ def _rate(scores: list[float]) -> float | None:
     return statistics.mean(scores) if scores else None
 
 
-def selected_general(pool_dir: str, tokenizer, seed: int = 0, target_rows: int = 32) -> dict:
+def selected_general(pool_dir: str, tokenizer, seed: int = 0) -> dict:
     """Try/check share, pass rate and mean token entropy of the pool's samples of the general problems the hybrid
     arms mix in (criterion 7's general side, and criterion 1's at step 0: its entropy must reach the target's)."""
-    from heal_hf.app.train_options import TrainSettings
     from heal_hf.data.pool import load_pool, tokenizer_fingerprint
-    from heal_hf.data.processors import HybridSelection
+
+    sys.path.insert(0, str(HERE.parents[1]))  # benchmarks/: criteria.py's selection, the one criteria 1 and 7 read
+    from criteria import mean_token_entropy, selected_rows
 
     pool = load_pool(pool_dir, tokenizer_hash=tokenizer_fingerprint(tokenizer))
-    selection = HybridSelection(pool, redundancy=TrainSettings.selection_redundancy, seed=seed)
-    picks = pool.select(selection.select(min(3 * target_rows, len(pool))).indices.tolist())
+    picks = selected_rows(pool, seed)
     texts = [t for row in picks["responses"] for t in row]
     everything = [t for row in pool["responses"] for t in row]
-    tokens = lambda rows: [h for row in rows["token_entropies"] for e in row for h in e]  # noqa: E731
     return {"selected_try_check_share": explore.try_check_share(texts),
-            "selected_mean_token_entropy": statistics.mean(tokens(picks)),
-            "pool_mean_token_entropy": statistics.mean(tokens(pool)),
+            "selected_mean_token_entropy": mean_token_entropy(picks),
+            "pool_mean_token_entropy": mean_token_entropy(pool),
             "selected_pass_rate": statistics.mean(picks["pass_rate"]),
             "selected_families": {f: list(picks["source"]).count(f) for f in sorted(set(picks["source"]))},
             "pool_try_check_share": explore.try_check_share(everything),
