@@ -17,7 +17,7 @@ GYM = ("gym_countdown", "gym_equation")
 def test_the_explore_world_and_v6_unchanged():
     assert tasks.world_families("explore", tasks.TARGET) == ("gym_countdown", "gym_equation", "pair_sum")
     assert tasks.world_families("explore", tasks.GENERAL) == ("addition", "multiplication", "missing_addend",
-                                                              "missing_subtrahend", "missing_operator", "check")
+                                                              "missing_subtrahend", "missing_operator", "check", "pair_sums")
     # v6 (the bundled reasoner's world) keeps its families, in its order.
     assert tasks.GENERAL_FAMILIES == ("addition", "multiplication", "word_problem", "sequence")
     assert tasks.TARGET_FAMILIES == ("sort_digits", "reverse_word", "letter_shift", "digit_sum", "countdown", "weekday")
@@ -46,7 +46,7 @@ def test_worked_solutions_are_right_by_their_own_verifier_and_fit_the_budget(nam
 
 
 @pytest.mark.parametrize("name", ("missing_addend", "missing_subtrahend", "missing_operator", "gym_equation", "pair_sum",
-                                  "gym_countdown"))
+                                  "gym_countdown", "pair_sums"))
 def test_search_families_are_worked_by_try_check_revise(name):
     rows = tasks.generate(name, 200, seed=2)
     counts = [explore.try_check(r["response"]) for r in rows]
@@ -77,6 +77,20 @@ def test_a_missing_operator_is_the_only_one_that_makes_the_value():
         expression, value = question.rsplit("=", 1)
         makes = [op for op in "+-*" if gym.value(expression.replace("?", op)) == int(value)]
         assert makes == [row["answer"]], row
+
+
+def test_pair_sums_has_several_right_pairs_and_any_of_them_is_right():
+    family, answered = tasks.get_family("pair_sums"), set()
+    for row in tasks.generate("pair_sums", 300, seed=5):
+        question = row["prompt"].removeprefix("Q: any two of ").removesuffix("\nA:")
+        digits, target = [int(d) for d in question.split(" that add to ")[0].split()], int(question.rsplit(" ", 1)[1])
+        right = {f"{a} {b}" for i, a in enumerate(digits) for b in digits[i + 1:] if a + b == target}
+        assert len(digits) == len(set(digits)) == 6 and len(right) >= 3 and set(row["answer"].split("|")) == right
+        assert all(family.verify(f" Answer: {pair}", row["answer"]) == 1.0 for pair in right)  # every right pair
+        wrong = next(f"{a} {b}" for i, a in enumerate(digits) for b in digits[i + 1:] if a + b != target)
+        assert family.verify(f" Answer: {wrong}", row["answer"]) == 0.0
+        answered.add(row["response"].rsplit("Answer: ", 1)[1] == sorted(right)[0])
+    assert answered == {True, False}  # the worked search does not always reach the same right pair
 
 
 def test_enough_distinct_problems_for_the_1k_arm():
@@ -138,7 +152,8 @@ def test_try_check_counts_hand_made_rollouts():
 
 def test_tries_restate_their_goal_and_the_counters_read_either_form():
     # Every worked try compares the value it wrote with its problem's goal, the question's last number.
-    for name in ("missing_addend", "missing_subtrahend", "missing_operator", "check", "gym_countdown", "gym_equation", "pair_sum"):
+    for name in ("missing_addend", "missing_subtrahend", "missing_operator", "check", "gym_countdown", "gym_equation", "pair_sum",
+                 "pair_sums"):
         for row in tasks.generate(name, 40, seed=3):
             goal = int(row["prompt"].split("\n")[0].rstrip("?").replace("=", " ").split()[-1])
             steps = explore.checked_steps(row["response"])
@@ -215,6 +230,7 @@ def test_golden_problems_catch_a_generator_that_changed():
         "missing_addend": ("Q: 75+?=80\nA:", " 75+6=81 vs 80 no, 75+5=80 vs 80 yes. Answer: 5"),
         "missing_operator": ("Q: 6-9?5=-8\nA:", " 6-9-5=-3-5=-8 vs -8 yes. Answer: -"),
         "check": ("Q: 61+1=65?\nA:", " 61+1=62 vs 65 no. Answer: no"),
+        "pair_sums": ("Q: any two of 7 4 2 1 8 5 that add to 9\nA:", " 4+5=9 vs 9 yes. Answer: 4 5"),
     }
     for name, (prompt, response) in golden.items():
         row = tasks.generate(name, 1, split="test", seed=0)[0]

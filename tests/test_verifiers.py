@@ -11,6 +11,7 @@ from heal_hf.core.verifiers import (
     get_verifier,
     math_match,
     numeric_match,
+    one_of_match,
     parse_number,
     reference_answer_problem,
     verifier_reward,
@@ -27,6 +28,20 @@ from heal_hf.core.verifiers import (
 ])
 def test_exact(completion, answer, want):
     assert exact_match(completion, answer) == want
+
+
+@pytest.mark.parametrize("completion, answer, want", [
+    (" 4+5=9 vs 9 yes. Answer: 4 5", "7 2|4 5|1 8", 1.0),
+    ("Answer: 1  8.", "7 2|4 5|1 8", 1.0),  # exact's normalisation, per answer
+    ("Answer: 5 4", "7 2|4 5|1 8", 0.0),
+    ("Answer: 7 2|4 5", "7 2|4 5|1 8", 0.0),  # the whole list is no answer
+    ("Answer: Paris", "paris", 1.0),  # one answer: exact
+    ("Answer: ", "a|", 0.0),
+    ("", None, 0.0),
+])
+def test_one_of(completion, answer, want):
+    assert one_of_match(completion, answer) == want
+    assert get_verifier("one_of") is one_of_match
 
 
 @pytest.mark.parametrize("completion, answer, want", [
@@ -65,7 +80,7 @@ def test_math_off_the_main_thread():
 @given(st.one_of(st.text(max_size=200), st.none(), st.integers(), st.lists(st.text(max_size=5), max_size=3),
                  st.lists(st.dictionaries(st.sampled_from(["role", "content"]), st.text(max_size=20)), max_size=2)))
 def test_never_raise_on_malformed_model_output(completion):
-    for check in (exact_match, numeric_match):
+    for check in (exact_match, one_of_match, numeric_match):
         assert check(completion, "42") in (0.0, 1.0)
 
 

@@ -50,7 +50,7 @@ class TrainSettings:
     eval_split: str = field(default="test", metadata={"help": "split of a Hub eval dataset"})
     prompt_column: str = field(default="prompt", metadata={"help": "column holding the problems"})
     answer_column: str = field(default="answer", metadata={"help": "column holding the reference answers"})
-    verifier: str = field(default="numeric", metadata={"help": "answer checker: exact, numeric or math"})
+    verifier: str = field(default="numeric", metadata={"help": "answer checker: exact, one_of (any of `|`-separated answers), numeric or math"})
     general_verifier: str | None = field(default=None, metadata={"help": "answer checker of the general-domain rows when the target's cannot read their answers (e.g. --verifier reasoning_gym --general-verifier exact; default: --verifier for every row)"})
     n_general: int | None = field(default=None, metadata={"help": "general problems to select from the pool (default: 3 x the target rows, capped at the pool's size)"})
     selection_redundancy: float = field(default=0.5, metadata={"help": "MMR redundancy penalty of the selection, in [0, 1)"})

@@ -1,11 +1,12 @@
-"""Verifiable rewards: exact, numeric and math answers, 1.0 or 0.0, never raising.
+"""Verifiable rewards: exact, one-of, numeric and math answers, 1.0 or 0.0, never raising.
 
 Every verifier takes the model's completion (free text, or a chat completion as TRL
 passes it) and the reference answer. The final answer is read from the completion as
 the last `\\boxed{...}`, else what follows the last `Answer:` / `####`, else the last
 non-empty line. Verifiers never raise: malformed model output scores 0.0, and so does
 a reference answer the verifier cannot use (missing, or holding no number for
-`numeric`). Such answers are data errors: `check_reference_answers` finds them up
+`numeric`). `one_of` is `exact` against any of a reference's `|`-separated answers (`2 9|4 7`),
+for problems with several right answers. Such answers are data errors: `check_reference_answers` finds them up
 front, before training or sampling starts.
 """
 
@@ -77,6 +78,21 @@ def exact_match(completion: Any, answer: Any) -> float:
         return 0.0
 
 
+ALTERNATIVES = "|"
+"""What separates the right answers of a `one_of` reference (`2 9|4 7|5 6`)."""
+
+
+def one_of_match(completion: Any, answer: Any) -> float:
+    """1.0 when the extracted answer equals one of `answer`'s `|`-separated answers, as `exact` compares them
+    (a reference without `|` is one answer: then this is `exact_match`)."""
+    gold = _gold(answer)
+    try:
+        return float(gold is not None and _normalize(extract_answer(completion)) in
+                     {_normalize(a) for a in gold.split(ALTERNATIVES)} - {""})  # an empty alternative is none
+    except Exception:  # malformed model output is a wrong answer, not a crash
+        return 0.0
+
+
 def parse_number(text: str) -> float | None:
     """The last number in `text` ('1,234', '-3.5e2', '3/4'), or None."""
     found = _NUMBER.findall(text)
@@ -132,13 +148,14 @@ def math_match(completion: Any, answer: Any, timeout_seconds: int = 5) -> float:
 
 VERIFIERS: dict[str, Callable[..., float]] = {
     "exact": exact_match,
+    "one_of": one_of_match,
     "numeric": numeric_match,
     "math": math_match,
 }
 
 
 def get_verifier(name: str | Callable[..., float]) -> Callable[..., float]:
-    """A verifier by registry name ('exact', 'numeric', 'math') or a callable passed through."""
+    """A verifier by registry name ('exact', 'one_of', 'numeric', 'math') or a callable passed through."""
     if callable(name):
         return name
     try:

@@ -91,9 +91,9 @@ class PoolBuildConfig:
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling; does not change the entropies"})
     top_k: int = field(default=0, metadata={"help": "top-k sampling, 0 = off; does not change the entropies"})
     seed: int = field(default=0, metadata={"help": "build seed; shard i samples with shard_seed(seed, i)"})
-    verifier: str = field(default="numeric", metadata={"help": "answer check: exact | numeric | math"})
+    verifier: str = field(default="numeric", metadata={"help": "answer check: exact | one_of | numeric | math"})
     verifier_column: str | None = field(
-        default=None, metadata={"help": "a column naming each row's verifier (exact | numeric | math); overrides verifier"}
+        default=None, metadata={"help": "a column naming each row's verifier (exact | one_of | numeric | math); overrides verifier"}
     )
     prompt_column: str = field(default="prompt", metadata={"help": "the dataset's prompt column"})
     answer_column: str = field(default="answer", metadata={"help": "the dataset's reference-answer column"})
@@ -123,7 +123,7 @@ class PoolBuildConfig:
         if not isinstance(self.top_k, int) or self.top_k < 0:
             raise ValueError(f"top_k: expected an integer >= 0 (0 = off), got {self.top_k!r}")
         if not isinstance(self.verifier, str):  # the name is recorded in the build manifest and card
-            raise ValueError(f"verifier: expected a name (exact, numeric, math), got {self.verifier!r}")
+            raise ValueError(f"verifier: expected a name (exact, one_of, numeric, math), got {self.verifier!r}")
         get_verifier(self.verifier)
         if self.backend not in POOL_BACKENDS:
             raise ValueError(f"backend: expected one of {', '.join(POOL_BACKENDS)}, got {self.backend!r}")

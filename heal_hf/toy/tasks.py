@@ -32,7 +32,9 @@ and judged by its own `score_answer` (`heal_hf.toy.gym`):
 general domain keeps `addition` and `multiplication` (the digit facts every check uses)
 and adds `missing_addend`, `missing_subtrahend` and `missing_operator`, worked by trying a
 candidate, checking it and revising (` 38+5=43 no, 38+6=44 no, 38+7=45 yes. Answer: 7`), and
-`check`, the verdict alone (` 56+7=63 vs 65 no. Answer: no`, yes and no equally often). Every explore problem has such a
+`check`, the verdict alone (` 56+7=63 vs 65 no. Answer: no`, yes and no equally often), and
+`pair_sums` (any two of six digits that add to a sum, which three or more pairs do: several
+right answers, judged by `one_of`). Every explore problem has such a
 worked solution; the toy reasoner's training mix keeps it for every general problem and
 for a few target ones only (the rest answer directly), so the base model has the behaviour
 but uses it less in the target.
@@ -214,18 +216,39 @@ def _check(rng: random.Random) -> Problem:
     return f"{expression}={claimed}?", explore.checked(explore.reduced(expression), claimed, right), verdict
 
 
+def _pairs(rng: random.Random, count: int, right: Callable[[int], bool]) -> tuple[list[int], list[tuple[int, int]], int]:
+    """`count` distinct digits, their pairs (in the digits' order) and a sum that `right(pairs making it)` accepts."""
+    while True:
+        digits = rng.sample(range(1, 10), count)
+        pairs = [(digits[i], digits[j]) for i in range(count) for j in range(i + 1, count)]
+        target = sum(rng.choice(pairs))
+        if right(sum(a + b == target for a, b in pairs)):
+            return digits, pairs, target
+
+
+def _pair(pair: tuple[int, int]) -> str:
+    return f"{pair[0]} {pair[1]}"
+
+
+def _pair_search(rng: random.Random, pairs: list[tuple[int, int]], target: int) -> tuple[str, str]:
+    """A worked search of `pairs` for one that adds to `target`: its try/check steps and the pair answered."""
+    steps, right = explore.searched(rng, pairs, sum, target, lambda p: f"{p[0]}+{p[1]}={p[0] + p[1]}", _pair)
+    return steps, _pair(right)
+
+
 def _pair_sum(rng: random.Random) -> Problem:
     # Four distinct digits of which exactly one pair makes the sum asked for.
-    while True:
-        digits = rng.sample(range(1, 10), 4)
-        pairs = [(digits[i], digits[j]) for i in range(4) for j in range(i + 1, 4)]
-        target = sum(rng.choice(pairs))
-        if sum(a + b == target for a, b in pairs) == 1:
-            break
-    steps, right = explore.searched(rng, pairs, sum, target, lambda p: f"{p[0]}+{p[1]}={p[0] + p[1]}",
-                                    lambda p: f"{p[0]} {p[1]}")
-    answer = f"{right[0]} {right[1]}"
-    return f"two of {' '.join(map(str, digits))} make {target}", steps, answer
+    digits, pairs, target = _pairs(rng, 4, lambda making: making == 1)
+    return (f"two of {' '.join(map(str, digits))} make {target}", *_pair_search(rng, pairs, target))
+
+
+def _pair_sums(rng: random.Random) -> Problem:
+    # Six distinct digits of which at least three pairs make the sum asked for; any of them is right (H8). The
+    # search accepts a pair drawn from all that make it, so its tries and answer carry that choice's entropy.
+    digits, pairs, target = _pairs(rng, 6, lambda making: making >= 3)
+    steps, answer = _pair_search(rng, pairs, target)
+    right = verifiers.ALTERNATIVES.join(_pair(p) for p in pairs if sum(p) == target)
+    return f"any two of {' '.join(map(str, digits))} that add to {target}", steps, answer, right
 
 
 @dataclass(frozen=True)
@@ -320,13 +343,16 @@ ALL_FAMILIES: dict[str, TaskFamily] = {
         TaskFamily("gym_equation", TARGET, gym.equation, gym.VERIFIER,
                    "reasoning-gym simple_equations: the digit x with a*x + b = c or a*x - b = c (judged by reasoning-gym)"),
         TaskFamily("pair_sum", TARGET, _pair_sum, "exact", "which two of four distinct digits make a given sum"),
+        TaskFamily("pair_sums", GENERAL, _pair_sums, "one_of",
+                   "any two of six distinct digits that add to a given sum, which at least three pairs do, found by "
+                   "trying pairs (every right pair is right)"),
     )
 }
 WORLDS: dict[str, tuple[str, ...]] = {
     "v6": ("addition", "multiplication", "word_problem", "sequence",
            "sort_digits", "reverse_word", "letter_shift", "digit_sum", "countdown", "weekday"),
     "explore": ("addition", "multiplication", "missing_addend", "missing_subtrahend", "missing_operator", "check",
-                "gym_countdown", "gym_equation", "pair_sum"),
+                "pair_sums", "gym_countdown", "gym_equation", "pair_sum"),
 }
 """Each toy world's families (see the module doc); BUNDLED_WORLD is the bundled reasoner's."""
 BUNDLED_WORLD = "v6"
@@ -351,9 +377,10 @@ FAMILIES: dict[str, TaskFamily] = {name: ALL_FAMILIES[name] for name in WORLDS[B
 name is in ALL_FAMILIES and get_family."""
 GENERAL_FAMILIES = world_families(BUNDLED_WORLD, GENERAL)
 TARGET_FAMILIES = world_families(BUNDLED_WORLD, TARGET)
-GENERAL_VERIFIER = "exact"
-"""A checker every toy general family's answers pass (numbers and explore's operators alike): what training
-judges general rows by when the target's verifier cannot read them (reasoning-gym's targets)."""
+GENERAL_VERIFIER = "one_of"
+"""A checker every toy general family's answers pass (numbers, explore's operators and pair_sums' several right
+pairs alike; `exact` for a single answer): what training judges general rows by when the target's verifier
+is another (reasoning-gym's targets, and pair_sum's `exact` since H8)."""
 ALL_TARGET_FAMILIES = tuple(name for name, f in ALL_FAMILIES.items() if f.domain == TARGET)
 """The target families of every world (train another world's on its own reasoner: --model, --pool)."""
 

@@ -83,7 +83,7 @@ class HEALConfig(GRPOConfig):
         default=False, metadata={"help": "Give EDA only to rollouts the verifier accepts (others get 0)."}
     )
     verifier: str = field(
-        default="numeric", metadata={"help": "Verifier for eda_only_correct: exact, numeric or math."}
+        default="numeric", metadata={"help": "Verifier for eda_only_correct: exact, one_of, numeric or math."}
     )
     answer_column: str = field(default="answer", metadata={"help": "Dataset column holding reference answers."})
     domain_column: str = field(default="domain", metadata={"help": "Dataset column holding 'target' / 'general'."})
