@@ -37,7 +37,7 @@ V6_POOL_TOKENS = 64
 
 def general_problems(per_family: int, split: str, seed: int, world: str = "v6") -> datasets.Dataset:
     """`per_family` problems of each general-domain family of a toy world: prompt, answer, family; outside v6
-    (whose families are all numeric) also each row's verifier, its family's (explore's missing_operator: exact)."""
+    (whose families are all numeric) also each row's verifier, its family's (explore's missing_operator: exact, pair_sums: one_of)."""
     from heal_hf.toy.tasks import GENERAL, generate, get_family, world_families
 
     rows = [row for family in world_families(world, GENERAL) for row in generate(family, per_family, split=split, seed=seed)]

@@ -353,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
 
     rates = pass_rates(model, tokenizer, args.eval_problems, args.eval_samples, tasks.COMPLETION_BUDGETS[args.world], args.seed,
                        args.world)
-    print(f"{'family':<20}{'domain':<9}{'greedy':>8}{'sampled':>9}")
+    explored = any("pass_at_k" in r for r in rates.values())
+    print(f"{'family':<20}{'domain':<9}{'greedy':>8}{'sampled':>9}"
+          + (f"{f'pass@{args.eval_samples}':>9}{'tries':>8}" if explored else ""))
     for name, r in rates.items():
         extra = f"{r['pass_at_k']:>9.1%}{r['try_check_share']:>8.3f}" if "pass_at_k" in r else ""
         print(f"{name:<20}{r['domain']:<9}{r['greedy_accuracy']:>8.1%}{r['sampled_pass_rate']:>9.1%}{extra}")

@@ -31,10 +31,12 @@ from typing import Callable, Iterable, Sequence, TypeVar
 from ..core.rollout_metrics import register_rollout_metric
 
 YES, NO = "yes", "no"
-SOLUTION_BUDGET = 80
+SOLUTION_BUDGET = 96
 """Toy tokens (one a character) every worked solution fits, end-of-text included: a search keeps fewer of its
-drawn tries when they would not fit (`searched`). 80 lets a countdown search reject a try and revise with the
-goal restated in each try (H1; G7's tries without it fitted 64)."""
+drawn tries when they would not fit (`searched`). 96 keeps every drawn try of every family's search (H9; the
+longest, a three-try countdown search, is 94), so gym_countdown and gym_equation show what follows two
+rejections as often as the general searches do. 80 (H1-H8) let a countdown search reject one try and revise,
+but cut nearly all third tries (G7's tries without the restated goal fitted 64)."""
 COMPLETION_BUDGET = 128
 """Tokens a sample or RL completion may use in the explore world (the replication's max_completion_length for
 its families; world v6 keeps 48). It holds one more try than any worked solution draws, since a model whose
