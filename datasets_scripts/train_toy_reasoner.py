@@ -21,8 +21,8 @@ first and moved into place at the end, so an interrupted run leaves the old mode
 reasoner, unchanged) or `explore`, where the target families are searches and the general
 domain works by trying, checking and revising (`heal_hf.toy.explore`). In `explore` every
 general problem keeps its worked try/check solution and a target problem keeps it with
-probability `--target-try-share` (default 0.2; the rest answer directly, showing the working of the
-candidate they commit to, ` 7*8+9=56+9=65. Answer: 8`, from H6 on), so the
+probability `--target-try-share` (default 0.2; the rest answer directly with a guess that is not worked
+out, ` guess 7*8+9 for 65. Answer: 8`, from H10 on), so the
 base model has the behaviour but uses it less in the target; the pass rates then add pass@k
 (k = `--eval-samples`) and the samples' try/check share per family, and `--out` defaults to
 build/explore-reasoner (the bundled folder is v6's).

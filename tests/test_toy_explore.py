@@ -37,9 +37,10 @@ def test_worked_solutions_are_right_by_their_own_verifier_and_fit_the_budget(nam
         assert family.verify(row["response"], row["answer"]) == 1.0, row
         direct = explore.direct_response(row["response"])
         assert family.verify(direct, row["answer"]) == 1.0 and explore.try_check(direct).tries == 0
-        if name != "check" and explore.checked_steps(row["response"]):  # H6: the accepted candidate's working
-            working = explore.checked_steps(row["response"])[-1][0]
-            assert direct == f" {working}. Answer: {row['response'].rsplit('Answer: ', 1)[-1]}"
+        if name != "check" and explore.checked_steps(row["response"]):  # H10: the accepted candidate, not worked out
+            working, goal, _ = explore.checked_steps(row["response"])[-1]
+            assert direct == f" guess {working.split('=')[0]} for {goal}. Answer: {row['response'].rsplit('Answer: ', 1)[-1]}"
+            assert "=" not in direct.split(". Answer:")[0]
             assert explore.try_check(direct).steps == 2 and explore.try_check(direct).share == 0.0
         assert family.verify(" Answer: 0", row["answer"]) == 0.0
         assert family.verify("no answer at all", row["answer"]) == 0.0
@@ -262,8 +263,8 @@ def test_the_reasoners_mix_has_the_behaviour_in_general_and_less_in_the_target()
         if r["family"] in ("missing_addend", "missing_subtrahend"):
             assert explore.try_check(r["response"]).tries >= 1
     direct = [r for r in rows if r["domain"] == tasks.TARGET and explore.try_check(r["response"]).tries == 0]
-    # H6: a direct answer shows its candidate's working, one step without a verdict, then the answer.
-    assert 60 <= len(direct) <= 110 and all(explore.try_check(r["response"]).steps == 2 and "=" in r["response"] for r in direct)
+    # H10: a direct answer is a guess not worked out, one step without a verdict, then the answer.
+    assert 60 <= len(direct) <= 110 and all(explore.try_check(r["response"]).steps == 2 and r["response"].startswith(" guess ") and "=" not in r["response"] for r in direct)
     # World v6's mix is what it was before the explore world (its hash, taken from the v6 code).
     import hashlib
 

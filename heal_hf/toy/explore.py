@@ -7,7 +7,7 @@ a family is copying its goal (its question's last number). Steps are separated b
 every toy family, and a response ends in `Answer: ...`:
 
     ` 6*8=48 vs 56 no, 7*8=56 vs 56 yes. Answer: 7`   (two try/check steps, one revision)
-    ` Answer: 7`                                      (a direct guess: no step tried or checked)
+    ` guess 7*8 for 56. Answer: 7`                    (a direct guess: no step worked, tried or checked)
 
 The counters read a try with or without its restated goal (`6*8=48 no` is a try too).
 
@@ -31,6 +31,8 @@ from typing import Callable, Iterable, Sequence, TypeVar
 from ..core.rollout_metrics import register_rollout_metric
 
 YES, NO = "yes", "no"
+GUESS = "guess"
+"""The word a direct target answer starts with (`direct_response`): the choice to try or to guess is its first token."""
 SOLUTION_BUDGET = 96
 """Toy tokens (one a character) every worked solution fits, end-of-text included: a search keeps fewer of its
 drawn tries when they would not fit (`searched`). 96 keeps every drawn try of every family's search (H9; the
@@ -184,12 +186,16 @@ def fits(response: str) -> bool:
 
 
 def direct_response(response: str) -> str:
-    """The direct answer of a worked response: the working of the candidate it accepts, without the goal or a
-    verdict, then its final answer (` 7*8+9=56+9=65. Answer: 8`; H6, the answer alone before). The counters
-    see one working step and no try (share 0); every family thus shows its working. A response without a
-    try is direct already, and returned as it is."""
+    """The direct answer of a worked response: a guess that names the accepted candidate's expression and the
+    goal without working it out, then its final answer (` guess 7*8+9 for 65. Answer: 8`; H10). Up to H5 it was
+    the answer alone; H6-H9 showed the candidate's working (` 7*8+9=56+9=65. Answer: 8`), word for word a first
+    try without its verdict, so RL could learn to check from the value it had just written. The counters see
+    one working step and no try (share 0). A response without a try is direct already, and returned as it is."""
     tries = checked_steps(response)
-    return f" {tries[-1][0]}. Answer: " + response.rsplit("Answer: ", 1)[-1] if tries else response
+    if not tries:
+        return response
+    working, goal, _ = tries[-1]
+    return f" {GUESS} {working.split('=', 1)[0]} for {goal}. Answer: " + response.rsplit("Answer: ", 1)[-1]
 
 
 def _by_value(candidates: Iterable[T], value: Callable[[T], int]) -> dict[int, list[T]]:
