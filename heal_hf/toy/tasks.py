@@ -34,7 +34,8 @@ and adds `missing_addend`, `missing_subtrahend` and `missing_operator`, worked b
 candidate, checking it and revising (` 38+5=43 no, 38+6=44 no, 38+7=45 yes. Answer: 7`), and
 `check`, the verdict alone (` 56+7=63 vs 65 no. Answer: no`, yes and no equally often), and
 `pair_sums` (any two of six digits that add to a sum, which three or more pairs do: several
-right answers, judged by `one_of`). Every explore problem has such a
+right answers, judged by `one_of`), and `missing_term` (the digit x of `7*?+23=79`: gym_equation's search
+with a two-digit constant). Every explore problem has such a
 worked solution; the toy reasoner's training mix keeps it for every general problem and
 for a few target ones only (the rest answer directly), so the base model has the behaviour
 but uses it less in the target.
@@ -200,6 +201,19 @@ def _missing_operator(rng: random.Random) -> Problem:
     return question, steps, answer
 
 
+def _missing_term(rng: random.Random) -> Problem:
+    # `a*?+b=c` / `a*?-b=c` (H12): gym_equation's search and working (`7*8+23=56+23=79`) in the general domain, with
+    # b of two digits (10-59) where gym_equation's has one, so that no general problem is a target one reworded;
+    # c below 100, so that three tries fit SOLUTION_BUDGET as gym_equation's do.
+    while True:
+        a, t, b, sign = rng.randint(1, 9), rng.randint(1, 9), rng.randint(10, 59), rng.choice("+-")
+        goal = gym.value(f"{a}*{t}{sign}{b}")
+        if 0 < goal < 100:
+            break
+    steps = _searched(rng, goal, lambda d: gym.value(f"{a}*{d}{sign}{b}"), lambda d: explore.reduced(f"{a}*{d}{sign}{b}"))
+    return f"{a}*?{sign}{b}={goal}", steps, str(t)
+
+
 def _check(rng: random.Random) -> Problem:
     # The verdict alone, balanced: is a claimed value the working's? Half one-operation checks (the searches'
     # and pair_sum's), half three one-digit operands (missing_operator's, gym_countdown's, gym_equation's),
@@ -334,6 +348,9 @@ ALL_FAMILIES: dict[str, TaskFamily] = {
                    "the digit that taken from a two-digit number leaves another, found by trying digits"),
         TaskFamily("missing_operator", GENERAL, _missing_operator, "exact",
                    "the operator (+ - *) missing from a?b*c=v, evaluated with precedence, found by trying operators"),
+        TaskFamily("missing_term", GENERAL, _missing_term, "numeric",
+                   "the digit x with a*x+b=c or a*x-b=c (a one digit, b two), found by trying digits: gym_equation's "
+                   "search in the general domain"),
         TaskFamily("check", GENERAL, _check, "exact",
                    "whether an expression (a two-digit number +- a digit, or three digits with + - *) makes a claimed "
                    "value: worked, then yes or no, half of each"),
@@ -352,7 +369,7 @@ WORLDS: dict[str, tuple[str, ...]] = {
     "v6": ("addition", "multiplication", "word_problem", "sequence",
            "sort_digits", "reverse_word", "letter_shift", "digit_sum", "countdown", "weekday"),
     "explore": ("addition", "multiplication", "missing_addend", "missing_subtrahend", "missing_operator", "check",
-                "pair_sums", "gym_countdown", "gym_equation", "pair_sum"),
+                "pair_sums", "missing_term", "gym_countdown", "gym_equation", "pair_sum"),
 }
 """Each toy world's families (see the module doc); BUNDLED_WORLD is the bundled reasoner's."""
 BUNDLED_WORLD = "v6"
