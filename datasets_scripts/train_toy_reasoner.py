@@ -49,7 +49,7 @@ from heal_hf.toy.tiny import tiny_causal_lm
 TARGET_EXAMPLES = {"sort_digits": 200, "reverse_word": 540, "letter_shift": 500, "digit_sum": 80, "countdown": 180, "weekday": 400}
 """Supervised examples per target family (default, world v6): few, so that each is known only partly."""
 WORLD_TARGET_EXAMPLES = {"v6": TARGET_EXAMPLES, "explore": {"gym_countdown": 1200, "gym_equation": 300, "pair_sum": 300}}
-GENERAL_SEEDS = {"missing_addend": 6, "missing_subtrahend": 6}
+GENERAL_SEEDS = {"missing_addend": 6, "missing_subtrahend": 6, "missing_term": 2}
 """General families with fewer distinct train problems than the mix asks for: drawn from this many seeds
 (a problem recurs, worked with other tries: forks in correct solutions)."""
 DEFAULT_OUT = {"v6": str(TOY_REASONER_PATH), "explore": "build/explore-reasoner"}
