@@ -205,12 +205,15 @@ def _missing_term(rng: random.Random) -> Problem:
     # `a*?+b=c` / `a*?-b=c` (H12): gym_equation's search and working (`7*8+23=56+23=79`) in the general domain, with
     # b of two digits (10-59) where gym_equation's has one, so that no general problem is a target one reworded;
     # c below 100, so that three tries fit SOLUTION_BUDGET as gym_equation's do.
+    def expression(digit: int) -> str:
+        return f"{a}*{digit}{sign}{b}"
+
     while True:
         a, t, b, sign = rng.randint(1, 9), rng.randint(1, 9), rng.randint(10, 59), rng.choice("+-")
-        goal = gym.value(f"{a}*{t}{sign}{b}")
+        goal = gym.value(expression(t))
         if 0 < goal < 100:
             break
-    steps = _searched(rng, goal, lambda d: gym.value(f"{a}*{d}{sign}{b}"), lambda d: explore.reduced(f"{a}*{d}{sign}{b}"))
+    steps = _searched(rng, goal, lambda d: gym.value(expression(d)), lambda d: explore.reduced(expression(d)))
     return f"{a}*?{sign}{b}={goal}", steps, str(t)
 
 
