@@ -22,7 +22,8 @@ reasoner, unchanged) or `explore`, where the target families are searches and th
 domain works by trying, checking and revising (`heal_hf.toy.explore`). In `explore` every
 general problem keeps its worked try/check solution and a target problem keeps it with
 probability `--target-try-share` (default 0.2; the rest answer directly with a guess that is not worked
-out, ` guess 7*8+9 for 65. Answer: 8`, from H10 on), so the
+out, ` guess 7*8+9 for 65. Answer: 8`, from H10 on, committing to the search's first try, right about half
+the time: `--direct-answer first-try`, from H15 on; `accepted`, H10-H14's, guesses the right candidate), so the
 base model has the behaviour but uses it less in the target; the pass rates then add pass@k
 (k = `--eval-samples`) and the samples' try/check share per family, and `--out` defaults to
 build/explore-reasoner (the bundled folder is v6's).
@@ -55,6 +56,9 @@ GENERAL_SEEDS = {"missing_addend": 6, "missing_subtrahend": 6, "missing_term": 2
 DEFAULT_OUT = {"v6": str(TOY_REASONER_PATH), "explore": "build/explore-reasoner"}
 TARGET_TRY_SHARE = 0.2
 """World explore: the share of target training problems worked by trying and checking (the rest answer directly)."""
+DIRECT_ANSWERS = ("first-try", "accepted")
+"""World explore: what a direct target answer commits to (`explore.direct_response`): the worked search's first
+try, right only when it was (H15 on), or the accepted candidate, always right (H10-H14)."""
 
 
 def parse_counts(items: list[str], names: tuple[str, ...], flag: str, defaults: dict[str, int]) -> dict[str, int]:
@@ -80,9 +84,11 @@ def parse_general_examples(items: list[str], world: str = "v6") -> dict[str, int
 
 def training_rows(general_per_family: int, target_examples: dict[str, int], seed: int, world: str = "v6",
                   target_try_share: float = TARGET_TRY_SHARE,
-                  general_examples: dict[str, int] | None = None) -> list[dict[str, str]]:
+                  general_examples: dict[str, int] | None = None,
+                  direct_answer: str = DIRECT_ANSWERS[0]) -> list[dict[str, str]]:
     """The supervised mix: train-split problems only (validation and test problems are never seen);
-    `general_examples` overrides `general_per_family` for the families it names."""
+    `general_examples` overrides `general_per_family` for the families it names; `direct_answer` is what a
+    direct target answer commits to (DIRECT_ANSWERS)."""
     rows, general_examples = [], general_examples or {}
     for name in tasks.world_families(world, tasks.GENERAL):
         seeds = GENERAL_SEEDS.get(name, 1) if world != "v6" else 1
@@ -94,7 +100,8 @@ def training_rows(general_per_family: int, target_examples: dict[str, int], seed
         drawn = tasks.generate(name, target_examples.get(name, 0), split="train", seed=10_000 + seed)
         if world != "v6":  # most target problems answer directly: the behaviour is rarer in the target
             keep = random.Random(f"{name}/{seed}/try-share")
-            drawn = [r if keep.random() < target_try_share else {**r, "response": explore.direct_response(r["response"])}
+            tried = tasks.get_family(name).tried_answer if direct_answer == "first-try" else None
+            drawn = [r if keep.random() < target_try_share else {**r, "response": explore.direct_response(r["response"], tried)}
                      for r in drawn]
         rows += drawn
     random.Random(seed).shuffle(rows)
@@ -188,19 +195,21 @@ def model_card(args: argparse.Namespace, params: int, rates: dict, runtime: floa
     header = ("| family | domain | greedy | sampled (T=1) | pass@" f"{args.eval_samples} | try/check share | entropy (nats) |\n"
               "|---|---|---|---|---|---|---|" if explored else
               "| family | domain | greedy | sampled (T=1) | entropy (nats) |\n|---|---|---|---|---|")
+    direct = getattr(args, "direct_answer", "accepted")  # absent from summaries written before H15
     world_text = "" if not explored else f"""
 World `{world}` (`heal_hf.toy.tasks.WORLDS`): the target families are searches whose first
 guess often fails, and the general domain's search families are worked by trying a
 candidate, checking it and revising (`heal_hf.toy.explore`). Every general problem keeps its
 worked try/check solution; {args.target_try_share:.0%} of the target problems keep theirs and the
-rest answer directly, so the model has the behaviour but uses it less in the target.
+rest answer directly, committing to {"the search's first try, right about half the time" if direct == "first-try"
+else "the accepted candidate"} without working it, so the model has the behaviour but uses it less in the target.
 
 ```text
 {"".join(r['prompt'] + r['response'] + chr(10) for r in (tasks.generate("missing_addend", 1, split="test")[0],
                                                        tasks.generate(tasks.world_families(world, tasks.TARGET)[0], 1, split="test")[0]))}```
 """
     general_examples = getattr(args, "general_examples", None) or {}  # absent from older summaries
-    world_flags = f" --world {world} --target-try-share {args.target_try_share}" if explored else ""
+    world_flags = f" --world {world} --target-try-share {args.target_try_share} --direct-answer {direct}" if explored else ""
     if general_examples:
         world_flags += " --general-examples " + " ".join(f"{k}={v}" for k, v in general_examples.items())
     general_counts = f"{args.general_per_family} problems each" + (
@@ -286,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="model folder (default: the bundled toy reasoner for v6, build/explore-reasoner for explore)")
     parser.add_argument("--target-try-share", type=float, default=TARGET_TRY_SHARE,
                         help=f"world explore: share of target training problems worked by try/check (default {TARGET_TRY_SHARE})")
+    parser.add_argument("--direct-answer", default=DIRECT_ANSWERS[0], choices=DIRECT_ANSWERS,
+                        help="world explore: what a direct target answer commits to: the search's first try (default, "
+                             "H15) or the accepted candidate (H10-H14)")
     parser.add_argument("--steps", type=int, default=1700, help="optimizer steps (default 1700)")
     parser.add_argument("--batch-size", type=int, default=64, help="sequences per step (default 64)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default 3e-3)")
@@ -320,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     args.target_examples = parse_target_examples(args.target_examples, args.world)
     args.general_examples = parse_general_examples(args.general_examples, args.world)
     rows = training_rows(args.general_per_family, args.target_examples, args.seed, args.world, args.target_try_share,
-                         args.general_examples)
+                         args.general_examples, args.direct_answer)
     if args.world != "v6" and not all(explore.fits(r["response"]) for r in rows):
         raise SystemExit(f"a worked solution does not fit the {explore.SOLUTION_BUDGET}-token solution budget")
     ids, starts = encode(rows, tokenizer)

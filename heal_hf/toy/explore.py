@@ -185,17 +185,21 @@ def fits(response: str) -> bool:
     return len(response) + 1 <= SOLUTION_BUDGET
 
 
-def direct_response(response: str) -> str:
-    """The direct answer of a worked response: a guess that names the accepted candidate's expression and the
-    goal without working it out, then its final answer (` guess 7*8+9 for 65. Answer: 8`; H10). Up to H5 it was
+def direct_response(response: str, tried_answer: Callable[[str], str] | None = None) -> str:
+    """The direct answer of a worked response: a guess that names a candidate's expression and the goal without
+    working it out, then commits to that candidate (` guess 7*8+9 for 65. Answer: 8`). With `tried_answer` (a
+    family's: the answer a try's working commits to, `TaskFamily.tried_answer`) the candidate is the search's
+    first try, right only when that try was (about half the searches; H15): a first try without its check.
+    Without it, the accepted candidate (H10-H14), so a direct answer was right by construction. Up to H5 it was
     the answer alone; H6-H9 showed the candidate's working (` 7*8+9=56+9=65. Answer: 8`), word for word a first
     try without its verdict, so RL could learn to check from the value it had just written. The counters see
     one working step and no try (share 0). A response without a try is direct already, and returned as it is."""
     tries = checked_steps(response)
     if not tries:
         return response
-    working, goal, _ = tries[-1]
-    return f" {GUESS} {working.split('=', 1)[0]} for {goal}. Answer: " + response.rsplit("Answer: ", 1)[-1]
+    working, goal, _ = tries[0] if tried_answer is not None else tries[-1]
+    answer = tried_answer(working) if tried_answer is not None else response.rsplit("Answer: ", 1)[-1]
+    return f" {GUESS} {working.split('=', 1)[0]} for {goal}. Answer: {answer}"
 
 
 def _by_value(candidates: Iterable[T], value: Callable[[T], int]) -> dict[int, list[T]]:

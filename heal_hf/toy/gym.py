@@ -103,6 +103,11 @@ def countdown(rng: random.Random) -> tuple[str, str, str, str]:
     return question, steps, answer, reference("countdown", COUNTDOWN_CONFIG, entry)
 
 
+def countdown_tried(working: str) -> str:
+    """The expression a countdown try works out (`3*7+2=21+2=23` -> `3*7+2`): the answer it commits to."""
+    return working.split("=", 1)[0]
+
+
 def _equation_parts(equation: str) -> tuple[int, str, int, int] | None:
     """(a, sign, b, c) of `a*x + b = c` / `a*x - b = c` (a may be absent: 1), or None for other shapes."""
     left, _, right = equation.partition(" = ")
@@ -124,3 +129,8 @@ def equation(rng: random.Random) -> tuple[str, str, str, str]:
     steps, _ = explore.searched(rng, range(1, 10), lambda t: value(f"{a}*{t}{sign}{b}"), c,
                                 lambda t: explore.reduced(f"{a}*{t}{sign}{b}"))
     return f"solve {entry['metadata']['equation']}", steps, str(x), reference("simple_equations", EQUATION_CONFIG, entry)
+
+
+def equation_tried(working: str) -> str:
+    """The digit an equation try puts for x (`7*3+9=21+9=30` -> `3`): the answer it commits to."""
+    return working.split("*", 1)[1].split("+", 1)[0].split("-", 1)[0]

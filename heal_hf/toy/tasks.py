@@ -247,6 +247,11 @@ def _pair(pair: tuple[int, int]) -> str:
     return f"{pair[0]} {pair[1]}"
 
 
+def _pair_tried(working: str) -> str:
+    """The pair a try's working adds (`3+5=8` -> `3 5`), written as pair_sum answers."""
+    return working.split("=", 1)[0].replace("+", " ")
+
+
 def _pair_search(rng: random.Random, pairs: list[tuple[int, int]], target: int) -> tuple[str, str]:
     """A worked search of `pairs` for one that adds to `target`: its try/check steps and the pair answered."""
     steps, right = explore.searched(rng, pairs, sum, target, lambda p: f"{p[0]}+{p[1]}={p[0] + p[1]}", _pair)
@@ -277,6 +282,8 @@ class TaskFamily:
     make: Callable[[random.Random], Problem]
     verifier: str  # a heal_hf.core.verifiers name: numeric | exact | reasoning_gym
     about: str
+    tried_answer: Callable[[str], str] | None = None
+    """A target search family's: the answer a try's working commits to (`explore.direct_response`'s first try)."""
 
     def verify(self, completion: object, answer: object) -> float:
         """1.0 when the completion's final answer is right, else 0.0 (never raises on model output)."""
@@ -359,10 +366,12 @@ ALL_FAMILIES: dict[str, TaskFamily] = {
                    "value: worked, then yes or no, half of each"),
         TaskFamily("gym_countdown", TARGET, gym.countdown, gym.VERIFIER,
                    "reasoning-gym countdown: an expression of three given digits with + - * that makes a target "
-                   "of at most 60 (judged by reasoning-gym)"),
+                   "of at most 60 (judged by reasoning-gym)", gym.countdown_tried),
         TaskFamily("gym_equation", TARGET, gym.equation, gym.VERIFIER,
-                   "reasoning-gym simple_equations: the digit x with a*x + b = c or a*x - b = c (judged by reasoning-gym)"),
-        TaskFamily("pair_sum", TARGET, _pair_sum, "exact", "which two of four distinct digits make a given sum"),
+                   "reasoning-gym simple_equations: the digit x with a*x + b = c or a*x - b = c (judged by reasoning-gym)",
+                   gym.equation_tried),
+        TaskFamily("pair_sum", TARGET, _pair_sum, "exact", "which two of four distinct digits make a given sum",
+                   _pair_tried),
         TaskFamily("pair_sums", GENERAL, _pair_sums, "one_of",
                    "any two of six distinct digits that add to a given sum, which at least three pairs do, found by "
                    "trying pairs (every right pair is right)"),
