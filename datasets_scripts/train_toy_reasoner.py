@@ -201,8 +201,8 @@ World `{world}` (`heal_hf.toy.tasks.WORLDS`): the target families are searches w
 guess often fails, and the general domain's search families are worked by trying a
 candidate, checking it and revising (`heal_hf.toy.explore`). Every general problem keeps its
 worked try/check solution; {args.target_try_share:.0%} of the target problems keep theirs and the
-rest answer directly, committing to {"the search's first try, right about half the time" if direct == "first-try"
-else "the accepted candidate"} without working it, so the model has the behaviour but uses it less in the target.
+rest answer directly, committing without working to {"the search's first try (right about half the time)"
+if direct == "first-try" else "the accepted candidate"}, so the model has the behaviour but uses it less in the target.
 
 ```text
 {"".join(r['prompt'] + r['response'] + chr(10) for r in (tasks.generate("missing_addend", 1, split="test")[0],
