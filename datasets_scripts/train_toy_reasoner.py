@@ -22,8 +22,9 @@ reasoner, unchanged) or `explore`, where the target families are searches and th
 domain works by trying, checking and revising (`heal_hf.toy.explore`). In `explore` every
 general problem keeps its worked try/check solution and a target problem keeps it with
 probability `--target-try-share` (default 0.2; the rest answer directly with a guess that is not worked
-out, ` guess 7*8+9 for 65. Answer: 8`, from H10 on, committing to the search's first try, right about half
-the time: `--direct-answer first-try`, from H15 on; `accepted`, H10-H14's, guesses the right candidate), so the
+out, ` guess 7*8+9 for 65. Answer: 8`, from H10 on; it commits to the search's first try, right about half
+the time, with probability `--direct-first-try` (default 1.0, H15; 0.0 is H10-H14's mix, which guesses the
+accepted candidate), so the
 base model has the behaviour but uses it less in the target; the pass rates then add pass@k
 (k = `--eval-samples`) and the samples' try/check share per family, and `--out` defaults to
 build/explore-reasoner (the bundled folder is v6's).
@@ -56,9 +57,10 @@ GENERAL_SEEDS = {"missing_addend": 6, "missing_subtrahend": 6, "missing_term": 2
 DEFAULT_OUT = {"v6": str(TOY_REASONER_PATH), "explore": "build/explore-reasoner"}
 TARGET_TRY_SHARE = 0.2
 """World explore: the share of target training problems worked by trying and checking (the rest answer directly)."""
-DIRECT_ANSWERS = ("first-try", "accepted")
-"""World explore: what a direct target answer commits to (`explore.direct_response`): the worked search's first
-try, right only when it was (H15 on), or the accepted candidate, always right (H10-H14)."""
+DIRECT_FIRST_TRY = 1.0
+"""World explore: the probability that a direct target answer commits to the worked search's first try, right
+only when it was (`explore.direct_response`; 1.0 from H15 on); otherwise it commits to the accepted candidate,
+always right (H10-H14's 0.0)."""
 
 
 def parse_counts(items: list[str], names: tuple[str, ...], flag: str, defaults: dict[str, int]) -> dict[str, int]:
@@ -82,13 +84,21 @@ def parse_general_examples(items: list[str], world: str = "v6") -> dict[str, int
     return parse_counts(items, tasks.world_families(world, tasks.GENERAL), "--general-examples", {})
 
 
+def direct_first_try_of(args: argparse.Namespace) -> float:
+    """--direct-first-try of a run's arguments; summaries written before it say `direct_answer` (H15: first-try)
+    or nothing (up to H14: the accepted candidate)."""
+    if getattr(args, "direct_first_try", None) is not None:
+        return args.direct_first_try
+    return 1.0 if getattr(args, "direct_answer", None) == "first-try" else 0.0
+
+
 def training_rows(general_per_family: int, target_examples: dict[str, int], seed: int, world: str = "v6",
                   target_try_share: float = TARGET_TRY_SHARE,
                   general_examples: dict[str, int] | None = None,
-                  direct_answer: str = DIRECT_ANSWERS[0]) -> list[dict[str, str]]:
+                  direct_first_try: float = DIRECT_FIRST_TRY) -> list[dict[str, str]]:
     """The supervised mix: train-split problems only (validation and test problems are never seen);
-    `general_examples` overrides `general_per_family` for the families it names; `direct_answer` is what a
-    direct target answer commits to (DIRECT_ANSWERS)."""
+    `general_examples` overrides `general_per_family` for the families it names; `direct_first_try` is the
+    probability that a direct target answer commits to the search's first try (DIRECT_FIRST_TRY)."""
     rows, general_examples = [], general_examples or {}
     for name in tasks.world_families(world, tasks.GENERAL):
         seeds = GENERAL_SEEDS.get(name, 1) if world != "v6" else 1
@@ -100,9 +110,10 @@ def training_rows(general_per_family: int, target_examples: dict[str, int], seed
         drawn = tasks.generate(name, target_examples.get(name, 0), split="train", seed=10_000 + seed)
         if world != "v6":  # most target problems answer directly: the behaviour is rarer in the target
             keep = random.Random(f"{name}/{seed}/try-share")
-            tried = tasks.get_family(name).tried_answer if direct_answer == "first-try" else None
-            drawn = [r if keep.random() < target_try_share else {**r, "response": explore.direct_response(r["response"], tried)}
-                     for r in drawn]
+            first = random.Random(f"{name}/{seed}/first-try")  # its own draws: the try-share draws stay H10's
+            tried = tasks.get_family(name).tried_answer
+            drawn = [r if keep.random() < target_try_share else {**r, "response": explore.direct_response(
+                r["response"], tried if first.random() < direct_first_try else None)} for r in drawn]
         rows += drawn
     random.Random(seed).shuffle(rows)
     return rows
@@ -195,21 +206,21 @@ def model_card(args: argparse.Namespace, params: int, rates: dict, runtime: floa
     header = ("| family | domain | greedy | sampled (T=1) | pass@" f"{args.eval_samples} | try/check share | entropy (nats) |\n"
               "|---|---|---|---|---|---|---|" if explored else
               "| family | domain | greedy | sampled (T=1) | entropy (nats) |\n|---|---|---|---|---|")
-    direct = getattr(args, "direct_answer", "accepted")  # absent from summaries written before H15
+    direct = direct_first_try_of(args)
     world_text = "" if not explored else f"""
 World `{world}` (`heal_hf.toy.tasks.WORLDS`): the target families are searches whose first
 guess often fails, and the general domain's search families are worked by trying a
 candidate, checking it and revising (`heal_hf.toy.explore`). Every general problem keeps its
 worked try/check solution; {args.target_try_share:.0%} of the target problems keep theirs and the
-rest answer directly, committing without working to {"the search's first try (right about half the time)"
-if direct == "first-try" else "the accepted candidate"}, so the model has the behaviour but uses it less in the target.
+rest answer directly, committing without working to the search's first try (right about half the time)
+with probability {direct:g}, otherwise to the accepted candidate, so the model has the behaviour but uses it less in the target.
 
 ```text
 {"".join(r['prompt'] + r['response'] + chr(10) for r in (tasks.generate("missing_addend", 1, split="test")[0],
                                                        tasks.generate(tasks.world_families(world, tasks.TARGET)[0], 1, split="test")[0]))}```
 """
     general_examples = getattr(args, "general_examples", None) or {}  # absent from older summaries
-    world_flags = f" --world {world} --target-try-share {args.target_try_share} --direct-answer {direct}" if explored else ""
+    world_flags = f" --world {world} --target-try-share {args.target_try_share} --direct-first-try {direct:g}" if explored else ""
     if general_examples:
         world_flags += " --general-examples " + " ".join(f"{k}={v}" for k, v in general_examples.items())
     general_counts = f"{args.general_per_family} problems each" + (
@@ -295,9 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="model folder (default: the bundled toy reasoner for v6, build/explore-reasoner for explore)")
     parser.add_argument("--target-try-share", type=float, default=TARGET_TRY_SHARE,
                         help=f"world explore: share of target training problems worked by try/check (default {TARGET_TRY_SHARE})")
-    parser.add_argument("--direct-answer", default=DIRECT_ANSWERS[0], choices=DIRECT_ANSWERS,
-                        help="world explore: what a direct target answer commits to: the search's first try (default, "
-                             "H15) or the accepted candidate (H10-H14)")
+    parser.add_argument("--direct-first-try", type=float, default=DIRECT_FIRST_TRY, metavar="P",
+                        help="world explore: probability that a direct target answer commits to the search's first try "
+                             f"rather than the accepted candidate (default {DIRECT_FIRST_TRY}, H15; 0 is H10-H14's)")
     parser.add_argument("--steps", type=int, default=1700, help="optimizer steps (default 1700)")
     parser.add_argument("--batch-size", type=int, default=64, help="sequences per step (default 64)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default 3e-3)")
@@ -321,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out = args.out or DEFAULT_OUT[args.world]
     if args.card_only:
         return rewrite_card(Path(args.out))
+    if not 0.0 <= args.direct_first_try <= 1.0:
+        raise SystemExit(f"--direct-first-try: {args.direct_first_try} is not a probability; pass a value in [0, 1]")
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -332,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     args.target_examples = parse_target_examples(args.target_examples, args.world)
     args.general_examples = parse_general_examples(args.general_examples, args.world)
     rows = training_rows(args.general_per_family, args.target_examples, args.seed, args.world, args.target_try_share,
-                         args.general_examples, args.direct_answer)
+                         args.general_examples, args.direct_first_try)
     if args.world != "v6" and not all(explore.fits(r["response"]) for r in rows):
         raise SystemExit(f"a worked solution does not fit the {explore.SOLUTION_BUDGET}-token solution budget")
     ids, starts = encode(rows, tokenizer)

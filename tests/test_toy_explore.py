@@ -285,9 +285,15 @@ def test_the_reasoners_mix_has_the_behaviour_in_general_and_less_in_the_target()
     assert 60 <= len(direct) <= 110 and all(explore.try_check(r["response"]).steps == 2 and r["response"].startswith(" guess ") and "=" not in r["response"] for r in direct)
     wrong = sum(tasks.get_family(r["family"]).verify(r["response"], r["answer"]) == 0.0 for r in direct)
     assert 0.25 * len(direct) <= wrong <= 0.75 * len(direct)
-    accepted = script.training_rows(40, {"gym_countdown": 40, "gym_equation": 40, "pair_sum": 40}, 0, "explore", 0.25,
-                                    direct_answer="accepted")  # H10-H14's mix: every direct answer right
+    targets = {"gym_countdown": 40, "gym_equation": 40, "pair_sum": 40}
+    accepted = script.training_rows(40, targets, 0, "explore", 0.25, direct_first_try=0.0)  # H10-H14's mix
     assert all(tasks.get_family(r["family"]).verify(r["response"], r["answer"]) == 1.0 for r in accepted)
+    # H16: half the direct answers commit to the first try, the rest to the accepted candidate; nothing else moves.
+    half = script.training_rows(40, targets, 0, "explore", 0.25, direct_first_try=0.5)
+    assert [r["prompt"] for r in half] == [r["prompt"] for r in rows] == [r["prompt"] for r in accepted]
+    differ = [(h, r) for h, r, a in zip(half, rows, accepted) if r["response"] != a["response"]]
+    assert all(h["response"] in (r["response"], a["response"]) for h, r, a in zip(half, rows, accepted))
+    assert 0.25 <= sum(h["response"] == r["response"] for h, r in differ) / len(differ) <= 0.75
     # World v6's mix is what it was before the explore world (its hash, taken from the v6 code).
     import hashlib
 

@@ -1,6 +1,7 @@
 """Base numbers of a world-explore reasoner: pass@1, pass@8 and the try/check share, per family.
 
     nice -n 15 python benchmarks/results/world-explore/measure_base.py MODEL_DIR [--pool POOL_DIR] [--out NAME]
+        [--families NAME ...]
 
 On each explore family's test split (200 problems x 8 samples at T = 1, seed 0, at most 48
 new tokens, as criterion 5 of criteria-preregistration.md says): pass@1 (the samples' mean
@@ -151,10 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--out", default="base", help="file stem written beside this script (default base)")
+    parser.add_argument("--families", nargs="*", default=None, metavar="NAME",
+                        help="only these explore families (default every one), e.g. an RL run's target")
     args = parser.parse_args(argv)
+    names = args.families or tasks.world_families("explore")
+    unknown = sorted(set(names) - set(tasks.world_families("explore")))
+    if unknown:
+        raise SystemExit(f"--families: {unknown} are not explore families; choose from {list(tasks.world_families('explore'))}")
     model, tokenizer = load(args.model)
-    numbers = {name: family_numbers(model, tokenizer, name, args.problems, args.samples, 0)
-               for name in tasks.world_families("explore")}
+    numbers = {name: family_numbers(model, tokenizer, name, args.problems, args.samples, 0) for name in names}
     general = selected_general(args.pool, tokenizer) if args.pool else None
     (HERE / f"{args.out}.json").write_text(json.dumps({"model": args.model, "problems": args.problems, "samples": args.samples,
                                                        "families": numbers, "general_selected": general}, indent=2) + "\n")
