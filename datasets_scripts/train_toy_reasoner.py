@@ -24,7 +24,7 @@ general problem keeps its worked try/check solution and a target problem keeps i
 probability `--target-try-share` (default 0.2; the rest answer directly with a guess that is not worked
 out, ` guess 7*8+9 for 65. Answer: 8`, from H10 on; it commits to the search's first try, right about half
 the time, with probability `--direct-first-try` (default 1.0, H15; 0.0 is H10-H14's mix, which guesses the
-accepted candidate), so the
+accepted candidate; `NAME=P` sets one target family's, H17), so the
 base model has the behaviour but uses it less in the target; the pass rates then add pass@k
 (k = `--eval-samples`) and the samples' try/check share per family, and `--out` defaults to
 build/explore-reasoner (the bundled folder is v6's).
@@ -84,21 +84,46 @@ def parse_general_examples(items: list[str], world: str = "v6") -> dict[str, int
     return parse_counts(items, tasks.world_families(world, tasks.GENERAL), "--general-examples", {})
 
 
-def direct_first_try_of(args: argparse.Namespace) -> float:
-    """--direct-first-try of a run's arguments; summaries written before it say `direct_answer` (H15: first-try)
-    or nothing (up to H14: the accepted candidate)."""
+def parse_direct_first_try(items: list[str], world: str = "explore") -> dict[str, float]:
+    """`--direct-first-try` items: one probability P for every target family, then `NAME=P` overrides (H17)."""
+    names = tasks.world_families(world, tasks.TARGET)
+    out = dict.fromkeys(names, DIRECT_FIRST_TRY)
+    for item in items:
+        name, _, value = item.rpartition("=")
+        try:
+            p = float(value)
+        except ValueError:
+            p = -1.0
+        if (name and name not in names) or not 0.0 <= p <= 1.0:
+            raise SystemExit(f"--direct-first-try: expected P or NAME=P with P in [0, 1] and NAME in {list(names)}, "
+                             f"got {item!r}")
+        out.update({name: p} if name else dict.fromkeys(names, p))
+    return out
+
+
+def direct_first_try_of(args: argparse.Namespace) -> float | dict[str, float]:
+    """--direct-first-try of a run's arguments (one probability, or one per target family); summaries written
+    before it say `direct_answer` (H15: first-try) or nothing (up to H14: the accepted candidate)."""
     if getattr(args, "direct_first_try", None) is not None:
         return args.direct_first_try
     return 1.0 if getattr(args, "direct_answer", None) == "first-try" else 0.0
 
 
+def _per_family(direct: float | dict[str, float], sep: str) -> str:
+    """One probability written once when every family shares it (`0.5`), else `name{sep}p` per family."""
+    if isinstance(direct, dict) and len(set(direct.values())) > 1:
+        return " ".join(f"{name}{sep}{p:g}" for name, p in direct.items())
+    return f"{next(iter(direct.values())) if isinstance(direct, dict) else direct:g}"
+
+
 def training_rows(general_per_family: int, target_examples: dict[str, int], seed: int, world: str = "v6",
                   target_try_share: float = TARGET_TRY_SHARE,
                   general_examples: dict[str, int] | None = None,
-                  direct_first_try: float = DIRECT_FIRST_TRY) -> list[dict[str, str]]:
+                  direct_first_try: float | dict[str, float] = DIRECT_FIRST_TRY) -> list[dict[str, str]]:
     """The supervised mix: train-split problems only (validation and test problems are never seen);
     `general_examples` overrides `general_per_family` for the families it names; `direct_first_try` is the
-    probability that a direct target answer commits to the search's first try (DIRECT_FIRST_TRY)."""
+    probability that a direct target answer commits to the search's first try (DIRECT_FIRST_TRY; one for
+    every target family, or one per family)."""
     rows, general_examples = [], general_examples or {}
     for name in tasks.world_families(world, tasks.GENERAL):
         seeds = GENERAL_SEEDS.get(name, 1) if world != "v6" else 1
@@ -110,10 +135,11 @@ def training_rows(general_per_family: int, target_examples: dict[str, int], seed
         drawn = tasks.generate(name, target_examples.get(name, 0), split="train", seed=10_000 + seed)
         if world != "v6":  # most target problems answer directly: the behaviour is rarer in the target
             keep = random.Random(f"{name}/{seed}/try-share")
+            p_first = direct_first_try.get(name, DIRECT_FIRST_TRY) if isinstance(direct_first_try, dict) else direct_first_try
             first = random.Random(f"{name}/{seed}/first-try")  # its own draws: the try-share draws stay H10's
             tried = tasks.get_family(name).tried_answer
             drawn = [r if keep.random() < target_try_share else {**r, "response": explore.direct_response(
-                r["response"], tried if first.random() < direct_first_try else None)} for r in drawn]
+                r["response"], tried if first.random() < p_first else None)} for r in drawn]
         rows += drawn
     random.Random(seed).shuffle(rows)
     return rows
@@ -213,14 +239,14 @@ guess often fails, and the general domain's search families are worked by trying
 candidate, checking it and revising (`heal_hf.toy.explore`). Every general problem keeps its
 worked try/check solution; {args.target_try_share:.0%} of the target problems keep theirs and the
 rest answer directly, committing without working to the search's first try (right about half the time)
-with probability {direct:g}, otherwise to the accepted candidate, so the model has the behaviour but uses it less in the target.
+with probability {_per_family(direct, ' ')}, otherwise to the accepted candidate, so the model has the behaviour but uses it less in the target.
 
 ```text
 {"".join(r['prompt'] + r['response'] + chr(10) for r in (tasks.generate("missing_addend", 1, split="test")[0],
                                                        tasks.generate(tasks.world_families(world, tasks.TARGET)[0], 1, split="test")[0]))}```
 """
     general_examples = getattr(args, "general_examples", None) or {}  # absent from older summaries
-    world_flags = f" --world {world} --target-try-share {args.target_try_share} --direct-first-try {direct:g}" if explored else ""
+    world_flags = f" --world {world} --target-try-share {args.target_try_share} --direct-first-try {_per_family(direct, '=')}" if explored else ""
     if general_examples:
         world_flags += " --general-examples " + " ".join(f"{k}={v}" for k, v in general_examples.items())
     general_counts = f"{args.general_per_family} problems each" + (
@@ -306,9 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="model folder (default: the bundled toy reasoner for v6, build/explore-reasoner for explore)")
     parser.add_argument("--target-try-share", type=float, default=TARGET_TRY_SHARE,
                         help=f"world explore: share of target training problems worked by try/check (default {TARGET_TRY_SHARE})")
-    parser.add_argument("--direct-first-try", type=float, default=DIRECT_FIRST_TRY, metavar="P",
+    parser.add_argument("--direct-first-try", nargs="*", default=[], metavar="P|NAME=P",
                         help="world explore: probability that a direct target answer commits to the search's first try "
-                             f"rather than the accepted candidate (default {DIRECT_FIRST_TRY}, H15; 0 is H10-H14's)")
+                             f"rather than the accepted candidate, for every target family or NAME=P for one "
+                             f"(default {DIRECT_FIRST_TRY}, H15; 0 is H10-H14's)")
     parser.add_argument("--steps", type=int, default=1700, help="optimizer steps (default 1700)")
     parser.add_argument("--batch-size", type=int, default=64, help="sequences per step (default 64)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default 3e-3)")
@@ -332,8 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out = args.out or DEFAULT_OUT[args.world]
     if args.card_only:
         return rewrite_card(Path(args.out))
-    if not 0.0 <= args.direct_first_try <= 1.0:
-        raise SystemExit(f"--direct-first-try: {args.direct_first_try} is not a probability; pass a value in [0, 1]")
+    args.direct_first_try = parse_direct_first_try(args.direct_first_try, args.world)
 
     if args.threads:
         torch.set_num_threads(args.threads)

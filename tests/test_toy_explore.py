@@ -294,6 +294,13 @@ def test_the_reasoners_mix_has_the_behaviour_in_general_and_less_in_the_target()
     differ = [(h, r) for h, r, a in zip(half, rows, accepted) if r["response"] != a["response"]]
     assert all(h["response"] in (r["response"], a["response"]) for h, r, a in zip(half, rows, accepted))
     assert 0.25 <= sum(h["response"] == r["response"] for h, r in differ) / len(differ) <= 0.75
+    # H17: one probability per family, `P` for all then `NAME=P` overrides.
+    per_family = script.parse_direct_first_try(["0.5", "pair_sum=0.75"])
+    assert per_family == {"gym_countdown": 0.5, "gym_equation": 0.5, "pair_sum": 0.75}
+    assert script.training_rows(40, targets, 0, "explore", 0.25, direct_first_try=dict.fromkeys(targets, 0.5)) == half
+    for bad in (["pair_sums=0.5"], ["1.5"], ["pair_sum=x"]):
+        with pytest.raises(SystemExit, match="--direct-first-try: expected P or NAME=P"):
+            script.parse_direct_first_try(bad)
     # World v6's mix is what it was before the explore world (its hash, taken from the v6 code).
     import hashlib
 
