@@ -155,10 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", nargs="*", default=None, metavar="NAME",
                         help="only these explore families (default every one), e.g. an RL run's target")
     args = parser.parse_args(argv)
-    names = args.families or tasks.world_families("explore")
-    unknown = sorted(set(names) - set(tasks.world_families("explore")))
+    every = tasks.world_families("explore")
+    names = args.families or every
+    unknown = sorted(set(names) - set(every))
     if unknown:
-        raise SystemExit(f"--families: {unknown} are not explore families; choose from {list(tasks.world_families('explore'))}")
+        raise SystemExit(f"--families: {unknown} are not explore families; choose from {list(every)}")
     model, tokenizer = load(args.model)
     numbers = {name: family_numbers(model, tokenizer, name, args.problems, args.samples, 0) for name in names}
     general = selected_general(args.pool, tokenizer) if args.pool else None
