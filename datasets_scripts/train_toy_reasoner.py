@@ -101,19 +101,26 @@ def parse_direct_first_try(items: list[str], world: str = "explore") -> dict[str
     return out
 
 
-def direct_first_try_of(args: argparse.Namespace) -> float | dict[str, float]:
-    """--direct-first-try of a run's arguments (one probability, or one per target family); summaries written
-    before it say `direct_answer` (H15: first-try) or nothing (up to H14: the accepted candidate)."""
+def first_try_by_family(direct: float | dict[str, float], world: str = "explore") -> dict[str, float]:
+    """One first-try probability per target family: a single P for every one, or a per-family dict whose
+    missing families take DIRECT_FIRST_TRY."""
+    names = tasks.world_families(world, tasks.TARGET)
+    return {**dict.fromkeys(names, DIRECT_FIRST_TRY), **direct} if isinstance(direct, dict) else dict.fromkeys(names, direct)
+
+
+def direct_first_try_of(args: argparse.Namespace) -> dict[str, float]:
+    """--direct-first-try of a run's arguments, per target family; summaries written before it say
+    `direct_answer` (H15: first-try) or nothing (up to H14: the accepted candidate)."""
     if getattr(args, "direct_first_try", None) is not None:
-        return args.direct_first_try
-    return 1.0 if getattr(args, "direct_answer", None) == "first-try" else 0.0
+        return first_try_by_family(args.direct_first_try)
+    return first_try_by_family(1.0 if getattr(args, "direct_answer", None) == "first-try" else 0.0)
 
 
-def _per_family(direct: float | dict[str, float], sep: str) -> str:
+def _per_family(direct: dict[str, float], sep: str) -> str:
     """One probability written once when every family shares it (`0.5`), else `name{sep}p` per family."""
-    if isinstance(direct, dict) and len(set(direct.values())) > 1:
+    if len(set(direct.values())) > 1:
         return " ".join(f"{name}{sep}{p:g}" for name, p in direct.items())
-    return f"{next(iter(direct.values())) if isinstance(direct, dict) else direct:g}"
+    return f"{next(iter(direct.values())):g}"
 
 
 def training_rows(general_per_family: int, target_examples: dict[str, int], seed: int, world: str = "v6",
@@ -125,6 +132,7 @@ def training_rows(general_per_family: int, target_examples: dict[str, int], seed
     probability that a direct target answer commits to the search's first try (DIRECT_FIRST_TRY; one for
     every target family, or one per family)."""
     rows, general_examples = [], general_examples or {}
+    first_try = first_try_by_family(direct_first_try, world)
     for name in tasks.world_families(world, tasks.GENERAL):
         seeds = GENERAL_SEEDS.get(name, 1) if world != "v6" else 1
         count = general_examples.get(name, general_per_family)
@@ -135,11 +143,10 @@ def training_rows(general_per_family: int, target_examples: dict[str, int], seed
         drawn = tasks.generate(name, target_examples.get(name, 0), split="train", seed=10_000 + seed)
         if world != "v6":  # most target problems answer directly: the behaviour is rarer in the target
             keep = random.Random(f"{name}/{seed}/try-share")
-            p_first = direct_first_try.get(name, DIRECT_FIRST_TRY) if isinstance(direct_first_try, dict) else direct_first_try
             first = random.Random(f"{name}/{seed}/first-try")  # its own draws: the try-share draws stay H10's
             tried = tasks.get_family(name).tried_answer
             drawn = [r if keep.random() < target_try_share else {**r, "response": explore.direct_response(
-                r["response"], tried if first.random() < p_first else None)} for r in drawn]
+                r["response"], tried if first.random() < first_try[name] else None)} for r in drawn]
         rows += drawn
     random.Random(seed).shuffle(rows)
     return rows
