@@ -21,7 +21,7 @@ first and moved into place at the end, so an interrupted run leaves the old mode
 reasoner, unchanged) or `explore`, where the target families are searches and the general
 domain works by trying, checking and revising (`heal_hf.toy.explore`). In `explore` every
 general problem keeps its worked try/check solution and a target problem keeps it with
-probability `--target-try-share` (default 0.2; the rest answer directly with a guess that is not worked
+probability `--target-try-share` (default 0.2; `NAME=P` sets one target family's, H20; the rest answer directly with a guess that is not worked
 out, ` guess 7*8+9 for 65. Answer: 8`, from H10 on; it commits to the search's first try, right about half
 the time, with probability `--direct-first-try` (default 1.0, H15; 0.0 is H10-H14's mix, which guesses the
 accepted candidate; `NAME=P` sets one target family's, H17), so the
@@ -84,10 +84,10 @@ def parse_general_examples(items: list[str], world: str = "v6") -> dict[str, int
     return parse_counts(items, tasks.world_families(world, tasks.GENERAL), "--general-examples", {})
 
 
-def parse_direct_first_try(items: list[str], world: str = "explore") -> dict[str, float]:
-    """`--direct-first-try` items: one probability P for every target family, then `NAME=P` overrides (H17)."""
+def parse_probabilities(items: list[str], flag: str, default: float, world: str = "explore") -> dict[str, float]:
+    """`flag`'s items: one probability P for every target family, then `NAME=P` overrides, over `default`."""
     names = tasks.world_families(world, tasks.TARGET)
-    out = dict.fromkeys(names, DIRECT_FIRST_TRY)
+    out = dict.fromkeys(names, default)
     for item in items:
         name, _, value = item.rpartition("=")
         try:
@@ -95,25 +95,34 @@ def parse_direct_first_try(items: list[str], world: str = "explore") -> dict[str
         except ValueError:
             p = -1.0
         if (name and name not in names) or not 0.0 <= p <= 1.0:
-            raise SystemExit(f"--direct-first-try: expected P or NAME=P with P in [0, 1] and NAME in {list(names)}, "
-                             f"got {item!r}")
+            raise SystemExit(f"{flag}: expected P or NAME=P with P in [0, 1] and NAME in {list(names)}, got {item!r}")
         out.update({name: p} if name else dict.fromkeys(names, p))
     return out
 
 
-def first_try_by_family(direct: float | dict[str, float], world: str = "explore") -> dict[str, float]:
-    """One first-try probability per target family: a single P for every one, or a per-family dict whose
-    missing families take DIRECT_FIRST_TRY."""
+def parse_direct_first_try(items: list[str], world: str = "explore") -> dict[str, float]:
+    """`--direct-first-try` items (per family from H17)."""
+    return parse_probabilities(items, "--direct-first-try", DIRECT_FIRST_TRY, world)
+
+
+def parse_target_try_share(items: list[str], world: str = "explore") -> dict[str, float]:
+    """`--target-try-share` items (per family from H20)."""
+    return parse_probabilities(items, "--target-try-share", TARGET_TRY_SHARE, world)
+
+
+def by_family(value: float | dict[str, float], default: float, world: str = "explore") -> dict[str, float]:
+    """One probability per target family: a single P for every one, or a per-family dict whose missing
+    families take `default`."""
     names = tasks.world_families(world, tasks.TARGET)
-    return {**dict.fromkeys(names, DIRECT_FIRST_TRY), **direct} if isinstance(direct, dict) else dict.fromkeys(names, direct)
+    return {**dict.fromkeys(names, default), **value} if isinstance(value, dict) else dict.fromkeys(names, value)
 
 
 def direct_first_try_of(args: argparse.Namespace) -> dict[str, float]:
     """--direct-first-try of a run's arguments, per target family; summaries written before it say
     `direct_answer` (H15: first-try) or nothing (up to H14: the accepted candidate)."""
     if getattr(args, "direct_first_try", None) is not None:
-        return first_try_by_family(args.direct_first_try)
-    return first_try_by_family(1.0 if getattr(args, "direct_answer", None) == "first-try" else 0.0)
+        return by_family(args.direct_first_try, DIRECT_FIRST_TRY)
+    return by_family(1.0 if getattr(args, "direct_answer", None) == "first-try" else 0.0, DIRECT_FIRST_TRY)
 
 
 def _per_family(direct: dict[str, float], sep: str) -> str:
@@ -124,15 +133,16 @@ def _per_family(direct: dict[str, float], sep: str) -> str:
 
 
 def training_rows(general_per_family: int, target_examples: dict[str, int], seed: int, world: str = "v6",
-                  target_try_share: float = TARGET_TRY_SHARE,
+                  target_try_share: float | dict[str, float] = TARGET_TRY_SHARE,
                   general_examples: dict[str, int] | None = None,
                   direct_first_try: float | dict[str, float] = DIRECT_FIRST_TRY) -> list[dict[str, str]]:
     """The supervised mix: train-split problems only (validation and test problems are never seen);
-    `general_examples` overrides `general_per_family` for the families it names; `direct_first_try` is the
-    probability that a direct target answer commits to the search's first try (DIRECT_FIRST_TRY; one for
-    every target family, or one per family)."""
+    `general_examples` overrides `general_per_family` for the families it names; `target_try_share` is the
+    probability that a target problem keeps its worked search and `direct_first_try` the probability that a
+    direct target answer commits to the search's first try (each one for every target family, or one per
+    family)."""
     rows, general_examples = [], general_examples or {}
-    first_try = first_try_by_family(direct_first_try, world)
+    share, first_try = by_family(target_try_share, TARGET_TRY_SHARE, world), by_family(direct_first_try, DIRECT_FIRST_TRY, world)
     for name in tasks.world_families(world, tasks.GENERAL):
         seeds = GENERAL_SEEDS.get(name, 1) if world != "v6" else 1
         count = general_examples.get(name, general_per_family)
@@ -145,7 +155,7 @@ def training_rows(general_per_family: int, target_examples: dict[str, int], seed
             keep = random.Random(f"{name}/{seed}/try-share")
             first = random.Random(f"{name}/{seed}/first-try")  # its own draws: the try-share draws stay H10's
             tried = tasks.get_family(name).tried_answer
-            drawn = [r if keep.random() < target_try_share else {**r, "response": explore.direct_response(
+            drawn = [r if keep.random() < share[name] else {**r, "response": explore.direct_response(
                 r["response"], tried if first.random() < first_try[name] else None)} for r in drawn]
         rows += drawn
     random.Random(seed).shuffle(rows)
@@ -239,12 +249,12 @@ def model_card(args: argparse.Namespace, params: int, rates: dict, runtime: floa
     header = ("| family | domain | greedy | sampled (T=1) | pass@" f"{args.eval_samples} | try/check share | entropy (nats) |\n"
               "|---|---|---|---|---|---|---|" if explored else
               "| family | domain | greedy | sampled (T=1) | entropy (nats) |\n|---|---|---|---|---|")
-    direct = direct_first_try_of(args)
+    direct, share = direct_first_try_of(args), by_family(args.target_try_share, TARGET_TRY_SHARE, world)
     world_text = "" if not explored else f"""
 World `{world}` (`heal_hf.toy.tasks.WORLDS`): the target families are searches whose first
 guess often fails, and the general domain's search families are worked by trying a
 candidate, checking it and revising (`heal_hf.toy.explore`). Every general problem keeps its
-worked try/check solution; {args.target_try_share:.0%} of the target problems keep theirs and the
+worked try/check solution; a target problem keeps its own with probability {_per_family(share, ' ')} and the
 rest answer directly, committing without working to the search's first try (right about half the time)
 with probability {_per_family(direct, ' ')}, otherwise to the accepted candidate, so the model has the behaviour but uses it less in the target.
 
@@ -253,7 +263,7 @@ with probability {_per_family(direct, ' ')}, otherwise to the accepted candidate
                                                        tasks.generate(tasks.world_families(world, tasks.TARGET)[0], 1, split="test")[0]))}```
 """
     general_examples = getattr(args, "general_examples", None) or {}  # absent from older summaries
-    world_flags = f" --world {world} --target-try-share {args.target_try_share} --direct-first-try {_per_family(direct, '=')}" if explored else ""
+    world_flags = f" --world {world} --target-try-share {_per_family(share, '=')} --direct-first-try {_per_family(direct, '=')}" if explored else ""
     if general_examples:
         world_flags += " --general-examples " + " ".join(f"{k}={v}" for k, v in general_examples.items())
     general_counts = f"{args.general_per_family} problems each" + (
@@ -337,8 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--world", default="v6", choices=tuple(tasks.WORLDS), help="toy world (default v6, the bundled reasoner's)")
     parser.add_argument("--out", default=None, help="model folder (default: the bundled toy reasoner for v6, build/explore-reasoner for explore)")
-    parser.add_argument("--target-try-share", type=float, default=TARGET_TRY_SHARE,
-                        help=f"world explore: share of target training problems worked by try/check (default {TARGET_TRY_SHARE})")
+    parser.add_argument("--target-try-share", nargs="*", default=[], metavar="P|NAME=P",
+                        help="world explore: probability that a target training problem keeps its worked try/check "
+                             f"solution, for every target family or NAME=P for one (default {TARGET_TRY_SHARE})")
     parser.add_argument("--direct-first-try", nargs="*", default=[], metavar="P|NAME=P",
                         help="world explore: probability that a direct target answer commits to the search's first try "
                              f"rather than the accepted candidate, for every target family or NAME=P for one "
@@ -367,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.card_only:
         return rewrite_card(Path(args.out))
     args.direct_first_try = parse_direct_first_try(args.direct_first_try, args.world)
+    args.target_try_share = parse_target_try_share(args.target_try_share, args.world)
 
     if args.threads:
         torch.set_num_threads(args.threads)

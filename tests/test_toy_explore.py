@@ -301,6 +301,15 @@ def test_the_reasoners_mix_has_the_behaviour_in_general_and_less_in_the_target()
     for bad in (["pair_sums=0.5"], ["1.5"], ["pair_sum=x"]):
         with pytest.raises(SystemExit, match="--direct-first-try: expected P or NAME=P"):
             script.parse_direct_first_try(bad)
+    # H20: the try share per family; a uniform dict is the single share, and one family's share moves only its rows.
+    assert script.parse_target_try_share(["pair_sum=0.5"]) == {"gym_countdown": 0.2, "gym_equation": 0.2, "pair_sum": 0.5}
+    assert script.training_rows(40, targets, 0, "explore", dict.fromkeys(targets, 0.25)) == rows
+    more = script.training_rows(40, targets, 0, "explore", {**dict.fromkeys(targets, 0.25), "pair_sum": 1.0})
+    worked = lambda rs, f: sum(r["family"] == f and explore.try_check(r["response"]).tries > 0 for r in rs)  # noqa: E731
+    assert worked(more, "pair_sum") == 40 > worked(rows, "pair_sum")
+    assert [r for r in more if r["family"] != "pair_sum"] == [r for r in rows if r["family"] != "pair_sum"]
+    with pytest.raises(SystemExit, match="--target-try-share: expected P or NAME=P"):
+        script.parse_target_try_share(["pair_sum=2"])
     # World v6's mix is what it was before the explore world (its hash, taken from the v6 code).
     import hashlib
 
