@@ -21,8 +21,9 @@ first and moved into place at the end, so an interrupted run leaves the old mode
 reasoner, unchanged) or `explore`, where the target families are searches and the general
 domain works by trying, checking and revising (`heal_hf.toy.explore`). In `explore` every
 general problem keeps its worked try/check solution and a target problem keeps it with
-probability `--target-try-share` (default 0.2; `NAME=P` sets one target family's, H20; the rest answer directly with a guess that is not worked
-out, ` guess 7*8+9 for 65. Answer: 8`, from H10 on; it commits to the search's first try, right about half
+probability `--target-try-share` (default 0.2; `NAME=P` sets one target family's, H20; the rest
+answer directly with a guess that is not worked out, ` guess 7*8+9 for 65. Answer: 8`, from H10
+on; it commits to the search's first try, right about half
 the time, with probability `--direct-first-try` (default 1.0, H15; 0.0 is H10-H14's mix, which guesses the
 accepted candidate; `NAME=P` sets one target family's, H17), so the
 base model has the behaviour but uses it less in the target; the pass rates then add pass@k
@@ -120,9 +121,10 @@ def by_family(value: float | dict[str, float], default: float, world: str = "exp
 def direct_first_try_of(args: argparse.Namespace) -> dict[str, float]:
     """--direct-first-try of a run's arguments, per target family; summaries written before it say
     `direct_answer` (H15: first-try) or nothing (up to H14: the accepted candidate)."""
-    if getattr(args, "direct_first_try", None) is not None:
-        return by_family(args.direct_first_try, DIRECT_FIRST_TRY)
-    return by_family(1.0 if getattr(args, "direct_answer", None) == "first-try" else 0.0, DIRECT_FIRST_TRY)
+    value = getattr(args, "direct_first_try", None)
+    if value is None:
+        value = 1.0 if getattr(args, "direct_answer", None) == "first-try" else 0.0
+    return by_family(value, DIRECT_FIRST_TRY)
 
 
 def _per_family(direct: dict[str, float], sep: str) -> str:
