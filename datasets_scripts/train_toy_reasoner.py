@@ -29,6 +29,12 @@ accepted candidate; `NAME=P` sets one target family's, H17), so the
 base model has the behaviour but uses it less in the target; the pass rates then add pass@k
 (k = `--eval-samples`) and the samples' try/check share per family, and `--out` defaults to
 build/explore-reasoner (the bundled folder is v6's).
+
+`--length-buckets W` cuts batches from rows of similar length (each W batches' worth of shuffled
+rows sorted by length, the batches then shuffled), so a step pads less and runs faster on CPU
+(`benchmarks/reasoner_build.py` measures by how much). It is off by default, so every model built
+so far rebuilds from its own command as it was; it changes which rows share a batch, so a model
+built with it is a new candidate, judged again.
 """
 
 from __future__ import annotations
@@ -175,6 +181,22 @@ def encode(rows: list[dict[str, str]], tokenizer) -> tuple[list[list[int]], list
     return ids, starts
 
 
+def length_bucketed(indices: list[int], lengths: list[int], batch_size: int, window: int,
+                    rng: random.Random) -> list[int]:
+    """`indices` rearranged so that each batch holds rows of similar length, for less padding: every run of
+    `window` batches' worth of rows (in the given, shuffled order) is sorted by length and cut into batches,
+    and the batches are shuffled. Which rows an epoch visits does not change; the rows after the last whole
+    batch stay at the end, in order, to open the next epoch's arrangement."""
+    whole = len(indices) // batch_size * batch_size
+    span = batch_size * window
+    batches = []
+    for start in range(0, whole, span):
+        chunk = sorted(indices[start : min(start + span, whole)], key=lambda i: lengths[i])
+        batches += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return [i for batch in batches for i in batch] + indices[whole:]
+
+
 def batch_tensors(ids: list[list[int]], starts: list[int], pad_id: int) -> dict[str, torch.Tensor]:
     width = max(map(len, ids))
     input_ids = torch.full((len(ids), width), pad_id)
@@ -268,6 +290,8 @@ with probability {_per_family(direct, ' ')}, otherwise to the accepted candidate
     world_flags = f" --world {world} --target-try-share {_per_family(share, '=')} --direct-first-try {_per_family(direct, '=')}" if explored else ""
     if general_examples:
         world_flags += " --general-examples " + " ".join(f"{k}={v}" for k, v in general_examples.items())
+    if getattr(args, "length_buckets", 0):  # absent from older summaries
+        world_flags += f" --length-buckets {args.length_buckets}"
     general_counts = f"{args.general_per_family} problems each" + (
         "".join(f", {name} {count}" for name, count in general_examples.items()))
     measured = (f", pass@{args.eval_samples} (one of the samples passes) and the samples' try/check share "
@@ -368,6 +392,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="train problems of a general family, where it differs from --general-per-family")
     parser.add_argument("--target-examples", nargs="*", default=[], metavar="NAME=COUNT",
                         help=f"train problems of a target family (default {TARGET_EXAMPLES})")
+    parser.add_argument("--length-buckets", type=int, default=0, metavar="W",
+                        help="batch rows of similar length: sort each W batches' worth of shuffled rows by length "
+                             "before cutting them into batches, which pads less and trains faster on CPU "
+                             "(default 0: off, the order every earlier model was trained in)")
     parser.add_argument("--eval-problems", type=int, default=100, help="test problems per family for the pass rates (default 100)")
     parser.add_argument("--eval-samples", type=int, default=8, help="samples per test problem (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="data, init and sampling seed (default 0)")
@@ -377,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only rewrite README.md and MANIFEST.json of the model in --out from its training_summary.json")
     args = parser.parse_args(argv)
     args.out = args.out or DEFAULT_OUT[args.world]
+    if args.length_buckets < 0:
+        parser.error(f"--length-buckets {args.length_buckets}: give a number of batches, 1 or more (0 turns it off)")
     if args.card_only:
         return rewrite_card(Path(args.out))
     args.direct_first_try = parse_direct_first_try(args.direct_first_try, args.world)
@@ -396,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.world != "v6" and not all(explore.fits(r["response"]) for r in rows):
         raise SystemExit(f"a worked solution does not fit the {explore.SOLUTION_BUDGET}-token solution budget")
     ids, starts = encode(rows, tokenizer)
+    lengths = [len(seq) for seq in ids]
     print(f"toy reasoner: {params / 1e6:.2f}M parameters, {len(rows)} training problems, {args.steps} steps")
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
@@ -411,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
                 fresh = list(range(len(ids)))
                 order.shuffle(fresh)
                 indices += fresh
+                if args.length_buckets:
+                    indices = length_bucketed(indices, lengths, args.batch_size, args.length_buckets, order)
             pick, indices = indices[: args.batch_size], indices[args.batch_size :]
             batch = batch_tensors([ids[i] for i in pick], [starts[i] for i in pick], tokenizer.pad_token_id)
             loss = model(**{k: v.to(args.device) for k, v in batch.items()}).loss

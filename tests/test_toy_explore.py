@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -338,3 +339,20 @@ def test_the_completion_budget_holds_one_more_try_than_any_worked_solution(monke
     assert (longest, longest_try) == (94, 27)  # H3's worked solutions: (94, 27); H4-H11 (94, 26); H12 (missing_term)
     # has tries of 27 again: the same 128
     assert explore.COMPLETION_BUDGET == -(-(longest + longest_try) // 16) * 16 == 128
+
+
+def test_length_buckets_keep_every_row_and_pad_less():
+    # --length-buckets: the same rows in an epoch, batches of similar length, the tail kept for the next epoch.
+    script = _training_script()
+    rng = random.Random(0)
+    lengths = [rng.randrange(10, 110) for _ in range(1000)]
+    indices = list(range(1000))
+    rng.shuffle(indices)
+    bucketed = script.length_bucketed(indices, lengths, 64, 5, random.Random(1))
+    assert sorted(bucketed) == sorted(indices) and bucketed[960:] == indices[960:]
+    width = lambda order: sum(max(lengths[i] for i in order[k : k + 64]) for k in range(0, 960, 64))  # noqa: E731
+    assert width(bucketed) < 0.8 * width(indices)
+    sorted_runs = [sorted(lengths[i] for i in indices[k : k + 320]) for k in range(0, 960, 320)]
+    batches = sorted(sorted(lengths[i] for i in bucketed[k : k + 64]) for k in range(0, 960, 64))
+    assert batches == sorted(run[j : j + 64] for run in sorted_runs for j in range(0, 320, 64))  # each batch from one window
+    assert script.length_bucketed(indices, lengths, 64, 5, random.Random(1)) == bucketed  # seeded

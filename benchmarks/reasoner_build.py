@@ -1,0 +1,106 @@
+"""Toy reasoner build speed: shuffled batches (the order every model so far was trained in) vs length-bucketed ones.
+
+    python benchmarks/reasoner_build.py [--buckets 50] [--steps 40] [--rounds 3] [--threads 2] [--full-steps 4000]
+
+`datasets_scripts/train_toy_reasoner.py`'s own mix, model and optimizer step for world explore with H21's
+options (4,800 examples of each search target, check 7,500, missing_term 5,000; 38,304 rows), once with
+the rows in shuffled order and once with `--length-buckets` (each `--buckets` batches' worth of shuffled
+rows sorted by length before they are cut into batches of 64). Each round trains a fresh model from the
+same seed for `--steps` steps in each order, alternating which goes first; the first 5 steps of each are
+warm-up and dropped. Printed: the padding utilisation (real tokens over padded ones) over an epoch, the
+median ms a step, the ratio to the shuffled order, and the minutes `--full-steps` steps would take. Goal
+(issue 24, section 4): the reasoner rebuilt in at most 25 minutes on 2 cores, evaluation included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import random
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from heal_hf.toy.tiny import tiny_causal_lm
+
+SCRIPT = Path(__file__).resolve().parents[1] / "datasets_scripts" / "train_toy_reasoner.py"
+
+
+def training_script():
+    spec = importlib.util.spec_from_file_location("train_toy_reasoner", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def epoch_order(script, lengths: list[int], buckets: int, seed: int = 0) -> list[int]:
+    order = random.Random(seed)
+    fresh = list(range(len(lengths)))
+    order.shuffle(fresh)
+    return script.length_bucketed(fresh, lengths, 64, buckets, order) if buckets else fresh
+
+
+def utilisation(lengths: list[int], order: list[int]) -> float:
+    whole = len(order) // 64 * 64
+    padded = sum(64 * max(lengths[i] for i in order[k : k + 64]) for k in range(0, whole, 64))
+    return sum(lengths[i] for i in order[:whole]) / padded
+
+
+def time_steps(script, ids, starts, pad_id, order: list[int], steps: int, warm: int = 5) -> list[float]:
+    torch.manual_seed(0)
+    model, _ = tiny_causal_lm(seed=0, hidden_size=128, num_layers=4, num_heads=4, max_positions=256)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01, betas=(0.9, 0.98))
+    model.train()
+    times = []
+    for step in range(warm + steps):
+        pick = order[step * 64 : (step + 1) * 64]
+        started = time.perf_counter()
+        loss = model(**script.batch_tensors([ids[i] for i in pick], [starts[i] for i in pick], pad_id)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step >= warm:
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--buckets", type=int, default=50, help="--length-buckets value to compare (default 50)")
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per order and round (default 40)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating which order goes first (default 3)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2, the reasoner's build)")
+    parser.add_argument("--full-steps", type=int, default=4000, help="steps of a full build, for the projection (default 4000)")
+    args = parser.parse_args(argv)
+    if args.buckets < 1 or args.steps < 1 or args.rounds < 1:
+        parser.error("--buckets, --steps and --rounds take 1 or more")
+    torch.set_num_threads(args.threads)
+    script = training_script()
+    rows = script.training_rows(
+        2500, script.parse_target_examples(["gym_equation=4800", "pair_sum=4800"], "explore"), 0, "explore",
+        script.parse_target_try_share(["0.01", "pair_sum=0.02"], "explore"),
+        script.parse_general_examples(["check=7500", "missing_term=5000"], "explore"),
+        script.parse_direct_first_try(["1.0", "gym_equation=0.75"], "explore"))
+    _, tokenizer = tiny_causal_lm(seed=0, hidden_size=128, num_layers=4, num_heads=4, max_positions=256)
+    ids, starts = script.encode(rows, tokenizer)
+    lengths = [len(seq) for seq in ids]
+    orders = {"shuffled (baseline)": epoch_order(script, lengths, 0), f"--length-buckets {args.buckets}": epoch_order(script, lengths, args.buckets)}
+    times: dict[str, list[float]] = {name: [] for name in orders}
+    for r in range(args.rounds):
+        for name in list(orders)[r % 2 :] + list(orders)[: r % 2]:
+            times[name] += time_steps(script, ids, starts, tokenizer.pad_token_id, orders[name], args.steps)
+    base = statistics.median(times["shuffled (baseline)"])
+    print(f"{len(rows)} rows, {args.threads} threads, {args.rounds} x {args.steps} timed steps per order")
+    print(f"{'order':<22}{'padding used':>14}{'ms/step':>10}{'ratio':>8}{f'{args.full_steps} steps':>14}")
+    for name, order in orders.items():
+        ms = statistics.median(times[name])
+        print(f"{name:<22}{utilisation(lengths, order):>14.2f}{ms * 1e3:>10.1f}{base / ms:>8.2f}"
+              f"{ms * args.full_steps / 60:>11.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
