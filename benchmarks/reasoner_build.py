@@ -1,15 +1,16 @@
-"""Toy reasoner build speed: shuffled batches (the order every model so far was trained in) vs length-bucketed ones.
+"""Toy reasoner build speed: one padded batch a step (every model before H23) vs the batch in micro-batches.
 
-    python benchmarks/reasoner_build.py [--buckets 50] [--steps 40] [--rounds 3] [--threads 2] [--full-steps 4000]
+    python benchmarks/reasoner_build.py [--micro-batches 4] [--steps 40] [--rounds 3] [--threads 2] [--full-steps 4000]
 
 `datasets_scripts/train_toy_reasoner.py`'s own mix, model and optimizer step for world explore with H21's
-options (4,800 examples of each search target, check 7,500, missing_term 5,000; 38,304 rows), once with
-the rows in shuffled order and once with `--length-buckets` (each `--buckets` batches' worth of shuffled
-rows sorted by length before they are cut into batches of 64). Each round trains a fresh model from the
-same seed for `--steps` steps in each order, alternating which goes first; the first 5 steps of each are
-warm-up and dropped. Printed: the padding utilisation (real tokens over padded ones) over an epoch, the
-median ms a step, the ratio to the shuffled order, and the minutes `--full-steps` steps would take. Goal
-(issue 24, section 4): the reasoner rebuilt in at most 25 minutes on 2 cores, evaluation included.
+options (4,800 examples of each search target, check 7,500, missing_term 5,000; 38,304 rows), the same
+shuffled batches of 64 in both cases: once as one batch padded to its longest row, once as `--micro-batches`
+parts of rows of similar length, weighted to the same gradient (`train_toy_reasoner.micro_batches`). Each
+round trains a fresh model from the same seed for `--steps` steps in each case, alternating which goes
+first; the first 5 steps of each are warm-up and dropped. Printed: the share of the computed tokens that
+are real (not padding) over an epoch's batches, the median ms a step, the ratio to one batch, and the
+minutes `--full-steps` steps would take. Goal (issue 24, section 4): the reasoner rebuilt in at most 25
+minutes on 2 cores, evaluation included.
 """
 
 from __future__ import annotations
@@ -35,30 +36,32 @@ def training_script():
     return module
 
 
-def epoch_order(script, lengths: list[int], buckets: int, seed: int = 0) -> list[int]:
-    order = random.Random(seed)
-    fresh = list(range(len(lengths)))
-    order.shuffle(fresh)
-    return script.length_bucketed(fresh, lengths, 64, buckets, order) if buckets else fresh
+def epoch_order(lengths: list[int], seed: int = 0) -> list[int]:
+    order = list(range(len(lengths)))
+    random.Random(seed).shuffle(order)
+    return order
 
 
-def utilisation(lengths: list[int], order: list[int]) -> float:
-    whole = len(order) // 64 * 64
-    padded = sum(64 * max(lengths[i] for i in order[k : k + 64]) for k in range(0, whole, 64))
-    return sum(lengths[i] for i in order[:whole]) / padded
+def utilisation(script, lengths: list[int], starts: list[int], order: list[int], parts: int) -> float:
+    real = padded = 0
+    for k in range(0, len(order) // 64 * 64, 64):
+        for run, _ in script.micro_batches(order[k : k + 64], lengths, starts, parts):
+            real += sum(lengths[i] for i in run)
+            padded += len(run) * max(lengths[i] for i in run)
+    return real / padded
 
 
-def time_steps(script, ids, starts, pad_id, order: list[int], steps: int, warm: int = 5) -> list[float]:
+def time_steps(script, ids, starts, lengths, pad_id, order: list[int], parts: int, steps: int, warm: int = 5) -> list[float]:
     torch.manual_seed(0)
     model, _ = tiny_causal_lm(seed=0, hidden_size=128, num_layers=4, num_heads=4, max_positions=256)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01, betas=(0.9, 0.98))
     model.train()
     times = []
     for step in range(warm + steps):
-        pick = order[step * 64 : (step + 1) * 64]
         started = time.perf_counter()
-        loss = model(**script.batch_tensors([ids[i] for i in pick], [starts[i] for i in pick], pad_id)).loss
-        loss.backward()
+        for run, weight in script.micro_batches(order[step * 64 : (step + 1) * 64], lengths, starts, parts):
+            loss = model(**script.batch_tensors([ids[i] for i in run], [starts[i] for i in run], pad_id)).loss
+            (loss * weight).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -69,14 +72,14 @@ def time_steps(script, ids, starts, pad_id, order: list[int], steps: int, warm: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--buckets", type=int, default=50, help="--length-buckets value to compare (default 50)")
+    parser.add_argument("--micro-batches", type=int, default=4, help="--micro-batches value to compare (default 4)")
     parser.add_argument("--steps", type=int, default=40, help="timed steps per order and round (default 40)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating which order goes first (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2, the reasoner's build)")
     parser.add_argument("--full-steps", type=int, default=4000, help="steps of a full build, for the projection (default 4000)")
     args = parser.parse_args(argv)
-    if args.buckets < 1 or args.steps < 1 or args.rounds < 1:
-        parser.error("--buckets, --steps and --rounds take 1 or more")
+    if not 2 <= args.micro_batches <= 64 or args.steps < 1 or args.rounds < 1:
+        parser.error("--micro-batches takes 2 to 64, --steps and --rounds 1 or more")
     torch.set_num_threads(args.threads)
     script = training_script()
     rows = script.training_rows(
@@ -87,17 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     _, tokenizer = tiny_causal_lm(seed=0, hidden_size=128, num_layers=4, num_heads=4, max_positions=256)
     ids, starts = script.encode(rows, tokenizer)
     lengths = [len(seq) for seq in ids]
-    orders = {"shuffled (baseline)": epoch_order(script, lengths, 0), f"--length-buckets {args.buckets}": epoch_order(script, lengths, args.buckets)}
-    times: dict[str, list[float]] = {name: [] for name in orders}
+    order = epoch_order(lengths)
+    cases = {"one batch (baseline)": 1, f"--micro-batches {args.micro_batches}": args.micro_batches}
+    times: dict[str, list[float]] = {name: [] for name in cases}
     for r in range(args.rounds):
-        for name in list(orders)[r % 2 :] + list(orders)[: r % 2]:
-            times[name] += time_steps(script, ids, starts, tokenizer.pad_token_id, orders[name], args.steps)
-    base = statistics.median(times["shuffled (baseline)"])
-    print(f"{len(rows)} rows, {args.threads} threads, {args.rounds} x {args.steps} timed steps per order")
-    print(f"{'order':<22}{'padding used':>14}{'ms/step':>10}{'ratio':>8}{f'{args.full_steps} steps':>14}")
-    for name, order in orders.items():
+        for name in list(cases)[r % 2 :] + list(cases)[: r % 2]:
+            times[name] += time_steps(script, ids, starts, lengths, tokenizer.pad_token_id, order, cases[name], args.steps)
+    base = statistics.median(times["one batch (baseline)"])
+    print(f"{len(rows)} rows, {args.threads} threads, {args.rounds} x {args.steps} timed steps per case")
+    print(f"{'case':<22}{'tokens real':>13}{'ms/step':>10}{'ratio':>8}{f'{args.full_steps} steps':>14}")
+    for name, parts in cases.items():
         ms = statistics.median(times[name])
-        print(f"{name:<22}{utilisation(lengths, order):>14.2f}{ms * 1e3:>10.1f}{base / ms:>8.2f}"
+        print(f"{name:<22}{utilisation(script, lengths, starts, order, parts):>13.2f}{ms * 1e3:>10.1f}{base / ms:>8.2f}"
               f"{ms * args.full_steps / 60:>11.1f} min")
     return 0
 

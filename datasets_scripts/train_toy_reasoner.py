@@ -30,11 +30,12 @@ base model has the behaviour but uses it less in the target; the pass rates then
 (k = `--eval-samples`) and the samples' try/check share per family, and `--out` defaults to
 build/explore-reasoner (the bundled folder is v6's).
 
-`--length-buckets W` cuts batches from rows of similar length (each W batches' worth of shuffled
-rows sorted by length, the batches then shuffled), so a step pads less and runs faster on CPU
-(`benchmarks/reasoner_build.py` measures by how much). It is off by default, so every model built
-so far rebuilds from its own command as it was; it changes which rows share a batch, so a model
-built with it is a new candidate, judged again.
+`--micro-batches M` runs each batch as M parts of rows of similar length (the batch's rows sorted by
+length), each part's mean loss weighted by its share of the batch's response tokens, so the gradient
+is the whole batch's (the same rows and the same token-mean loss, up to float rounding) while a part
+pads only to its own longest row: faster on CPU (`benchmarks/reasoner_build.py`). 1, the default, is
+the single padded batch every model before H23 was trained with. (H22 sorted rows by length across 50
+batches instead, `--length-buckets`, removed: its batches were mostly one family and its model failed.)
 """
 
 from __future__ import annotations
@@ -181,20 +182,18 @@ def encode(rows: list[dict[str, str]], tokenizer) -> tuple[list[list[int]], list
     return ids, starts
 
 
-def length_bucketed(indices: list[int], lengths: list[int], batch_size: int, window: int,
-                    rng: random.Random) -> list[int]:
-    """`indices` rearranged so that each batch holds rows of similar length, for less padding: every run of
-    `window` batches' worth of rows (in the given, shuffled order) is sorted by length and cut into batches,
-    and the batches are shuffled. Which rows an epoch visits does not change; the rows after the last whole
-    batch stay at the end, in order, to open the next epoch's arrangement."""
-    whole = len(indices) // batch_size * batch_size
-    span = batch_size * window
-    batches = []
-    for start in range(0, whole, span):
-        chunk = sorted(indices[start : min(start + span, whole)], key=lambda i: lengths[i])
-        batches += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return [i for batch in batches for i in batch] + indices[whole:]
+def micro_batches(pick: list[int], lengths: list[int], starts: list[int], parts: int) -> list[tuple[list[int], float]]:
+    """A batch's rows as `parts` runs of similar length (sorted by length, cut into near-equal runs), each with
+    the weight that makes the sum of the runs' mean losses the batch's mean loss: its response tokens (the
+    positions the loss counts, `length - start`) over the batch's. One part is the batch as it came, unsorted,
+    so that a build without parts is the one it always was."""
+    if parts == 1:
+        return [(pick, 1.0)]
+    rows = sorted(pick, key=lambda i: lengths[i])
+    tokens = sum(lengths[i] - starts[i] for i in rows)
+    cuts = [round(k * len(rows) / parts) for k in range(parts + 1)]
+    runs = [rows[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+    return [(run, sum(lengths[i] - starts[i] for i in run) / tokens) for run in runs]
 
 
 def batch_tensors(ids: list[list[int]], starts: list[int], pad_id: int) -> dict[str, torch.Tensor]:
@@ -290,8 +289,8 @@ with probability {_per_family(direct, ' ')}, otherwise to the accepted candidate
     world_flags = f" --world {world} --target-try-share {_per_family(share, '=')} --direct-first-try {_per_family(direct, '=')}" if explored else ""
     if general_examples:
         world_flags += " --general-examples " + " ".join(f"{k}={v}" for k, v in general_examples.items())
-    if getattr(args, "length_buckets", 0):  # absent from older summaries
-        world_flags += f" --length-buckets {args.length_buckets}"
+    if getattr(args, "micro_batches", 1) > 1:  # absent from older summaries
+        world_flags += f" --micro-batches {args.micro_batches}"
     general_counts = f"{args.general_per_family} problems each" + (
         "".join(f", {name} {count}" for name, count in general_examples.items()))
     measured = (f", pass@{args.eval_samples} (one of the samples passes) and the samples' try/check share "
@@ -392,10 +391,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="train problems of a general family, where it differs from --general-per-family")
     parser.add_argument("--target-examples", nargs="*", default=[], metavar="NAME=COUNT",
                         help=f"train problems of a target family (default {TARGET_EXAMPLES})")
-    parser.add_argument("--length-buckets", type=int, default=0, metavar="W",
-                        help="batch rows of similar length: sort each W batches' worth of shuffled rows by length "
-                             "before cutting them into batches, which pads less and trains faster on CPU "
-                             "(default 0: off, the order every earlier model was trained in)")
+    parser.add_argument("--micro-batches", type=int, default=1, metavar="M",
+                        help="run each batch as M parts of rows of similar length, weighted to the batch's gradient: "
+                             "less padding, faster on CPU (default 1: one padded batch, as every model before H23)")
     parser.add_argument("--eval-problems", type=int, default=100, help="test problems per family for the pass rates (default 100)")
     parser.add_argument("--eval-samples", type=int, default=8, help="samples per test problem (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="data, init and sampling seed (default 0)")
@@ -405,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only rewrite README.md and MANIFEST.json of the model in --out from its training_summary.json")
     args = parser.parse_args(argv)
     args.out = args.out or DEFAULT_OUT[args.world]
-    if args.length_buckets < 0:
-        parser.error(f"--length-buckets {args.length_buckets}: give a number of batches, 1 or more (0 turns it off)")
+    if not 1 <= args.micro_batches <= args.batch_size:
+        parser.error(f"--micro-batches {args.micro_batches}: give a number from 1 (off) to --batch-size ({args.batch_size})")
     if args.card_only:
         return rewrite_card(Path(args.out))
     args.direct_first_try = parse_direct_first_try(args.direct_first_try, args.world)
@@ -442,17 +440,18 @@ def main(argv: list[str] | None = None) -> int:
                 fresh = list(range(len(ids)))
                 order.shuffle(fresh)
                 indices += fresh
-                if args.length_buckets:
-                    indices = length_bucketed(indices, lengths, args.batch_size, args.length_buckets, order)
             pick, indices = indices[: args.batch_size], indices[args.batch_size :]
-            batch = batch_tensors([ids[i] for i in pick], [starts[i] for i in pick], tokenizer.pad_token_id)
-            loss = model(**{k: v.to(args.device) for k, v in batch.items()}).loss
-            loss.backward()
+            loss = 0.0
+            for run, weight in micro_batches(pick, lengths, starts, args.micro_batches):
+                batch = batch_tensors([ids[i] for i in run], [starts[i] for i in run], tokenizer.pad_token_id)
+                run_loss = model(**{k: v.to(args.device) for k, v in batch.items()}).loss
+                (run_loss if args.micro_batches == 1 else run_loss * weight).backward()
+                loss += run_loss.item() * weight
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
-            loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
+            loss_ema = loss if loss_ema is None else 0.98 * loss_ema + 0.02 * loss
             bar.set_postfix(loss=f"{loss_ema:.3f}")
     runtime = time.perf_counter() - started
 

@@ -341,18 +341,31 @@ def test_the_completion_budget_holds_one_more_try_than_any_worked_solution(monke
     assert explore.COMPLETION_BUDGET == -(-(longest + longest_try) // 16) * 16 == 128
 
 
-def test_length_buckets_keep_every_row_and_pad_less():
-    # --length-buckets: the same rows in an epoch, batches of similar length, the tail kept for the next epoch.
+def test_micro_batches_give_the_whole_batchs_gradient():
+    # --micro-batches: the batch's rows in parts of similar length, weighted so that the gradient is the batch's.
+    import torch
+
+    from heal_hf.toy.tiny import tiny_causal_lm
+
     script = _training_script()
-    rng = random.Random(0)
-    lengths = [rng.randrange(10, 110) for _ in range(1000)]
-    indices = list(range(1000))
-    rng.shuffle(indices)
-    bucketed = script.length_bucketed(indices, lengths, 64, 5, random.Random(1))
-    assert sorted(bucketed) == sorted(indices) and bucketed[960:] == indices[960:]
-    width = lambda order: sum(max(lengths[i] for i in order[k : k + 64]) for k in range(0, 960, 64))  # noqa: E731
-    assert width(bucketed) < 0.8 * width(indices)
-    sorted_runs = [sorted(lengths[i] for i in indices[k : k + 320]) for k in range(0, 960, 320)]
-    batches = sorted(sorted(lengths[i] for i in bucketed[k : k + 64]) for k in range(0, 960, 64))
-    assert batches == sorted(run[j : j + 64] for run in sorted_runs for j in range(0, 320, 64))  # each batch from one window
-    assert script.length_bucketed(indices, lengths, 64, 5, random.Random(1)) == bucketed  # seeded
+    rows = script.training_rows(4, {"gym_countdown": 4, "gym_equation": 4, "pair_sum": 4}, 0, "explore", 0.5)
+    model, tokenizer = tiny_causal_lm(seed=0, hidden_size=32, num_layers=2, num_heads=2, max_positions=256)
+    ids, starts = script.encode(rows, tokenizer)
+    lengths = [len(seq) for seq in ids]
+    pick = random.Random(0).sample(range(len(ids)), 24)
+    assert script.micro_batches(pick, lengths, starts, 1) == [(pick, 1.0)]  # off: the batch as it came
+    parts = script.micro_batches(pick, lengths, starts, 4)
+    assert sorted(i for run, _ in parts for i in run) == sorted(pick) and abs(sum(w for _, w in parts) - 1) < 1e-12
+    assert [len(run) for run, _ in parts] == [6, 6, 6, 6] and len({lengths[i] for i in parts[0][0]}) < len(set(lengths))
+
+    def gradient(split):
+        model.zero_grad()
+        for run, weight in split:
+            batch = script.batch_tensors([ids[i] for i in run], [starts[i] for i in run], tokenizer.pad_token_id)
+            (model(**batch).loss * weight).backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    whole = gradient([(pick, 1.0)])
+    assert torch.allclose(gradient(parts), whole, rtol=1e-4, atol=1e-6)
+    wrong = [(run, 1 / len(parts)) for run, _ in parts]  # equal weights: not the batch's token mean
+    assert not torch.allclose(gradient(wrong), whole, rtol=1e-4, atol=1e-6)
