@@ -59,12 +59,7 @@ def time_steps(script, ids, starts, lengths, pad_id, order: list[int], parts: in
     times = []
     for step in range(warm + steps):
         started = time.perf_counter()
-        for run, weight in script.micro_batches(order[step * 64 : (step + 1) * 64], lengths, starts, parts):
-            loss = model(**script.batch_tensors([ids[i] for i in run], [starts[i] for i in run], pad_id)).loss
-            (loss * weight).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        script.train_step(model, optimizer, ids, starts, lengths, order[step * 64 : (step + 1) * 64], parts, pad_id)
         if step >= warm:
             times.append(time.perf_counter() - started)
     return times

@@ -196,6 +196,21 @@ def micro_batches(pick: list[int], lengths: list[int], starts: list[int], parts:
     return [(run, sum(lengths[i] - starts[i] for i in run) / tokens) for run in runs]
 
 
+def train_step(model, optimizer, ids: list[list[int]], starts: list[int], lengths: list[int], pick: list[int],
+               parts: int, pad_id: int, device: str = "cpu") -> float:
+    """One optimizer step on the batch `pick`, run as `parts` micro-batches (`micro_batches`); the batch's loss."""
+    loss = 0.0
+    for run, weight in micro_batches(pick, lengths, starts, parts):
+        batch = batch_tensors([ids[i] for i in run], [starts[i] for i in run], pad_id)
+        run_loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+        (run_loss if parts == 1 else run_loss * weight).backward()
+        loss += run_loss.item() * weight
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
 def batch_tensors(ids: list[list[int]], starts: list[int], pad_id: int) -> dict[str, torch.Tensor]:
     width = max(map(len, ids))
     input_ids = torch.full((len(ids), width), pad_id)
@@ -441,16 +456,9 @@ def main(argv: list[str] | None = None) -> int:
                 order.shuffle(fresh)
                 indices += fresh
             pick, indices = indices[: args.batch_size], indices[args.batch_size :]
-            loss = 0.0
-            for run, weight in micro_batches(pick, lengths, starts, args.micro_batches):
-                batch = batch_tensors([ids[i] for i in run], [starts[i] for i in run], tokenizer.pad_token_id)
-                run_loss = model(**{k: v.to(args.device) for k, v in batch.items()}).loss
-                (run_loss if args.micro_batches == 1 else run_loss * weight).backward()
-                loss += run_loss.item() * weight
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            loss = train_step(model, optimizer, ids, starts, lengths, pick, args.micro_batches,
+                              tokenizer.pad_token_id, args.device)
             schedule.step()
-            optimizer.zero_grad(set_to_none=True)
             loss_ema = loss if loss_ema is None else 0.98 * loss_ema + 0.02 * loss
             bar.set_postfix(loss=f"{loss_ema:.3f}")
     runtime = time.perf_counter() - started
