@@ -36,14 +36,16 @@ GUESS = "guess"
 SOLUTION_BUDGET = 96
 """Toy tokens (one a character) every worked solution fits, end-of-text included: a search keeps fewer of its
 drawn tries when they would not fit (`searched`). 96 keeps every drawn try of every family's search (H9; the
-longest, a three-try countdown search, is 94), so gym_countdown and gym_equation show what follows two
-rejections as often as the general searches do. 80 (H1-H8) let a countdown search reject one try and revise,
-but cut nearly all third tries (G7's tries without the restated goal fitted 64)."""
+longest was a three-try countdown search with `*`, 94 tokens; from H30, over + and -, 92), so gym_countdown
+and gym_equation show what follows two rejections as often as the general searches do. 80 (H1-H8) let a
+countdown search reject one try and revise, but cut nearly all third tries (G7's tries without the restated
+goal fitted 64)."""
 COMPLETION_BUDGET = 128
 """Tokens a sample or RL completion may use in the explore world (the replication's max_completion_length for
 its families; world v6 keeps 48). It holds one more try than any worked solution draws, since a model whose
 third try fails searches on (H2's samples did): the longest worked solution with every drawn try kept (94
-tokens, gym_countdown) plus the longest try (27; 26 in H4's searches), rounded up to a multiple of 16 (H3)."""
+tokens, gym_countdown with `*`, H3-H29; 92 from H30) plus the longest try (27; 26 in H4's searches), rounded
+up to a multiple of 16 (H3)."""
 _ANSWER = re.compile(r"answer\s*:", re.IGNORECASE)
 _VERDICT = re.compile(r"(?:^|\s)(yes|no)\s*$", re.IGNORECASE)
 _RESTATED = re.compile(r"\s+vs\s+(-?\d{1,6})\s*$")

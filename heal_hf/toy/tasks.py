@@ -27,7 +27,7 @@ families, and every family of every world is in ALL_FAMILIES (`get_family` finds
 `explore` is a world where trying alternatives pays (`heal_hf.toy.explore`): its target
 families are searches whose first guess often fails, two of them drawn from reasoning-gym
 and judged by its own `score_answer` (`heal_hf.toy.gym`):
-`gym_countdown` (reach a target with three digits and + - *), `gym_equation` (solve
+`gym_countdown` (reach a target with three digits and + -), `gym_equation` (solve
 `a*x + b = c` for a digit x) and `pair_sum` (which two of four digits make a sum); its
 general domain keeps `addition` and `multiplication` (the digit facts every check uses)
 and adds `missing_addend`, `missing_subtrahend` and `missing_operator`, worked by trying a
@@ -365,8 +365,8 @@ ALL_FAMILIES: dict[str, TaskFamily] = {
                    "whether an expression (a two-digit number +- a digit, or three digits with + - *) makes a claimed "
                    "value: worked, then yes or no, half of each"),
         TaskFamily("gym_countdown", TARGET, gym.countdown, gym.VERIFIER,
-                   "reasoning-gym countdown: an expression of three given digits with + - * that makes a target "
-                   "of at most 60 (judged by reasoning-gym)", gym.countdown_tried),
+                   "reasoning-gym countdown: an expression of three given digits with + and - that makes a "
+                   "target (judged by reasoning-gym)", gym.countdown_tried),
         TaskFamily("gym_equation", TARGET, gym.equation, gym.VERIFIER,
                    "reasoning-gym simple_equations: the digit x with a*x + b = c or a*x - b = c (judged by reasoning-gym)",
                    gym.equation_tried),
