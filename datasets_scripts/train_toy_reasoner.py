@@ -87,6 +87,15 @@ def parse_target_examples(items: list[str], world: str = "v6") -> dict[str, int]
     return parse_counts(items, tasks.world_families(world, tasks.TARGET), "--target-examples", WORLD_TARGET_EXAMPLES[world])
 
 
+def parse_target_draws(items: list[str], world: str = "explore") -> dict[str, int]:
+    """`--target-draws NAME=K` (H31): a target family's examples drawn as K draws of count / K distinct problems,
+    for a family whose train split holds fewer than its count (every other family: one draw, as before H31)."""
+    draws = parse_counts(items, tasks.world_families(world, tasks.TARGET), "--target-draws", {})
+    if any(k < 1 for k in draws.values()):
+        raise SystemExit(f"--target-draws: K must be at least 1, got {draws}")
+    return draws
+
+
 def parse_general_examples(items: list[str], world: str = "v6") -> dict[str, int]:
     """`NAME=COUNT` train problems of general families that differ from --general-per-family."""
     return parse_counts(items, tasks.world_families(world, tasks.GENERAL), "--general-examples", {})
@@ -144,12 +153,14 @@ def _per_family(direct: dict[str, float], sep: str) -> str:
 def training_rows(general_per_family: int, target_examples: dict[str, int], seed: int, world: str = "v6",
                   target_try_share: float | dict[str, float] = TARGET_TRY_SHARE,
                   general_examples: dict[str, int] | None = None,
-                  direct_first_try: float | dict[str, float] = DIRECT_FIRST_TRY) -> list[dict[str, str]]:
+                  direct_first_try: float | dict[str, float] = DIRECT_FIRST_TRY,
+                  target_draws: dict[str, int] | None = None) -> list[dict[str, str]]:
     """The supervised mix: train-split problems only (validation and test problems are never seen);
     `general_examples` overrides `general_per_family` for the families it names; `target_try_share` is the
     probability that a target problem keeps its worked search and `direct_first_try` the probability that a
     direct target answer commits to the search's first try (each one for every target family, or one per
-    family)."""
+    family); `target_draws` draws a target family's examples as K draws of count / K problems (a problem
+    recurs, with other guesses and searches), as GENERAL_SEEDS does for general families."""
     rows, general_examples = [], general_examples or {}
     share, first_try = by_family(target_try_share, TARGET_TRY_SHARE, world), by_family(direct_first_try, DIRECT_FIRST_TRY, world)
     for name in tasks.world_families(world, tasks.GENERAL):
@@ -159,7 +170,10 @@ def training_rows(general_per_family: int, target_examples: dict[str, int], seed
             rows += tasks.generate(name, -(-count // seeds), split="train", seed=seed + 100_000 * extra)
     for name in tasks.world_families(world, tasks.TARGET):
         # A seed no RL run draws from (they use small seeds), so the few-shot sets are new problems too.
-        drawn = tasks.generate(name, target_examples.get(name, 0), split="train", seed=10_000 + seed)
+        draws, count = (target_draws or {}).get(name, 1), target_examples.get(name, 0)
+        sizes = [count // draws + (k < count % draws) for k in range(draws)]  # one draw: the count, as before H31
+        drawn = [r for k, size in enumerate(sizes)
+                 for r in tasks.generate(name, size, split="train", seed=10_000 + seed + 100_000 * k)]
         if world != "v6":  # most target problems answer directly: the behaviour is rarer in the target
             keep = random.Random(f"{name}/{seed}/try-share")
             first = random.Random(f"{name}/{seed}/first-try")  # its own draws: the try-share draws stay H10's
@@ -304,6 +318,8 @@ with probability {_per_family(direct, ' ')}, otherwise to the accepted candidate
     world_flags = f" --world {world} --target-try-share {_per_family(share, '=')} --direct-first-try {_per_family(direct, '=')}" if explored else ""
     if general_examples:
         world_flags += " --general-examples " + " ".join(f"{k}={v}" for k, v in general_examples.items())
+    if getattr(args, "target_draws", None):  # absent from older summaries
+        world_flags += " --target-draws " + " ".join(f"{k}={v}" for k, v in args.target_draws.items())
     if getattr(args, "micro_batches", 1) > 1:  # absent from older summaries
         world_flags += f" --micro-batches {args.micro_batches}"
     general_counts = f"{args.general_per_family} problems each" + (
@@ -406,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="train problems of a general family, where it differs from --general-per-family")
     parser.add_argument("--target-examples", nargs="*", default=[], metavar="NAME=COUNT",
                         help=f"train problems of a target family (default {TARGET_EXAMPLES})")
+    parser.add_argument("--target-draws", nargs="*", default=[], metavar="NAME=K",
+                        help="world explore: draw a target family's examples as K draws of count / K distinct problems "
+                             "(a problem recurs with other guesses and searches), for a family whose train split holds "
+                             "fewer than its count (default 1 each: H31)")
     parser.add_argument("--micro-batches", type=int, default=1, metavar="M",
                         help="run each batch as M parts of rows of similar length, weighted to the batch's gradient: "
                              "less padding, faster on CPU (default 1: one padded batch, as every model before H23)")
@@ -434,8 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     params = sum(p.numel() for p in model.parameters())
     args.target_examples = parse_target_examples(args.target_examples, args.world)
     args.general_examples = parse_general_examples(args.general_examples, args.world)
+    args.target_draws = parse_target_draws(args.target_draws, args.world)
     rows = training_rows(args.general_per_family, args.target_examples, args.seed, args.world, args.target_try_share,
-                         args.general_examples, args.direct_first_try)
+                         args.general_examples, args.direct_first_try, args.target_draws)
     if args.world != "v6" and not all(explore.fits(r["response"]) for r in rows):
         raise SystemExit(f"a worked solution does not fit the {explore.SOLUTION_BUDGET}-token solution budget")
     ids, starts = encode(rows, tokenizer)

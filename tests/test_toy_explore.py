@@ -369,3 +369,20 @@ def test_micro_batches_give_the_whole_batchs_gradient():
     assert torch.allclose(gradient(parts), whole, rtol=1e-4, atol=1e-6)
     wrong = [(run, 1 / len(parts)) for run, _ in parts]  # equal weights: not the batch's token mean
     assert not torch.allclose(gradient(wrong), whole, rtol=1e-4, atol=1e-6)
+
+
+def test_target_draws_repeat_a_small_familys_problems_with_other_searches():
+    # H31: gym_countdown over + and - has 1,487 train problems; --target-draws NAME=K draws its count as K draws.
+    script = _training_script()
+    assert script.parse_target_draws(["gym_countdown=4"]) == {"gym_countdown": 4}
+    for bad in (["gym_countdown=0"], ["addition=2"], ["gym_countdown=x"]):
+        with pytest.raises(SystemExit, match="--target-draws"):
+            script.parse_target_draws(bad)
+    targets = {"gym_countdown": 10, "gym_equation": 0, "pair_sum": 0}
+    one = script.training_rows(0, targets, 0, "explore", 1.0)
+    assert script.training_rows(0, targets, 0, "explore", 1.0, target_draws={"gym_countdown": 1}) == one  # as before H31
+    three = [r for r in script.training_rows(0, targets, 0, "explore", 1.0, target_draws={"gym_countdown": 3})
+             if r["family"] == "gym_countdown"]
+    assert len(three) == 10 and len({r["prompt"] for r in three}) <= 10
+    first = tasks.generate("gym_countdown", 4, split="train", seed=10_000)  # draw 0 is the one-draw mix's first rows
+    assert {r["prompt"] for r in first} <= {r["prompt"] for r in three}
