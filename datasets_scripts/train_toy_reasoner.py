@@ -444,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         return rewrite_card(Path(args.out))
     args.direct_first_try = parse_direct_first_try(args.direct_first_try, args.world)
     args.target_try_share = parse_target_try_share(args.target_try_share, args.world)
+    args.target_draws = parse_target_draws(args.target_draws, args.world)  # refused before the model is built
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -454,7 +455,6 @@ def main(argv: list[str] | None = None) -> int:
     params = sum(p.numel() for p in model.parameters())
     args.target_examples = parse_target_examples(args.target_examples, args.world)
     args.general_examples = parse_general_examples(args.general_examples, args.world)
-    args.target_draws = parse_target_draws(args.target_draws, args.world)
     rows = training_rows(args.general_per_family, args.target_examples, args.seed, args.world, args.target_try_share,
                          args.general_examples, args.direct_first_try, args.target_draws)
     if args.world != "v6" and not all(explore.fits(r["response"]) for r in rows):
