@@ -49,6 +49,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -94,6 +95,21 @@ def parse_target_draws(items: list[str], world: str = "explore") -> dict[str, in
     if any(k < 1 for k in draws.values()):
         raise SystemExit(f"--target-draws: K must be at least 1, got {draws}")
     return draws
+
+
+def parse_uninformed(names: list[str], world: str, direct_first_try: dict[str, float]) -> list[str]:
+    """`--uninformed NAME ...` (H36): target search families whose worked searches try candidates in an order that
+    knows nothing of the answer and whose direct answers guess a uniformly drawn value; a clear error for a family
+    that is not such a search, or whose --direct-first-try asks for something a guess cannot do."""
+    searches = [n for n in tasks.world_families(world, tasks.TARGET) if tasks.get_family(n).candidates is not None]
+    for name in names:
+        if name not in searches:
+            raise SystemExit(f"--uninformed: {name!r} is not a target search of world {world!r} that can be drawn "
+                             f"again; choose from {searches}")
+        if direct_first_try.get(name, DIRECT_FIRST_TRY) != 1.0:
+            raise SystemExit(f"--uninformed {name}: its direct answers are uniform guesses, so --direct-first-try "
+                             f"{name}={direct_first_try[name]:g} would not apply; leave it at 1")
+    return list(dict.fromkeys(names))
 
 
 def parse_general_examples(items: list[str], world: str = "v6") -> dict[str, int]:
@@ -143,6 +159,16 @@ def direct_first_try_of(args: argparse.Namespace) -> dict[str, float]:
     return by_family(value, DIRECT_FIRST_TRY)
 
 
+def _uninformed_text(args: argparse.Namespace) -> str:
+    """The card's sentence on --uninformed families (none before H36)."""
+    names = getattr(args, "uninformed", None) or []
+    if not names:
+        return ""
+    return (f"\n{', '.join(names)}: worked searches try candidates in an order that knows nothing of the answer, and "
+            "a direct answer guesses a positive value the candidates take, drawn uniformly, not the search's first try "
+            "(`--uninformed`).")
+
+
 def _per_family(direct: dict[str, float], sep: str) -> str:
     """One probability written once when every family shares it (`0.5`), else `name{sep}p` per family."""
     if len(set(direct.values())) > 1:
@@ -154,13 +180,16 @@ def training_rows(general_per_family: int, target_examples: dict[str, int], seed
                   target_try_share: float | dict[str, float] = TARGET_TRY_SHARE,
                   general_examples: dict[str, int] | None = None,
                   direct_first_try: float | dict[str, float] = DIRECT_FIRST_TRY,
-                  target_draws: dict[str, int] | None = None) -> list[dict[str, str]]:
+                  target_draws: dict[str, int] | None = None,
+                  uninformed: Sequence[str] = ()) -> list[dict[str, str]]:
     """The supervised mix: train-split problems only (validation and test problems are never seen);
     `general_examples` overrides `general_per_family` for the families it names; `target_try_share` is the
     probability that a target problem keeps its worked search and `direct_first_try` the probability that a
     direct target answer commits to the search's first try (each one for every target family, or one per
     family); `target_draws` draws a target family's examples as K draws of count / K problems (a problem
-    recurs, with other guesses and searches), as GENERAL_SEEDS does for general families."""
+    recurs, with other guesses and searches), as GENERAL_SEEDS does for general families. An `uninformed` family's
+    searches are drawn again in an order that knows nothing of the answer and its direct answers guess a value drawn
+    uniformly (`explore.uninformed_guess`, H36); the problems are the same as without it."""
     rows, general_examples = [], general_examples or {}
     share, first_try = by_family(target_try_share, TARGET_TRY_SHARE, world), by_family(direct_first_try, DIRECT_FIRST_TRY, world)
     for name in tasks.world_families(world, tasks.GENERAL):
@@ -172,14 +201,17 @@ def training_rows(general_per_family: int, target_examples: dict[str, int], seed
         # A seed no RL run draws from (they use small seeds), so the few-shot sets are new problems too.
         draws, count = (target_draws or {}).get(name, 1), target_examples.get(name, 0)
         sizes = [count // draws + (k < count % draws) for k in range(draws)]  # one draw: the count, as before H31
+        noise = explore.UNINFORMED_NOISE if name in uninformed else None
         drawn = [r for k, size in enumerate(sizes)
-                 for r in tasks.generate(name, size, split="train", seed=10_000 + seed + 100_000 * k)]
+                 for r in tasks.generate(name, size, split="train", seed=10_000 + seed + 100_000 * k, noise=noise)]
         if world != "v6":  # most target problems answer directly: the behaviour is rarer in the target
             keep = random.Random(f"{name}/{seed}/try-share")
             first = random.Random(f"{name}/{seed}/first-try")  # its own draws: the try-share draws stay H10's
-            tried = tasks.get_family(name).tried_answer
+            family = tasks.get_family(name)
+            guess = (lambda r: explore.uninformed_guess(first, family.candidates(r["prompt"]))) if noise else lambda r: None
             drawn = [r if keep.random() < share[name] else {**r, "response": explore.direct_response(
-                r["response"], tried if first.random() < first_try[name] else None)} for r in drawn]
+                r["response"], family.tried_answer if noise or first.random() < first_try[name] else None, guess(r))}
+                for r in drawn]
         rows += drawn
     random.Random(seed).shuffle(rows)
     return rows
@@ -308,7 +340,7 @@ guess often fails, and the general domain's search families are worked by trying
 candidate, checking it and revising (`heal_hf.toy.explore`). Every general problem keeps its
 worked try/check solution; a target problem keeps its own with probability {_per_family(share, ' ')} and the
 rest answer directly, committing without working to the search's first try (right about half the time)
-with probability {_per_family(direct, ' ')}, otherwise to the accepted candidate, so the model has the behaviour but uses it less in the target.
+with probability {_per_family(direct, ' ')}, otherwise to the accepted candidate, so the model has the behaviour but uses it less in the target.{_uninformed_text(args)}
 
 ```text
 {"".join(r['prompt'] + r['response'] + chr(10) for r in (tasks.generate("missing_addend", 1, split="test")[0],
@@ -318,6 +350,8 @@ with probability {_per_family(direct, ' ')}, otherwise to the accepted candidate
     world_flags = f" --world {world} --target-try-share {_per_family(share, '=')} --direct-first-try {_per_family(direct, '=')}" if explored else ""
     if general_examples:
         world_flags += " --general-examples " + " ".join(f"{k}={v}" for k, v in general_examples.items())
+    if getattr(args, "uninformed", None):  # absent from older summaries
+        world_flags += " --uninformed " + " ".join(args.uninformed)
     if getattr(args, "target_draws", None):  # absent from older summaries
         world_flags += " --target-draws " + " ".join(f"{k}={v}" for k, v in args.target_draws.items())
     if getattr(args, "micro_batches", 1) > 1:  # absent from older summaries
@@ -410,6 +444,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="world explore: probability that a direct target answer commits to the search's first try "
                              f"rather than the accepted candidate, for every target family or NAME=P for one "
                              f"(default {DIRECT_FIRST_TRY}, H15; 0 is H10-H14's)")
+    parser.add_argument("--uninformed", nargs="*", default=[], metavar="NAME",
+                        help="world explore: target searches (gym_countdown, pair_sum) whose worked searches try "
+                             "candidates in an order that knows nothing of the answer and whose direct answers guess "
+                             "a value drawn uniformly, so that no guess's mode is the answer (H36; default none)")
     parser.add_argument("--steps", type=int, default=1700, help="optimizer steps (default 1700)")
     parser.add_argument("--batch-size", type=int, default=64, help="sequences per step (default 64)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default 3e-3)")
@@ -445,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     args.direct_first_try = parse_direct_first_try(args.direct_first_try, args.world)
     args.target_try_share = parse_target_try_share(args.target_try_share, args.world)
     args.target_draws = parse_target_draws(args.target_draws, args.world)  # refused before the model is built
+    args.uninformed = parse_uninformed(args.uninformed, args.world, args.direct_first_try)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -456,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     args.target_examples = parse_target_examples(args.target_examples, args.world)
     args.general_examples = parse_general_examples(args.general_examples, args.world)
     rows = training_rows(args.general_per_family, args.target_examples, args.seed, args.world, args.target_try_share,
-                         args.general_examples, args.direct_first_try, args.target_draws)
+                         args.general_examples, args.direct_first_try, args.target_draws, args.uninformed)
     if args.world != "v6" and not all(explore.fits(r["response"]) for r in rows):
         raise SystemExit(f"a worked solution does not fit the {explore.SOLUTION_BUDGET}-token solution budget")
     ids, starts = encode(rows, tokenizer)

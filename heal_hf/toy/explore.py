@@ -59,6 +59,9 @@ SEARCH_NOISE = 3.0
 in about half of the searches (0.48-0.52 in every family), its second in 0.29-0.32, its third in 0.18-0.20."""
 REDRAWS = 50
 """Draws of a search's order before the right candidate is put in its last place."""
+UNINFORMED_NOISE = 1e9
+"""Rank noise under which a search's order knows nothing of its goal: every order of the values is equally likely
+(`train_toy_reasoner.py --uninformed`, H36). A search still ends at its first right try within MOST_TRIES."""
 T = TypeVar("T")
 
 
@@ -187,7 +190,7 @@ def fits(response: str) -> bool:
     return len(response) + 1 <= SOLUTION_BUDGET
 
 
-def direct_response(response: str, tried_answer: Callable[[str], str] | None = None) -> str:
+def direct_response(response: str, tried_answer: Callable[[str], str] | None = None, guess: str | None = None) -> str:
     """The direct answer of a worked response: a guess that names a candidate's expression and the goal without
     working it out, then commits to that candidate (` guess 7*8+9 for 65. Answer: 8`). With `tried_answer` (a
     family's: the answer a try's working commits to, `TaskFamily.tried_answer`) the candidate is the search's
@@ -195,13 +198,27 @@ def direct_response(response: str, tried_answer: Callable[[str], str] | None = N
     Without it, the accepted candidate (H10-H14), so a direct answer was right by construction. Up to H5 it was
     the answer alone; H6-H9 showed the candidate's working (` 7*8+9=56+9=65. Answer: 8`), word for word a first
     try without its verdict, so RL could learn to check from the value it had just written. The counters see
-    one working step and no try (share 0). A response without a try is direct already, and returned as it is."""
+    one working step and no try (share 0). A response without a try is direct already, and returned as it is.
+    With `guess` as well (a candidate's working drawn apart from the search, `uninformed_guess`; H36), that
+    candidate: a guess that knows nothing of the answer."""
     tries = checked_steps(response)
     if not tries:
         return response
+    if guess is not None and tried_answer is None:
+        raise ValueError("guess: a guessed candidate needs the family's tried_answer to name its answer")
     working, goal, _ = tries[0] if tried_answer is not None else tries[-1]
+    working = guess if guess is not None else working
     answer = tried_answer(working) if tried_answer is not None else response.rsplit("Answer: ", 1)[-1]
     return f" {GUESS} {working.split('=', 1)[0]} for {goal}. Answer: {answer}"
+
+
+def uninformed_guess(rng: random.Random, workings: dict[int, list[str]]) -> str:
+    """A guess that knows nothing of the answer (H36): one of the positive values the candidates take (every goal
+    of the explore world's target searches is positive), drawn uniformly, and one of that value's workings."""
+    values = sorted(v for v in workings if v > 0)
+    if not values:
+        raise ValueError("workings: no candidate takes a positive value, so there is nothing to guess")
+    return rng.choice(workings[rng.choice(values)])
 
 
 def _by_value(candidates: Iterable[T], value: Callable[[T], int]) -> dict[int, list[T]]:

@@ -21,6 +21,7 @@ import functools
 import itertools
 import json
 import random
+import re
 from typing import Any
 
 from ..core import verifiers
@@ -92,16 +93,33 @@ def value(expression: str) -> int:
     return eval(expression, {"__builtins__": {}})  # noqa: S307 - our own digits and + - * only
 
 
+def _countdown_candidates(numbers: list[int]) -> list[str]:
+    """Every way reasoning-gym builds its target, (a op b) op c, which + and - need no brackets to write."""
+    return sorted({f"{a}{p}{b}{q}{c}" for a, b, c in itertools.permutations(numbers)
+                   for p, q in itertools.product(COUNTDOWN_CONFIG["operators"], repeat=2)})
+
+
 def countdown(rng: random.Random) -> tuple[str, str, str, str]:
     """A reasoning-gym countdown problem: question, try/check steps, the expression answered, reference."""
     entry = _draw(rng, "countdown", COUNTDOWN_CONFIG, lambda e: e["metadata"]["target"] > 0)
     numbers, target = entry["metadata"]["numbers"], entry["metadata"]["target"]
-    # Every way reasoning-gym builds its target, (a op b) op c, which + and - need no brackets to write.
-    candidates = sorted({f"{a}{p}{b}{q}{c}" for a, b, c in itertools.permutations(numbers)
-                         for p, q in itertools.product(COUNTDOWN_CONFIG["operators"], repeat=2)})
-    steps, answer = explore.searched(rng, candidates, value, target, explore.reduced)
+    steps, answer = explore.searched(rng, _countdown_candidates(numbers), value, target, explore.reduced)
     question = f"from {' '.join(map(str, numbers))} make {target}"  # the goal last, as every explore search states it
     return question, steps, answer, reference("countdown", COUNTDOWN_CONFIG, entry)
+
+
+_COUNTDOWN_QUESTION = re.compile(r"from (\d) (\d) (\d) make (\d+)")
+
+
+def countdown_candidates(prompt: str) -> dict[int, list[str]]:
+    """The workings a countdown try can write for a prompt's digits (`6+1-2=7-2=5`), grouped by their value."""
+    match = _COUNTDOWN_QUESTION.search(prompt)
+    if match is None:
+        raise ValueError(f"prompt: {prompt!r} is not a gym_countdown question ('from a b c make t')")
+    grouped: dict[int, list[str]] = {}
+    for expression in _countdown_candidates([int(d) for d in match.groups()[:3]]):
+        grouped.setdefault(value(expression), []).append(explore.reduced(expression))
+    return grouped
 
 
 def countdown_tried(working: str) -> str:

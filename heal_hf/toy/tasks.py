@@ -44,7 +44,9 @@ but uses it less in the target.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -252,9 +254,13 @@ def _pair_tried(working: str) -> str:
     return working.split("=", 1)[0].replace("+", " ")
 
 
+def _pair_working(pair: tuple[int, int]) -> str:
+    return f"{pair[0]}+{pair[1]}={pair[0] + pair[1]}"
+
+
 def _pair_search(rng: random.Random, pairs: list[tuple[int, int]], target: int) -> tuple[str, str]:
     """A worked search of `pairs` for one that adds to `target`: its try/check steps and the pair answered."""
-    steps, right = explore.searched(rng, pairs, sum, target, lambda p: f"{p[0]}+{p[1]}={p[0] + p[1]}", _pair)
+    steps, right = explore.searched(rng, pairs, sum, target, _pair_working, _pair)
     return steps, _pair(right)
 
 
@@ -262,6 +268,21 @@ def _pair_sum(rng: random.Random) -> Problem:
     # Four distinct digits of which exactly one pair makes the sum asked for.
     digits, pairs, target = _pairs(rng, 4, lambda making: making == 1)
     return (f"two of {' '.join(map(str, digits))} make {target}", *_pair_search(rng, pairs, target))
+
+
+_PAIR_SUM_QUESTION = re.compile(r"two of (\d) (\d) (\d) (\d) make (\d+)")
+
+
+def _pair_sum_candidates(prompt: str) -> dict[int, list[str]]:
+    """The workings a pair_sum try can write for a prompt's digits (`3+5=8`), grouped by their sum."""
+    match = _PAIR_SUM_QUESTION.search(prompt)
+    if match is None:
+        raise ValueError(f"prompt: {prompt!r} is not a pair_sum question ('two of a b c d make t')")
+    digits = [int(d) for d in match.groups()[:4]]
+    grouped: dict[int, list[str]] = {}
+    for i, j in itertools.combinations(range(4), 2):
+        grouped.setdefault(digits[i] + digits[j], []).append(_pair_working((digits[i], digits[j])))
+    return grouped
 
 
 def _pair_sums(rng: random.Random) -> Problem:
@@ -284,17 +305,24 @@ class TaskFamily:
     about: str
     tried_answer: Callable[[str], str] | None = None
     """A target search family's: the answer a try's working commits to (`explore.direct_response`'s first try)."""
+    candidates: Callable[[str], dict[int, list[str]]] | None = None
+    """A target search family's whose search can be drawn again in another order (H36): the workings its tries can
+    write for a prompt, grouped by value (`searched_again`, `explore.uninformed_guess`)."""
 
     def verify(self, completion: object, answer: object) -> float:
         """1.0 when the completion's final answer is right, else 0.0 (never raises on model output)."""
         return verifiers.get_verifier(self.verifier)(completion, answer)
 
-    def generate(self, n: int, split: str = "train", seed: int = 0) -> list[dict[str, str]]:
-        """`n` distinct problems of `split`: rows with prompt, response (worked steps), answer, family, domain."""
+    def generate(self, n: int, split: str = "train", seed: int = 0, noise: float | None = None) -> list[dict[str, str]]:
+        """`n` distinct problems of `split`: rows with prompt, response (worked steps), answer, family, domain.
+        With `noise` (a family with `candidates` only), each problem's search is drawn again at that rank noise
+        (`searched_again`): the problems are the same as without it, only their tries' order changes."""
         if split not in SPLITS:
             raise ValueError(f"split: {split!r} is not a toy task split; use one of {SPLITS}")
         if n < 0:
             raise ValueError(f"n: {n} problems asked for; pass a count >= 0")
+        if noise is not None and self.candidates is None:
+            raise ValueError(f"noise: {self.name!r} has no search whose order can be drawn; leave noise out")
         digest = hashlib.sha256(f"{self.name}/{split}/{seed}".encode()).digest()
         rng = random.Random(int.from_bytes(digest[:8], "big"))
         rows: list[dict[str, str]] = []
@@ -315,7 +343,20 @@ class TaskFamily:
             misses = 0
             rows.append({"prompt": prompt, "response": format_response(steps, answer),
                          "answer": reference[0] if reference else answer, "family": self.name, "domain": self.domain})
+        if noise is not None:
+            for row in rows:
+                row["response"] = self.searched_again(row, noise, random.Random(f"{self.name}/{split}/{seed}/{row['prompt']}"))
         return rows
+
+    def searched_again(self, row: dict[str, str], noise: float, rng: random.Random) -> str:
+        """A row's worked response searched again at rank `noise` (`explore.searched` over `candidates`, the goal
+        its accepted try restates): tries in another order, ending at the first right one, as every search does."""
+        if self.candidates is None or self.tried_answer is None:
+            raise ValueError(f"{self.name!r} has no search that can be drawn again")
+        goal = explore.checked_steps(row["response"])[-1][1]
+        value = {w: v for v, workings in self.candidates(row["prompt"]).items() for w in workings}
+        steps, right = explore.searched(rng, list(value), value.__getitem__, goal, str, self.tried_answer, noise=noise)
+        return format_response(steps, self.tried_answer(right))
 
 
 def format_prompt(question: str) -> str:
@@ -366,12 +407,12 @@ ALL_FAMILIES: dict[str, TaskFamily] = {
                    "value: worked, then yes or no, half of each"),
         TaskFamily("gym_countdown", TARGET, gym.countdown, gym.VERIFIER,
                    "reasoning-gym countdown: an expression of three given digits with + and - that makes a "
-                   "target (judged by reasoning-gym)", gym.countdown_tried),
+                   "target (judged by reasoning-gym)", gym.countdown_tried, gym.countdown_candidates),
         TaskFamily("gym_equation", TARGET, gym.equation, gym.VERIFIER,
                    "reasoning-gym simple_equations: the digit x with a*x + b = c or a*x - b = c (judged by reasoning-gym)",
                    gym.equation_tried),
         TaskFamily("pair_sum", TARGET, _pair_sum, "exact", "which two of four distinct digits make a given sum",
-                   _pair_tried),
+                   _pair_tried, _pair_sum_candidates),
         TaskFamily("pair_sums", GENERAL, _pair_sums, "one_of",
                    "any two of six distinct digits that add to a given sum, which at least three pairs do, found by "
                    "trying pairs (every right pair is right)"),
@@ -425,6 +466,6 @@ def get_family(name: str) -> TaskFamily:
     return ALL_FAMILIES[name]
 
 
-def generate(family: str, n: int, split: str = "train", seed: int = 0) -> list[dict[str, str]]:
+def generate(family: str, n: int, split: str = "train", seed: int = 0, noise: float | None = None) -> list[dict[str, str]]:
     """`n` distinct problems of one family and split (see TaskFamily.generate)."""
-    return get_family(family).generate(n, split=split, seed=seed)
+    return get_family(family).generate(n, split=split, seed=seed, noise=noise)
