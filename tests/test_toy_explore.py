@@ -386,3 +386,76 @@ def test_target_draws_repeat_a_small_familys_problems_with_other_searches():
     assert len(three) == 10
     first = tasks.generate("gym_countdown", 4, split="train", seed=10_000)  # draw 0 is the one-draw mix's first rows
     assert {r["prompt"] for r in first} <= {r["prompt"] for r in three}
+
+
+@pytest.mark.parametrize("name", ("gym_countdown", "pair_sum"))
+def test_a_search_drawn_again_uninformed_keeps_its_problems_and_forgets_the_answer(name):
+    # H36: the same problems, searched again in an order that knows nothing of the goal; still right and within budget.
+    family = tasks.get_family(name)
+    informed = family.generate(400, split="train", seed=5)
+    again = family.generate(400, split="train", seed=5, noise=explore.UNINFORMED_NOISE)
+    assert [r["prompt"] for r in again] == [r["prompt"] for r in informed]
+    assert [r["answer"] for r in again] == [r["answer"] for r in informed]
+    assert again == family.generate(400, split="train", seed=5, noise=explore.UNINFORMED_NOISE)  # seeded
+    for row in again:
+        tries = explore.checked_steps(row["response"])
+        assert [accepted for _, _, accepted in tries] == [False] * (len(tries) - 1) + [True]
+        assert len(tries) <= explore.MOST_TRIES and explore.fits(row["response"])
+        assert family.verify(row["response"], row["answer"]) == 1.0
+    first_right = lambda rows: sum(explore.checked_steps(r["response"])[0][2] for r in rows) / len(rows)  # noqa: E731
+    assert first_right(informed) > 0.42 and first_right(again) < 0.38  # near misses first (about half), against any order
+    with pytest.raises(ValueError, match="noise"):
+        tasks.generate("gym_equation", 3, noise=explore.UNINFORMED_NOISE)  # no candidates to draw again from
+
+
+def test_candidates_are_read_from_the_question_and_an_uninformed_guess_has_no_mode():
+    workings = gym.countdown_candidates("Q: from 2 6 1 make 5\nA:")
+    assert "6+1-2=7-2=5" in workings[5] and "6-2+1=4+1=5" in workings[5]
+    assert set(workings) == {9, 7, 5, 3, -3, -5, -7} and all(gym.value(w.split("=")[0]) == v for v, ws in workings.items() for w in ws)
+    pairs = tasks.get_family("pair_sum").candidates("Q: two of 5 4 7 1 make 8\nA:")
+    assert pairs[8] == ["7+1=8"] and sorted(pairs) == [5, 6, 8, 9, 11, 12]
+    for bad, family in (("Q: solve 3*x + 2 = 11\nA:", "gym_countdown"), ("Q: from 2 6 1 make 5\nA:", "pair_sum")):
+        with pytest.raises(ValueError, match="prompt"):
+            tasks.get_family(family).candidates(bad)
+    rng = random.Random(0)
+    drawn = [explore.uninformed_guess(rng, workings) for _ in range(3000)]
+    values = [gym.value(w.split("=")[0]) for w in drawn]
+    assert set(values) == {9, 7, 5, 3}  # positive values only, every one of them
+    assert all(abs(values.count(v) / len(values) - 0.25) < 0.03 for v in (9, 7, 5, 3))  # uniform: the answer is no mode
+    with pytest.raises(ValueError, match="positive"):
+        explore.uninformed_guess(rng, {-3: ["1-4=-3"]})
+
+
+def test_a_direct_answer_can_name_a_guess_drawn_apart_from_the_search():
+    response = " 6+1-2=7-2=5 vs 5 yes. Answer: 6+1-2"
+    guessed = explore.direct_response(response, gym.countdown_tried, "2+6+1=8+1=9")
+    assert guessed == " guess 2+6+1 for 5. Answer: 2+6+1" and explore.try_check(guessed).tries == 0
+    with pytest.raises(ValueError, match="tried_answer"):
+        explore.direct_response(response, None, "2+6+1=8+1=9")
+
+
+def test_uninformed_families_change_only_their_own_rows():
+    script = _training_script()
+    first_try = script.parse_direct_first_try(["1.0", "gym_equation=0.75"])
+    assert script.parse_uninformed(["pair_sum", "gym_countdown", "pair_sum"], "explore", first_try) == ["pair_sum", "gym_countdown"]
+    for bad, match in ((["gym_equation"], "not a target search"), (["addition"], "not a target search"),
+                       (["gym_countdown"], "direct-first-try")):
+        with pytest.raises(SystemExit, match=match):
+            script.parse_uninformed(bad, "explore", script.parse_direct_first_try(["gym_countdown=0.5"]) if match ==
+                                    "direct-first-try" else first_try)
+    targets = {"gym_countdown": 300, "gym_equation": 30, "pair_sum": 300}
+    informed = script.training_rows(5, targets, 2, "explore", 0.1, None, first_try)
+    uninformed = script.training_rows(5, targets, 2, "explore", 0.1, None, first_try, None, ["gym_countdown", "pair_sum"])
+    assert script.training_rows(5, targets, 2, "explore", 0.1, None, first_try, None, []) == informed  # as before H36
+    assert len(uninformed) == len(informed)
+    assert [r for r in uninformed if r["family"] not in targets or r["family"] == "gym_equation"] == \
+        [r for r in informed if r["family"] not in targets or r["family"] == "gym_equation"]
+    for name in ("gym_countdown", "pair_sum"):
+        family = tasks.get_family(name)
+        rows = [r for r in uninformed if r["family"] == name]
+        assert sorted(r["prompt"] for r in rows) == sorted(r["prompt"] for r in informed if r["family"] == name)
+        direct = [r for r in rows if explore.try_check(r["response"]).tries == 0]
+        right = sum(family.verify(r["response"], r["answer"]) for r in direct) / len(direct)
+        informed_right = sum(family.verify(r["response"], r["answer"]) for r in informed
+                             if r["family"] == name and explore.try_check(r["response"]).tries == 0) / len(direct)
+        assert right < 0.36 < informed_right  # a uniform guess (countdown about 0.3, pair_sum 0.17) against a first try
