@@ -208,10 +208,14 @@ def training_rows(general_per_family: int, target_examples: dict[str, int], seed
             keep = random.Random(f"{name}/{seed}/try-share")
             first = random.Random(f"{name}/{seed}/first-try")  # its own draws: the try-share draws stay H10's
             family = tasks.get_family(name)
-            guess = (lambda r: explore.uninformed_guess(first, family.candidates(r["prompt"]))) if noise else lambda r: None
-            drawn = [r if keep.random() < share[name] else {**r, "response": explore.direct_response(
-                r["response"], family.tried_answer if noise or first.random() < first_try[name] else None, guess(r))}
-                for r in drawn]
+
+            def direct(row: dict[str, str]) -> str:
+                if noise:  # a uniform guess (H36), drawn from the first-try stream the informed families use
+                    guess = explore.uninformed_guess(first, family.candidates(row["prompt"]))
+                    return explore.direct_response(row["response"], family.tried_answer, guess)
+                return explore.direct_response(row["response"], family.tried_answer if first.random() < first_try[name] else None)
+
+            drawn = [r if keep.random() < share[name] else {**r, "response": direct(r)} for r in drawn]
         rows += drawn
     random.Random(seed).shuffle(rows)
     return rows

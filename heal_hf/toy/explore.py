@@ -221,6 +221,12 @@ def uninformed_guess(rng: random.Random, workings: dict[int, list[str]]) -> str:
     return rng.choice(workings[rng.choice(values)])
 
 
+def workings_by_value(candidates: Iterable[T], value: Callable[[T], int], working: Callable[[T], str]) -> dict[int, list[str]]:
+    """The workings a search's tries can write (`working(candidate)`), grouped by the candidates' values in their
+    order: what `TaskFamily.candidates` reads from a question."""
+    return {v: [working(c) for c in group] for v, group in _by_value(candidates, value).items()}
+
+
 def _by_value(candidates: Iterable[T], value: Callable[[T], int]) -> dict[int, list[T]]:
     """`candidates` grouped by their value, in their order (what every draw of a search's order reads)."""
     by_value: dict[int, list[T]] = {}

@@ -116,10 +116,7 @@ def countdown_candidates(prompt: str) -> dict[int, list[str]]:
     match = _COUNTDOWN_QUESTION.search(prompt)
     if match is None:
         raise ValueError(f"prompt: {prompt!r} is not a gym_countdown question ('from a b c make t')")
-    grouped: dict[int, list[str]] = {}
-    for expression in _countdown_candidates([int(d) for d in match.groups()[:3]]):
-        grouped.setdefault(value(expression), []).append(explore.reduced(expression))
-    return grouped
+    return explore.workings_by_value(_countdown_candidates([int(d) for d in match.groups()[:3]]), value, explore.reduced)
 
 
 def countdown_tried(working: str) -> str:

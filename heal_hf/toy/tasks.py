@@ -278,11 +278,8 @@ def _pair_sum_candidates(prompt: str) -> dict[int, list[str]]:
     match = _PAIR_SUM_QUESTION.search(prompt)
     if match is None:
         raise ValueError(f"prompt: {prompt!r} is not a pair_sum question ('two of a b c d make t')")
-    digits = [int(d) for d in match.groups()[:4]]
-    grouped: dict[int, list[str]] = {}
-    for i, j in itertools.combinations(range(4), 2):
-        grouped.setdefault(digits[i] + digits[j], []).append(_pair_working((digits[i], digits[j])))
-    return grouped
+    pairs = list(itertools.combinations([int(d) for d in match.groups()[:4]], 2))
+    return explore.workings_by_value(pairs, sum, _pair_working)
 
 
 def _pair_sums(rng: random.Random) -> Problem:
