@@ -233,7 +233,9 @@ def _plot_behaviour(ax: Any, runs: Sequence[dict[str, Any]], arm: str) -> None:
         return
     line, = ax.plot(steps, mean, label=arm, linewidth=2.2 if arm == "heal-32" else 1.2, linestyle=_STYLES.get(arm, "-"))
     if len(runs) > 1:
-        ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.12, linewidth=0)
+        # a share lies in [0, 1]: the band stops there rather than suggest a negative share
+        ax.fill_between(steps, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), color=line.get_color(), alpha=0.12,
+                        linewidth=0)
     steps, mean, _ = _curve_band(runs, "train_behaviour_curve/general", smooth=True)
     if steps:
         ax.plot(steps, mean, color=line.get_color(), linewidth=0.7, alpha=0.7)
@@ -272,7 +274,7 @@ def plot_replication(results: dict[str, Any], path: Path) -> Path:
                    ylabel="accuracy")
         row[1].legend(fontsize=7)
         if behaviour:
-            row[2].set(title=f"{family}: try/check share of training rollouts (thin: general)", xlabel="RL step", ylabel="share")
+            row[2].set(title=f"{family}: try/check share, training (thin: general)", xlabel="RL step", ylabel="share")
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, dpi=90, format=path.suffix.lstrip(".") or "png")
