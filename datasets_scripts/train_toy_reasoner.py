@@ -202,8 +202,12 @@ def training_rows(general_per_family: int, target_examples: dict[str, int], seed
         draws, count = (target_draws or {}).get(name, 1), target_examples.get(name, 0)
         sizes = [count // draws + (k < count % draws) for k in range(draws)]  # one draw: the count, as before H31
         noise = explore.UNINFORMED_NOISE if name in uninformed else None
-        drawn = [r for k, size in enumerate(sizes)
-                 for r in tasks.generate(name, size, split="train", seed=10_000 + seed + 100_000 * k, noise=noise)]
+        try:
+            drawn = [r for k, size in enumerate(sizes)
+                     for r in tasks.generate(name, size, split="train", seed=10_000 + seed + 100_000 * k, noise=noise)]
+        except ValueError as error:  # one draw asks for more distinct problems than the family's split holds
+            raise SystemExit(f"--target-examples {name}={count}: {error}. Draw them as more, smaller draws "
+                             f"(--target-draws {name}=K: K draws of {count} / K distinct problems each)") from None
         if world != "v6":  # most target problems answer directly: the behaviour is rarer in the target
             keep = random.Random(f"{name}/{seed}/try-share")
             first = random.Random(f"{name}/{seed}/first-try")  # its own draws: the try-share draws stay H10's

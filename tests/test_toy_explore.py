@@ -459,3 +459,12 @@ def test_uninformed_families_change_only_their_own_rows():
         informed_right = sum(family.verify(r["response"], r["answer"]) for r in informed
                              if r["family"] == name and explore.try_check(r["response"]).tries == 0) / len(direct)
         assert right < 0.36 < informed_right  # a uniform guess (countdown about 0.3, pair_sum 0.17) against a first try
+
+
+@pytest.mark.slow  # about 20 s: the refusal comes after 20,000 draws that find no new problem
+def test_a_target_draw_larger_than_its_split_is_refused_with_the_fix():
+    # gym_countdown's train split holds 1,487 distinct problems (H40's first command asked for 1,600 in one draw).
+    script = _training_script()
+    with pytest.raises(SystemExit, match=r"--target-examples gym_countdown=1600: .*fewer than 1600 distinct problems "
+                                         r".*--target-draws gym_countdown=K"):
+        script.training_rows(0, {"gym_countdown": 1600, "gym_equation": 0, "pair_sum": 0}, 0, "explore", 1.0)
