@@ -205,7 +205,7 @@ def training_rows(general_per_family: int, target_examples: dict[str, int], seed
         try:
             drawn = [r for k, size in enumerate(sizes)
                      for r in tasks.generate(name, size, split="train", seed=10_000 + seed + 100_000 * k, noise=noise)]
-        except ValueError as error:  # one draw asks for more distinct problems than the family's split holds
+        except tasks.SplitTooSmall as error:  # one draw asks for more distinct problems than the family's split holds
             raise SystemExit(f"--target-examples {name}={count}: {error}. Draw them as more, smaller draws "
                              f"(--target-draws {name}=K: K draws of {count} / K distinct problems each)") from None
         if world != "v6":  # most target problems answer directly: the behaviour is rarer in the target

@@ -291,6 +291,10 @@ def _pair_sums(rng: random.Random) -> Problem:
     return f"any two of {' '.join(map(str, digits))} that add to {target}", steps, answer, right
 
 
+class SplitTooSmall(ValueError):
+    """A family's split holds fewer distinct problems than were asked for (`TaskFamily.generate`)."""
+
+
 @dataclass(frozen=True)
 class TaskFamily:
     """One task family: its domain, a seeded problem maker and the verifier of its answers."""
@@ -331,7 +335,7 @@ class TaskFamily:
             if prompt in seen or problem_split(prompt) != split:
                 misses += 1
                 if misses > 20_000:
-                    raise ValueError(
+                    raise SplitTooSmall(
                         f"n: the {split} split of {self.name!r} has fewer than {n} distinct problems "
                         f"(found {len(rows)}); ask for fewer"
                     )
